@@ -1,0 +1,13 @@
+"""The built-in plugin of `mergekit_plugins`, registered through the same entry-point group as any third-party one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mergekit_plugins.hookspecs import hookimpl
+
+
+@hookimpl
+def mergekit_plugins_merge_methods() -> dict[str, Any]:
+    """The mergekit merge methods (mergekit.merge_methods.base.MergeMethod objects) that ship with this project."""
+    return {}
