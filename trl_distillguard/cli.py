@@ -1,32 +1,60 @@
-"""Command line of `trl_distillguard`."""
+"""Command line of `trl_distillguard`: `distillguard SUBCOMMAND ...`.
+
+Each subcommand lives in its own module and parses its own arguments (TRL-style `TrlParser` with a YAML
+`--config`), so this file only dispatches.
+
+Example:
+    $ distillguard calibrate --config examples/configs/tiny.yaml
+"""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
 
 from trl_distillguard import __version__
 
+# subcommand -> ("module:function taking argv and returning an exit code", one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "plugins": ("trl_distillguard.cli:list_plugins", "list the registered reward functions and their origin"),
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="distillguard", description="Distillability calibration for TRL.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("plugins", help="list the registered plugins and where they come from")
-    return parser
+USAGE = "usage: distillguard [--help] [--version] COMMAND [ARGS]"
+
+
+def list_plugins(argv: list[str]) -> int:
+    """Print every registered reward function with the distribution it came from."""
+    from trl_distillguard.plugins import registry
+
+    for name, item in sorted(registry().items()):
+        print(f"{name}\t{item.distribution}\t{item.plugin}")
+    return 0
+
+
+def print_help() -> None:
+    print(f"{USAGE}\n\nDistillability calibration for TRL.\n\ncommands:")
+    for name, (_, help_text) in sorted(SUBCOMMANDS.items()):
+        print(f"  {name:<12} {help_text}")
+    print("\noptions:\n  -h, --help   show this help and exit\n  --version    show the version and exit")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "plugins":
-        from trl_distillguard.plugins import plugin_registry
-
-        for name, item in sorted(plugin_registry.registry().items()):
-            print(f"{name}\t{item.distribution}\t{item.plugin}")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        print_help()
         return 0
-    parser.print_help()
-    return 0
+    if argv[0] == "--version":
+        print(f"distillguard {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in SUBCOMMANDS:
+        print(
+            f"{USAGE}\ndistillguard: error: unknown command {command!r} (choose from {', '.join(sorted(SUBCOMMANDS))})",
+            file=sys.stderr,
+        )
+        return 2
+    module, function = SUBCOMMANDS[command][0].split(":")
+    return int(getattr(importlib.import_module(module), function)(rest) or 0)
 
 
 if __name__ == "__main__":
