@@ -1,4 +1,10 @@
-"""The built-in plugin of `trl_distillguard`, registered through the same entry-point group as any third-party one."""
+"""The built-in plugin of `trl_distillguard`, registered through the same entry-point group as any third-party one.
+
+Example:
+    >>> from trl_distillguard.plugins import registry
+    >>> registry()["math_answer"].builtin
+    True
+"""
 
 from __future__ import annotations
 
@@ -9,5 +15,7 @@ from trl_distillguard.hookspecs import hookimpl
 
 @hookimpl
 def trl_distillguard_rewards() -> dict[str, Any]:
-    """The reward functions (TRL reward callables, or verifiers) that ship with this project."""
-    return {}
+    """The task verifiers (TRL reward callables) that ship with this project; see `trl_distillguard.verifiers`."""
+    from trl_distillguard.verifiers import VERIFIERS
+
+    return dict(VERIFIERS)
