@@ -1,0 +1,177 @@
+"""Pure-torch cores of TSV-M, Iso-C and Iso-CTS (no mergekit import): one home per formula.
+
+Every function takes the task deltas Δ_t = w_t·(θ_t − θ₀) of one 2-D weight and returns `merged`; the caller
+forms θ = θ₀ + α·merged. Arithmetic follows the official TSV-M and Iso repositories (DESIGN.md §1).
+
+**Low-rank rule.** An SVD's null-space singular vectors are arbitrary. Keeping them would give Iso-C's mean
+singular value to hundreds of arbitrary directions and make TSV-M orthogonalise real directions against
+arbitrary ones. So only singular triplets whose value exceeds ``rank_rtol × scale`` take part, where `scale` is
+the largest singular value of the matrix being decomposed (Δ_t for TSV-M, M = ΣΔ_t for Iso-C and the common
+space of Iso-CTS) and ‖Δ_t‖_F for the Iso-CTS residuals R_t (which may be pure round-off). Full-rank inputs keep
+every triplet and give exactly the published algorithms; with the rule, the merge is orthogonally equivariant
+(merging Q·Δ_t·R gives Q·merged·R) for rank-deficient inputs too. Means of singular values are taken over the
+kept triplets.
+
+Example:
+    >>> import torch
+    >>> deltas = [torch.randn(6, 4, dtype=torch.float64) for _ in range(2)]
+    >>> tsv_merge(deltas).shape, tsv_k(4, 2), iso_cts_split(768, 8, 0.8)
+    (torch.Size([6, 4]), 2, (616, 19))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+#: Default relative tolerance of the low-rank rule (a triplet counts if σ > rank_rtol · scale).
+DEFAULT_RANK_RTOL = 1e-5
+
+
+def tsv_k(r: int, num_tasks: int) -> int:
+    """TSV-M's triplets per task, k = ⌊r / T⌋ (0 when r < T).
+
+    Example:
+        >>> tsv_k(768, 8), tsv_k(3, 8)
+        (96, 0)
+    """
+    return r // num_tasks
+
+
+def iso_cts_split(r: int, num_tasks: int, common_space_fraction: float = 0.8) -> tuple[int, int]:
+    """Iso-CTS's (k_c, s): common-space size and task-specific triplets per task, with k_c + T·s = r.
+
+    k_c = ⌊r f⌋; k_c = r − round((r − k_c)/T)·T (Python's half-to-even round, as the official code);
+    s = (r − k_c)/T. If rounding would make k_c negative (tiny r, small f), s = ⌊r/T⌋ instead.
+
+    Example:
+        >>> iso_cts_split(768, 8), iso_cts_split(50, 8)
+        ((616, 19), (42, 1))
+    """
+    k_c = int(r * common_space_fraction)
+    k_c = r - round((r - k_c) / num_tasks) * num_tasks
+    if k_c < 0:
+        k_c = r - (r // num_tasks) * num_tasks
+    return k_c, (r - k_c) // num_tasks
+
+
+def numerical_rank(s: torch.Tensor, scale: torch.Tensor | float, rank_rtol: float) -> int:
+    """How many of the descending singular values `s` exceed ``rank_rtol · scale``.
+
+    Example:
+        >>> numerical_rank(torch.tensor([2.0, 1.0, 1e-9]), 2.0, 1e-5)
+        2
+    """
+    return int((s > rank_rtol * float(scale)).sum())
+
+
+def polar(x: torch.Tensor) -> torch.Tensor:
+    """The orthogonal polar factor P·Q of ``svd(x) = P Σ Q`` (the nearest matrix with orthonormal rows/cols).
+
+    Example:
+        >>> q = polar(torch.randn(5, 3, dtype=torch.float64))
+        >>> torch.allclose(q.T @ q, torch.eye(3, dtype=torch.float64))
+        True
+    """
+    p, _, q = torch.linalg.svd(x, full_matrices=False)
+    return p @ q
+
+
+def compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """fp64 stays fp64 (tests); everything else is computed in fp32."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+def _stack(deltas: Sequence[torch.Tensor]) -> torch.Tensor:
+    if not deltas:
+        raise ValueError("at least one task delta is required")
+    dtype = compute_dtype(deltas[0])
+    return torch.stack([d.to(dtype) for d in deltas])
+
+
+def mean_delta(deltas: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The rule for every non-matrix tensor: the mean of the task deltas.
+
+    Example:
+        >>> mean_delta([torch.ones(2), 3 * torch.ones(2)])
+        tensor([2., 2.])
+    """
+    return _stack(deltas).mean(0)
+
+
+def tsv_merge(deltas: Sequence[torch.Tensor], rank_rtol: float = DEFAULT_RANK_RTOL) -> torch.Tensor:
+    """TSV-M: each task's top-k triplets (k = ⌊r/T⌋), merged = polar(U_cat)·diag(s_cat)·polar(V_cat).
+
+    Zero-padded columns of the official U_cat multiply zero singular values, so only the kept columns are
+    formed (identical result when they have full column rank). k = 0 (r < T) gives a zero matrix.
+
+    Example:
+        >>> tsv_merge([torch.eye(3), torch.eye(3)]).shape
+        torch.Size([3, 3])
+    """
+    d = _stack(deltas)
+    num_tasks, m, n = d.shape
+    k = tsv_k(min(m, n), num_tasks)
+    us, ss, vs = [], [], []
+    if k > 0:
+        u, s, vh = torch.linalg.svd(d, full_matrices=False)  # batched over tasks
+        for t in range(num_tasks):
+            keep = min(k, numerical_rank(s[t], s[t, 0], rank_rtol))
+            us.append(u[t, :, :keep])
+            ss.append(s[t, :keep])
+            vs.append(vh[t, :keep])
+    if not ss or sum(x.numel() for x in ss) == 0:
+        return d.new_zeros(m, n)
+    u_cat, s_cat, v_cat = torch.cat(us, 1), torch.cat(ss), torch.cat(vs, 0)
+    return (polar(u_cat) * s_cat) @ polar(v_cat)
+
+
+def iso_c_merge(deltas: Sequence[torch.Tensor], rank_rtol: float = DEFAULT_RANK_RTOL) -> torch.Tensor:
+    """Iso-C: M = ΣΔ_t = U S Vᵀ; merged = mean(S)·U Vᵀ over the numerical rank of M.
+
+    Example:
+        >>> torch.linalg.svdvals(iso_c_merge([torch.diag(torch.tensor([3.0, 1.0]))]))
+        tensor([2., 2.])
+    """
+    m_sum = _stack(deltas).sum(0)
+    u, s, vh = torch.linalg.svd(m_sum, full_matrices=False)
+    rho = numerical_rank(s, s[0], rank_rtol) if s.numel() else 0
+    if rho == 0:
+        return torch.zeros_like(m_sum)
+    return s[:rho].mean() * (u[:, :rho] @ vh[:rho])
+
+
+def iso_cts_merge(
+    deltas: Sequence[torch.Tensor],
+    common_space_fraction: float = 0.8,
+    rank_rtol: float = DEFAULT_RANK_RTOL,
+) -> torch.Tensor:
+    """Iso-CTS: top-k_c of svd(ΣΔ_t) as the common space, each task's top-s triplets of its residual
+    R_t = Δ_t − U_c U_cᵀ Δ_t, task blocks first and common block last; merged =
+    mean(S_cat)·polar(U_cat)·polar(V_cat).
+
+    Example:
+        >>> iso_cts_merge([torch.randn(5, 4), torch.randn(5, 4)]).shape
+        torch.Size([5, 4])
+    """
+    d = _stack(deltas)
+    num_tasks, m, n = d.shape
+    k_c, s_task = iso_cts_split(min(m, n), num_tasks, common_space_fraction)
+    u, s, vh = torch.linalg.svd(d.sum(0), full_matrices=False)
+    k_c = min(k_c, numerical_rank(s, s[0], rank_rtol))
+    u_c, s_c, v_c = u[:, :k_c], s[:k_c], vh[:k_c]
+    us, ss, vs = [], [], []
+    if s_task > 0:
+        residual = d - u_c @ (u_c.T @ d)
+        ru, rs, rvh = torch.linalg.svd(residual, full_matrices=False)
+        for t in range(num_tasks):
+            scale = torch.linalg.matrix_norm(d[t])
+            keep = min(s_task, numerical_rank(rs[t], scale, rank_rtol))
+            us.append(ru[t, :, :keep])
+            ss.append(rs[t, :keep])
+            vs.append(rvh[t, :keep])
+    u_cat, s_cat, v_cat = torch.cat([*us, u_c], 1), torch.cat([*ss, s_c]), torch.cat([*vs, v_c], 0)
+    if s_cat.numel() == 0:
+        return d.new_zeros(m, n)
+    return s_cat.mean() * (polar(u_cat) @ polar(v_cat))
