@@ -1,0 +1,219 @@
+"""`with_orthoreg(TrainerClass)`: add λ·OrthoReg to whatever loss a HF / TRL trainer computes.
+
+The term is added in `compute_loss` (never through `outputs.loss`, which GRPO does not read), scaled for
+gradient accumulation the way the trainer scales its own loss, and logged as ``orthoreg`` (unweighted).
+
+- PEFT model: λ and the norm come from each trainable adapter's `OrthoLoraConfig` (exact factor form).
+- Any other model (full fine-tuning): pass ``orthoreg_weight``; W⁰ of the regularised 2-D weights is snapshotted
+  once when the trainer is built. The snapshot costs one extra copy of those weights (≈ the whole model for the
+  default targets); ``orthoreg_snapshot_device="cpu"`` keeps it in host memory (copied to the device each step).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from peft_orthoreg.lora import iter_lora_factors, orthoreg_loss
+from peft_orthoreg.orthoreg import check_estimator, check_norm, check_weight, dense_orthoreg_loss
+
+_CACHE: dict[type, type] = {}
+
+
+def _is_peft(model: nn.Module) -> bool:
+    return isinstance(getattr(model, "peft_config", None), dict) and any(True for _ in iter_lora_factors(model))
+
+
+def _matches(name: str, targets: str | list[str] | None) -> bool:
+    # PEFT's semantics for target_modules: a str is a full regex match, a list matches exactly or as a suffix.
+    if targets is None:
+        return True
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def select_full_ft_weights(model: nn.Module, targets: str | list[str] | None = None) -> list[tuple[str, nn.Parameter]]:
+    """The trainable 2-D weights OrthoReg regularises in full fine-tuning, as (parameter name, parameter).
+
+    Default (``targets=None``): the weight of every `nn.Linear` (and transformers `Conv1D`), as the paper.
+    With ``targets``: the 2-D ``weight`` of every module whose name matches (str: regex; list: exact/suffix).
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+        >>> [n for n, _ in select_full_ft_weights(net)]
+        ['0.weight', '2.weight']
+    """
+    try:
+        from transformers.pytorch_utils import Conv1D
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        Conv1D = nn.Linear
+    chosen, seen = [], set()
+    for name, module in model.named_modules():
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, nn.Parameter) or not weight.requires_grad or weight.dim() != 2:
+            continue
+        if targets is None and not isinstance(module, (nn.Linear, Conv1D)):
+            continue
+        if not _matches(name, targets) or id(weight) in seen:
+            continue
+        seen.add(id(weight))  # tied weights count once
+        chosen.append((f"{name}.weight" if name else "weight", weight))
+    if not chosen:
+        raise ValueError(f"orthoreg_target_modules={targets!r} matches no trainable 2-D weight of the model")
+    return chosen
+
+
+class _OrthoRegMixin:
+    """The part of `with_orthoreg` that is mixed in front of the trainer class."""
+
+    def __init__(
+        self,
+        *args: Any,
+        orthoreg_weight: float | None = None,
+        orthoreg_norm: str | None = None,
+        orthoreg_target_modules: str | list[str] | None = None,
+        orthoreg_estimator: str = "exact",
+        orthoreg_probes: int = 1,
+        orthoreg_snapshot_device: str | torch.device | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # Validate before the (slow) trainer init so that bad input fails at once.
+        if orthoreg_weight is not None:
+            orthoreg_weight = check_weight(orthoreg_weight)
+        if orthoreg_norm is not None:
+            check_norm(orthoreg_norm)
+        check_estimator(orthoreg_estimator, orthoreg_probes)
+        super().__init__(*args, **kwargs)
+        self._orthoreg_norm = orthoreg_norm
+        self._orthoreg_estimator = orthoreg_estimator
+        self._orthoreg_probes = orthoreg_probes
+        self._orthoreg_logged: list[float] = []
+        self._orthoreg_adapters: dict[str, float] = {}
+        self._orthoreg_full: list[tuple[str, nn.Parameter, torch.Tensor]] = []
+        self._orthoreg_full_weight = 0.0
+        model = self.accelerator.unwrap_model(self.model) if hasattr(self, "accelerator") else self.model
+        if _is_peft(model):
+            if orthoreg_target_modules is not None or orthoreg_estimator != "exact":
+                raise ValueError(
+                    "orthoreg_target_modules/orthoreg_estimator apply to full fine-tuning only; a PEFT model uses "
+                    "the exact factor form on its LoRA layers"
+                )
+            for adapter in sorted({a for _, a, _ in iter_lora_factors(model)}):
+                cfg_weight = getattr(model.peft_config.get(adapter), "orthoreg_weight", 0.0)
+                self._orthoreg_adapters[adapter] = orthoreg_weight if orthoreg_weight is not None else cfg_weight
+            with torch.no_grad():  # fail now (DoRA, conv LoRA, ...) rather than at the first step
+                for adapter in self._orthoreg_adapters:
+                    orthoreg_loss(model, adapter, norm=orthoreg_norm)
+        elif orthoreg_weight:
+            self._orthoreg_full_weight = orthoreg_weight
+            device = torch.device(orthoreg_snapshot_device) if orthoreg_snapshot_device is not None else None
+            self._orthoreg_full = [
+                (name, p, p.detach().clone().to(device if device is not None else p.device))
+                for name, p in select_full_ft_weights(model, orthoreg_target_modules)
+            ]
+        elif orthoreg_weight is None:
+            warnings.warn(
+                "with_orthoreg: the model is not a PEFT model and orthoreg_weight was not given: OrthoReg is off",
+                stacklevel=2,
+            )
+
+    # -- the term ---------------------------------------------------------------------------------------------
+    def orthoreg_term(self) -> tuple[torch.Tensor | None, float | None]:
+        """(λ-weighted term to add to the loss or None, unweighted value to log or None) for the current weights."""
+        if self._orthoreg_full:
+            deltas = [p - w0.to(device=p.device, dtype=p.dtype) for _, p, w0 in self._orthoreg_full]
+            seed = None
+            if self._orthoreg_estimator == "hutchinson":  # new probes every step, the same on every rank
+                seed = (int(self.args.seed) * 1_000_003 + int(self.state.global_step)) % (2**63)
+            value = dense_orthoreg_loss(
+                deltas,
+                squared=check_norm(self._orthoreg_norm or "fro"),
+                estimator=self._orthoreg_estimator,
+                probes=self._orthoreg_probes,
+                seed=seed,
+            )
+            return self._orthoreg_full_weight * value, value.item()
+        if not self._orthoreg_adapters:
+            return None, None
+        model = self.accelerator.unwrap_model(self.model)
+        weighted, total = None, 0.0
+        for adapter, weight in self._orthoreg_adapters.items():
+            if weight > 0:
+                value = orthoreg_loss(model, adapter, norm=self._orthoreg_norm)
+                weighted = weight * value if weighted is None else weighted + weight * value
+            else:  # λ = 0: still log the value (cheap in factor space), without a graph
+                with torch.no_grad():
+                    value = orthoreg_loss(model, adapter, norm=self._orthoreg_norm)
+            total += value.item()
+        return weighted, total
+
+    def _orthoreg_ga_divisor(self, num_items_in_batch: Any) -> int:
+        # Mirror Trainer.training_step: if it will not divide the loss by the accumulation steps (the loss is
+        # "already scaled for GA", e.g. GRPO or a num_items_in_batch-normalised LM loss), divide our term here,
+        # so that one optimizer step always receives exactly λ·∇OrthoReg.
+        scaled = getattr(self, "loss_is_scaled_for_ga", None)
+        if scaled is None:
+            scaled = (
+                getattr(self, "model_accepts_loss_kwargs", False) and num_items_in_batch is not None
+            ) or getattr(self, "compute_loss_func", None) is not None
+        steps = getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
+        return int(steps) if scaled else 1
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
+        out = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        if not self.model.training:
+            return out  # evaluation losses stay comparable with the plain trainer's
+        weighted, value = self.orthoreg_term()
+        if value is not None:
+            self._orthoreg_record(value)
+        if weighted is None:
+            return out
+        term = weighted / self._orthoreg_ga_divisor(num_items_in_batch)
+        if return_outputs:
+            loss, outputs = out
+            return loss + term.to(loss.device), outputs
+        return out + term.to(out.device)
+
+    # -- logging ----------------------------------------------------------------------------------------------
+    def _orthoreg_record(self, value: float) -> None:
+        metrics = getattr(self, "_metrics", None)  # TRL trainers average and log these themselves
+        if isinstance(metrics, dict) and "train" in metrics:
+            metrics["train"]["orthoreg"].append(value)
+        else:
+            self._orthoreg_logged.append(value)
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:  # noqa: D102
+        if self._orthoreg_logged and self.model.training:
+            logs["orthoreg"] = sum(self._orthoreg_logged) / len(self._orthoreg_logged)
+            self._orthoreg_logged.clear()
+        super().log(logs, *args, **kwargs)
+
+
+def with_orthoreg(trainer_cls: type) -> type:
+    """A subclass of `trainer_cls` (Trainer, SFTTrainer, GRPOTrainer, DistillGuardTrainer, ...) adding OrthoReg.
+
+    Extra keyword arguments of the returned class: ``orthoreg_weight`` (λ; required for full fine-tuning,
+    overrides the adapters' configs for PEFT), ``orthoreg_norm``, ``orthoreg_target_modules`` (full FT: str regex
+    or list of names/suffixes), ``orthoreg_estimator`` (``"exact"``/``"hutchinson"``), ``orthoreg_probes``,
+    ``orthoreg_snapshot_device`` (e.g. ``"cpu"`` to keep W⁰ off the accelerator).
+
+    Example:
+        >>> from transformers import Trainer
+        >>> OrthoRegTrainer = with_orthoreg(Trainer)
+        >>> OrthoRegTrainer.__name__, issubclass(OrthoRegTrainer, Trainer), with_orthoreg(Trainer) is OrthoRegTrainer
+        ('OrthoRegTrainer', True, True)
+    """
+    if issubclass(trainer_cls, _OrthoRegMixin):
+        return trainer_cls
+    if trainer_cls not in _CACHE:
+        _CACHE[trainer_cls] = type(
+            f"OrthoReg{trainer_cls.__name__}",
+            (_OrthoRegMixin, trainer_cls),
+            {"__module__": __name__, "__doc__": f"{trainer_cls.__name__} with OrthoReg added to its loss."},
+        )
+    return _CACHE[trainer_cls]
