@@ -78,7 +78,9 @@ def test_grouped_log_ratio_reference():
 
 
 def test_log_ratio_per_byte_and_exposure_gap():
-    out = traps.log_ratio_per_byte(torch.tensor([-3.0, -1.0]), torch.tensor([-1.0, -1.0]), torch.tensor([4, 2]))
+    out = traps.log_ratio_per_byte(
+        torch.tensor([-3.0, -1.0]), torch.tensor([-1.0, -1.0]), torch.tensor([4, 2])
+    )
     assert out.tolist() == [-0.5, 0.0]
     with pytest.raises(ValueError, match="byte"):
         traps.log_ratio_per_byte(torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([0]))

@@ -148,7 +148,7 @@ def exposure_gap(loss_on_teacher_samples: Tensor, loss_on_student_samples: Tenso
     """
     off = float(loss_on_teacher_samples.double().mean())
     on = float(loss_on_student_samples.double().mean())
-    return {"off_policy": off, "on_policy": on, "gap": on - off, "ratio": on / off if off != 0 else math.inf}
+    return {"off_policy": off, "on_policy": on, "gap": on - off, "ratio": on / off if off != 0 else math.nan}
 
 
 def ngrams(tokens: Sequence, n: int) -> list[tuple]:
@@ -195,8 +195,8 @@ def overconfidence(mean_max_probs: Sequence[float], correct: Sequence[bool]) -> 
     """
     if len(mean_max_probs) != len(correct):
         raise ValueError(f"{len(mean_max_probs)} confidences but {len(correct)} correctness labels")
-    wrong = [c for c, ok in zip(mean_max_probs, correct) if not ok]
-    right = [c for c, ok in zip(mean_max_probs, correct) if ok]
+    wrong = [c for c, ok in zip(mean_max_probs, correct, strict=True) if not ok]
+    right = [c for c, ok in zip(mean_max_probs, correct, strict=True) if ok]
     nan = float("nan")
     return {
         "wrong": sum(wrong) / len(wrong) if wrong else nan,

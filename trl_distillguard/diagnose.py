@@ -1,0 +1,414 @@
+"""`distillguard diagnose`: the distillation traps of one (teacher, student) pair, as `diagnose.json` + `diagnose.png`.
+
+Both models sample completions for the prompts (temperature `temperature`, default 1 so that sample means are
+unbiased KL estimates); each model then scores every text with its **own** tokenizer (prompt tokens + completion
+tokens + EOS when the sampler stopped with EOS). Completion tokens carry UTF-8 byte offsets from TRL GOLD's
+`encode_with_byte_offsets`, and the two tokenizations are aligned with GOLD's `ULDLoss._align_by_byte_offsets`
+(spans where both tokenizers end a token on the same byte). The formulas live in `trl_distillguard.traps`:
+
+- tail noise (teacher samples): mean over positions of m_k = Σ_{v∉top-k} p(v) and of the tail entropy;
+- teacher–student gap (student samples): per aligned span r_g = log q(span) − log p(span); `kl_per_token`
+  = Σ r_g / #student tokens (a sample estimate of the per-token reverse KL(q ‖ p)); `log_ratio_per_byte` = mean of
+  (log q(y) − log p(y)) / bytes(y); with one shared vocabulary also the exact per-position KL(q ‖ p);
+- off-policy instability: the same per-byte loss ℓ(y) = Σ_g |r_g| / bytes(y) on the teacher's samples (what
+  off-policy distillation trains on) and on the student's own samples; gap = on − off (with a shared vocabulary,
+  also the exact per-position KL(p ‖ q), the student's KD loss, on both);
+- symptoms (both models' samples): repeated word n-gram rate, degenerate-token rate, overconfidence (mean max
+  probability on wrong answers, with a verifier), self-correction markers followed by a changed answer.
+
+Example:
+    $ distillguard diagnose --config examples/configs/diagnose_tiny.yaml
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trl_distillguard import traps
+from trl_distillguard.evaluate import (
+    InputError,
+    atomic_output_dir,
+    generate,
+    json_safe,
+    load_causal_lm,
+    load_rows,
+    prompts_of,
+    render_prompt,
+    resolve_verifier,
+    run_cli,
+)
+
+
+@dataclass
+class DiagnoseConfig:
+    """What to diagnose and how (every field documented in `metadata`)."""
+
+    teacher_model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Local path of the teacher."}
+    )
+    student_model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Local path of the student."}
+    )
+    dataset_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Prompt set: a local .jsonl/.json/.parquet file or a directory of them."},
+    )
+    prompt_column: str = field(default="prompt", metadata={"help": "Column holding the prompts."})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Where diagnose.json and diagnose.png go."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace an existing non-empty output_dir."}
+    )
+    max_prompts: int = field(default=64, metadata={"help": "Use at most this many prompts (the first ones)."})
+    num_samples: int = field(default=1, metadata={"help": "Samples per prompt from each model."})
+    temperature: float = field(
+        default=1.0, metadata={"help": "Sampling temperature of both models (1 = unbiased KL estimates)."}
+    )
+    max_new_tokens: int = field(default=64, metadata={"help": "Maximum new tokens per sample."})
+    batch_size: int = field(default=16, metadata={"help": "Sequences per generation / scoring batch."})
+    seed: int = field(default=0, metadata={"help": "Sampling seed."})
+    top_k: int = field(
+        default=10, metadata={"help": "Tail noise: the teacher's mass outside its top-k tokens."}
+    )
+    ngram_n: int = field(default=3, metadata={"help": "Repeated n-gram rate: n (whitespace words)."})
+    degenerate_min_run: int = field(
+        default=4,
+        metadata={"help": "Degenerate-token rate: a run of this many identical tokens is degenerate."},
+    )
+    verifier: str | None = field(
+        default=None,
+        metadata={"help": "Optional task verifier (registered name) for overconfidence on wrong answers."},
+    )
+    markers: list[str] = field(
+        default_factory=lambda: list(traps.DEFAULT_MARKERS),
+        metadata={"help": "Self-correction marker phrases (case-insensitive, word-bounded)."},
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("max_prompts", "num_samples", "max_new_tokens", "batch_size", "top_k", "ngram_n"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not math.isfinite(self.temperature) or self.temperature <= 0:
+            raise ValueError(f"temperature: must be > 0 (samples estimate the KL), got {self.temperature}")
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+@dataclass
+class Scored:
+    """One text scored by one model: completion token ids, byte offsets, per-token log-prob / max-prob, and the
+    full log-distributions when asked for (shared-vocabulary KL)."""
+
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    logps: torch.Tensor
+    max_prob: torch.Tensor
+    tail_mass: torch.Tensor
+    tail_entropy: torch.Tensor
+    full_logp: torch.Tensor | None
+    n_bytes: int
+
+
+def _encode_completion(tokenizer, text: str, add_eos: bool) -> tuple[list[int], list[tuple[int, int]]]:
+    from trl.experimental.utils import encode_with_byte_offsets
+
+    try:
+        [(ids, offsets)] = encode_with_byte_offsets(
+            tokenizer.backend_tokenizer, [text], add_special_tokens=False
+        )
+    except (NotImplementedError, AttributeError):
+        raise InputError(
+            f"diagnose aligns texts by byte offsets, which needs ByteLevel-BPE tokenizers; {tokenizer.name_or_path!r} "
+            "is not one"
+        ) from None
+    if add_eos:  # EOS covers no bytes: GOLD's convention (len, len)
+        n = len(text.encode("utf-8"))
+        ids, offsets = [*ids, tokenizer.eos_token_id], [*offsets, (n, n)]
+    return list(ids), [tuple(o) for o in offsets]
+
+
+@torch.no_grad()
+def score_texts(
+    model, tokenizer, prompts, completions, eos_flags, *, top_k: int, keep_full: bool, batch_size: int
+):
+    """Score each (prompt, completion) with `model`'s own tokenizer; returns one `Scored` per text."""
+    items = []
+    for prompt, text, eos in zip(prompts, completions, eos_flags, strict=True):
+        p_ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=True)["input_ids"]
+        c_ids, offsets = _encode_completion(tokenizer, text, eos)
+        items.append((p_ids, c_ids, offsets, len(text.encode("utf-8"))))
+    out: list[Scored] = []
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(items), batch_size):
+        batch = items[start : start + batch_size]
+        seqs = [p + c for p, c, _, _ in batch]
+        width = max(len(s) for s in seqs)
+        input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        for i, s in enumerate(seqs):  # right padding: positions stay 0..len-1 for every row
+            input_ids[i, : len(s)], mask[i, : len(s)] = torch.tensor(s), 1
+        logits = (
+            model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device))
+            .logits.float()
+            .cpu()
+        )
+        for i, (p_ids, c_ids, offsets, n_bytes) in enumerate(batch):
+            if not c_ids:
+                out.append(Scored([], [], *(torch.zeros(0),) * 4, None, n_bytes))
+                continue
+            # logits at t predict token t+1: completion token j sits at len(p)+j, predicted from len(p)+j-1
+            rows = logits[i, len(p_ids) - 1 : len(p_ids) - 1 + len(c_ids)]
+            logp = torch.log_softmax(rows, -1)
+            tail = traps.tail_stats(rows, top_k)
+            out.append(
+                Scored(
+                    ids=c_ids,
+                    offsets=offsets,
+                    logps=logp.gather(-1, torch.tensor(c_ids)[:, None])[:, 0],
+                    max_prob=logp.max(-1).values.exp(),
+                    tail_mass=tail["tail_mass"],
+                    tail_entropy=tail["tail_entropy"],
+                    full_logp=logp if keep_full else None,
+                    n_bytes=n_bytes,
+                )
+            )
+    return out
+
+
+def _aligned_ratios(student: Scored, teacher: Scored) -> torch.Tensor:
+    from trl.experimental.gold.gold_trainer import ULDLoss
+
+    if not student.ids or not teacher.ids:
+        return torch.zeros(0, dtype=torch.float64)
+    s_groups, t_groups = ULDLoss._align_by_byte_offsets(student.offsets, teacher.offsets)
+    return traps.grouped_log_ratio(student.logps, teacher.logps, s_groups, t_groups)
+
+
+def _mean(values: list[float]) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _symptoms(texts, ids, max_probs, correct, cfg: DiagnoseConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "repeated_ngram_rate": _mean([traps.repeated_ngram_rate(t.split(), cfg.ngram_n) for t in texts]),
+        "degenerate_token_rate": _mean([traps.degenerate_token_rate(i, cfg.degenerate_min_run) for i in ids]),
+        "self_correction": traps.self_correction(texts, cfg.markers),
+    }
+    if correct is not None:
+        out["overconfidence"] = traps.overconfidence(
+            [float(m.mean()) if m.numel() else 0.0 for m in max_probs], correct
+        )
+        out["accuracy"] = _mean([float(c) for c in correct])
+    return out
+
+
+def diagnose(cfg: DiagnoseConfig) -> dict[str, Any]:
+    """Compute every trap metric for the pair and write `diagnose.json` and `diagnose.png` into `output_dir`."""
+    for name in (
+        "teacher_model_name_or_path",
+        "student_model_name_or_path",
+        "dataset_name_or_path",
+        "output_dir",
+    ):
+        if not getattr(cfg, name):
+            raise InputError(f"{name}: required")
+    rows = load_rows(cfg.dataset_name_or_path, "dataset_name_or_path")[: cfg.max_prompts]
+    prompts = prompts_of(rows, cfg.prompt_column, "dataset")
+    verifier = resolve_verifier(cfg.verifier) if cfg.verifier else None
+    teacher, t_tok = load_causal_lm(cfg.teacher_model_name_or_path, "teacher_model_name_or_path")
+    student, s_tok = load_causal_lm(cfg.student_model_name_or_path, "student_model_name_or_path")
+    shared_vocab = t_tok.get_vocab() == s_tok.get_vocab()
+    for tok in (t_tok, s_tok):
+        _encode_completion(tok, "ok", False)  # fails early (one line) for a non-ByteLevel tokenizer
+
+    samples, texts, flags, scored = {}, {}, {}, {}
+    gen_kwargs = dict(
+        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, num_return_sequences=cfg.num_samples,
+        batch_size=cfg.batch_size, seed=cfg.seed,
+    )  # fmt: skip
+    rep_prompts = [p for p in prompts for _ in range(cfg.num_samples)]
+    rep_rows = [r for r in rows for _ in range(cfg.num_samples)]
+    for who, (model, tok) in {"teacher": (teacher, t_tok), "student": (student, s_tok)}.items():
+        gens = [
+            g for group in generate(model, tok, prompts, desc=f"{who} samples", **gen_kwargs) for g in group
+        ]
+        samples[who] = gens
+        texts[who] = [g.text for g in gens]
+        flags[who] = [g.ended_with_eos for g in gens]
+    for scorer, (model, tok) in {"teacher": (teacher, t_tok), "student": (student, s_tok)}.items():
+        for sampler in ("teacher", "student"):
+            scored[scorer, sampler] = score_texts(
+                model, tok, rep_prompts, texts[sampler], flags[sampler], top_k=cfg.top_k, keep_full=shared_vocab,
+                batch_size=cfg.batch_size,
+            )  # fmt: skip
+
+    # Tail noise: the teacher's own distribution on its own samples.
+    t_on_t = scored["teacher", "teacher"]
+    tail_mass = torch.cat([s.tail_mass for s in t_on_t])
+    tail_entropy = torch.cat([s.tail_entropy for s in t_on_t])
+    profile_len = max((len(s.ids) for s in t_on_t), default=0)
+    tail_profile = [
+        _mean([float(s.tail_mass[i]) for s in t_on_t if len(s.ids) > i]) for i in range(profile_len)
+    ]  # fmt: skip
+
+    # Teacher–student gap on the student's samples, byte-aligned.
+    per_sampler: dict[str, dict[str, Any]] = {}
+    for sampler in ("teacher", "student"):
+        ratios = [
+            _aligned_ratios(s, t)
+            for s, t in zip(scored["student", sampler], scored["teacher", sampler], strict=True)
+        ]
+        n_bytes = [max(1, s.n_bytes) for s in scored["student", sampler]]
+        entry = {
+            "ratios": ratios,
+            "abs_loss_per_byte": [float(r.abs().sum()) / b for r, b in zip(ratios, n_bytes, strict=True)],
+            "log_ratio_per_byte": traps.log_ratio_per_byte(
+                torch.tensor([float(r.sum()) for r in ratios]),
+                torch.zeros(len(ratios)),
+                torch.tensor(n_bytes),
+            ).tolist(),
+            "n_student_tokens": sum(len(s.ids) for s in scored["student", sampler]),
+        }
+        if shared_vocab:
+            pairs = [
+                (s.full_logp, t.full_logp)
+                for s, t in zip(scored["student", sampler], scored["teacher", sampler], strict=True)
+            ]
+            pairs = [(s, t) for s, t in pairs if s is not None and s.numel() and s.shape == t.shape]
+            entry["reverse_kl_tokens"] = (
+                torch.cat([traps.token_kl(s, t) for s, t in pairs]) if pairs else None
+            )
+            entry["forward_kl_tokens"] = (
+                torch.cat([traps.token_kl(t, s) for s, t in pairs]) if pairs else None
+            )
+        per_sampler[sampler] = entry
+    own = per_sampler["student"]
+    all_ratios = torch.cat(own["ratios"]) if own["ratios"] else torch.zeros(0)
+    gap = {
+        "kl_per_token": float(all_ratios.sum()) / max(1, own["n_student_tokens"]),
+        "log_ratio_per_byte": _mean(own["log_ratio_per_byte"]),
+        "n_aligned_spans": int(all_ratios.numel()),
+    }
+    exposure = traps.exposure_gap(
+        torch.tensor(per_sampler["teacher"]["abs_loss_per_byte"]), torch.tensor(own["abs_loss_per_byte"])
+    )
+    exposure["loss"] = "sum over aligned spans of |log q - log p| per byte"
+    if shared_vocab and own.get("reverse_kl_tokens") is not None:
+        gap["exact_reverse_kl_per_token"] = float(own["reverse_kl_tokens"].mean())
+        fkl_t, fkl_s = per_sampler["teacher"]["forward_kl_tokens"], own["forward_kl_tokens"]
+        if fkl_t is not None:
+            exposure["exact_forward_kl"] = traps.exposure_gap(fkl_t, fkl_s)
+
+    symptoms = {}
+    for who in ("teacher", "student"):
+        correct = None
+        if verifier is not None:
+            cols = {k: [r.get(k) for r in rep_rows] for k in rep_rows[0] if k != cfg.prompt_column}
+            scores = verifier(prompts=rep_prompts, completions=texts[who], **cols)
+            correct = [s is not None and float(s) >= 0.5 for s in scores]
+        symptoms[who] = _symptoms(
+            texts[who],
+            [g.token_ids for g in samples[who]],
+            [s.max_prob for s in scored[who, who]],
+            correct,
+            cfg,
+        )
+
+    result = {
+        "config": asdict(cfg),
+        "shared_vocabulary": shared_vocab,
+        "n_prompts": len(prompts),
+        "n_samples_per_model": len(rep_prompts),
+        "tail_noise": {
+            "top_k": cfg.top_k,
+            "mean_tail_mass": float(tail_mass.mean()) if tail_mass.numel() else float("nan"),
+            "mean_tail_entropy": float(tail_entropy.mean()) if tail_entropy.numel() else float("nan"),
+            "tail_mass_by_position": tail_profile,
+        },
+        "teacher_student_gap": gap,
+        "off_policy": exposure,
+        "symptoms": symptoms,
+        "formulas": _FORMULAS,
+        "examples": {who: texts[who][:3] for who in texts},
+    }
+    with atomic_output_dir(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as out:
+        (out / "diagnose.json").write_text(json.dumps(json_safe(result), indent=2, allow_nan=False))
+        _plot(result, all_ratios, tail_mass, per_sampler, out / "diagnose.png")
+    return result
+
+
+_FORMULAS = {
+    "tail_mass": "m_k = sum_{v not in top-k(p)} p(v), per teacher position on teacher samples",
+    "tail_entropy": "H(p restricted to the tail, renormalised by m_k)",
+    "aligned_log_ratio": "r_g = sum_{i in g} log q(s_i) - sum_{j in g} log p(t_j), g = byte-aligned span (TRL GOLD)",
+    "kl_per_token": "sum_g r_g / #student tokens, on student samples (estimates reverse KL(q || p) per token)",
+    "log_ratio_per_byte": "mean over student samples of (log q(y) - log p(y)) / bytes(y)",
+    "off_policy_gap": "mean_{y~q} l(y) - mean_{y~p} l(y), l(y) = sum_g |r_g| / bytes(y)",
+    "repeated_ngram_rate": "(N - U) / N over the word n-grams of a sample",
+    "degenerate_token_rate": "fraction of tokens in runs of >= min_run identical tokens",
+    "overconfidence": "mean over wrong answers of the mean per-token max_v q(v | prefix)",
+    "self_correction": "fraction of samples with a marker and a changed last number after it",
+}
+
+
+def _plot(result, ratios, tail_mass, per_sampler, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    ax = axes[0]
+    ax.hist(tail_mass.numpy(), bins=30, color="tab:orange")
+    ax.set(
+        title=f"tail noise: teacher mass outside top-{result['tail_noise']['top_k']}",
+        xlabel="tail mass",
+        ylabel="positions",
+    )
+    ax = axes[1]
+    ax.hist(ratios.numpy(), bins=40, color="tab:blue")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set(title="gap: log q - log p per aligned span\n(student samples)", xlabel="nats", ylabel="spans")
+    ax = axes[2]
+    off = result["off_policy"]
+    ax.bar(["teacher samples\n(off-policy)", "student samples\n(on-policy)"], [off["off_policy"], off["on_policy"]],
+           color=["tab:gray", "tab:red"])  # fmt: skip
+    ax.set(title=f"exposure gap = {off['gap']:.3f}", ylabel="sum |log-ratio| per byte")
+    ax = axes[3]
+    names = ["repeated_ngram_rate", "degenerate_token_rate"]
+    sym = result["symptoms"]
+    x = range(len(names))
+    ax.bar([i - 0.2 for i in x], [sym["teacher"][n] for n in names], 0.4, label="teacher")
+    ax.bar([i + 0.2 for i in x], [sym["student"][n] for n in names], 0.4, label="student")
+    ax.set_xticks(list(x), ["repeated n-grams", "degenerate tokens"])
+    ax.set(title="symptoms (rates)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str]) -> int:
+    """`distillguard diagnose --config diagnose.yaml [--field value ...]`."""
+    from trl import TrlParser
+
+    def body() -> int:
+        try:
+            (cfg,) = TrlParser((DiagnoseConfig,), prog="distillguard diagnose").parse_args_and_config(argv)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+        result = diagnose(cfg)
+        brief = {k: result[k] for k in ("tail_noise", "teacher_student_gap", "off_policy")}
+        brief["tail_noise"] = {k: v for k, v in brief["tail_noise"].items() if k != "tail_mass_by_position"}
+        print(json.dumps(json_safe(brief), indent=2))
+        print(f"wrote {Path(cfg.output_dir) / 'diagnose.json'} and diagnose.png")
+        return 0
+
+    return run_cli(body, "diagnose")
