@@ -1,4 +1,10 @@
-"""Command line of `mergekit_plugins`."""
+"""Command line of `mergekit_plugins`: `yaml`, `list`, `search-alpha`, `plugins`.
+
+Example:
+    $ mergekit-plugins yaml merge.yaml ./merged --cuda
+    $ mergekit-plugins list
+    $ mergekit-plugins search-alpha merge.yaml --eval my_pkg.evals:score --output-json alpha.json
+"""
 
 from __future__ import annotations
 
@@ -14,11 +20,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser(
+        "yaml",
+        help="CONFIG OUT [mergekit-yaml options]: load the plugins, then run mergekit-yaml",
+        add_help=False,
+    )
+    sub.add_parser("list", help="every merge method mergekit can run, with its distribution and parameters")
     sub.add_parser("plugins", help="list the registered plugins and where they come from")
+    from mergekit_plugins.search import add_search_parser
+
+    add_search_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "yaml":  # everything after `yaml` belongs to mergekit-yaml
+        from mergekit_plugins.yaml_command import run_yaml
+
+        return run_yaml(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "plugins":
@@ -27,6 +47,15 @@ def main(argv: list[str] | None = None) -> int:
         for name, item in sorted(plugin_registry.registry().items()):
             print(f"{name}\t{item.distribution}\t{item.plugin}")
         return 0
+    if args.command == "list":
+        from mergekit_plugins.listing import format_methods
+
+        print(format_methods())
+        return 0
+    if args.command == "search-alpha":
+        from mergekit_plugins.search import run_search_from_args
+
+        return run_search_from_args(args)
     parser.print_help()
     return 0
 

@@ -1,0 +1,348 @@
+"""`mergekit-plugins search-alpha`: choose α on validation without re-merging.
+
+Every supported method is θ(α) = θ₀ + α·merged (our `alpha`; `lambda` of mergekit's task-arithmetic family),
+so mergekit runs **once** at α = 1 (in float32), merged = θ(1) − θ₀ is kept in memory, and each α of the grid
+only rewrites the weights of one loaded model before calling the evaluation function. Optionally the merge at
+the best α is then written by mergekit itself, exactly as `mergekit-yaml` would.
+
+Example:
+    >>> from mergekit_plugins.search_config import SearchAlphaConfig
+    >>> result = search_alpha(SearchAlphaConfig("merge.yaml", "my_pkg.evals:score"))  # doctest: +SKIP
+    >>> result["best"]["alpha"]  # doctest: +SKIP
+    1.3
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from mergekit_plugins.search_config import (
+    DEFAULT_GRID_ALPHA,
+    DEFAULT_GRID_LAMBDA,
+    SearchAlphaConfig,
+    parse_grid,
+)
+from mergekit_plugins.yaml_command import OUR_METHODS, ConfigError, check_config, one_line, replace_dir
+
+
+class SearchError(ValueError):
+    """Bad input to search-alpha; the message is one line naming the offending option, file or tensor."""
+
+
+def scale_parameter(method_name: str) -> str:
+    """`alpha` for our methods, `lambda` for mergekit's task-arithmetic family; others are refused."""
+    if method_name in OUR_METHODS:
+        return "alpha"
+    from mergekit.merge_methods import registry as mk_registry
+    from mergekit.merge_methods.generalized_task_arithmetic import GeneralizedTaskArithmeticMerge
+
+    try:
+        method = mk_registry.get(method_name)
+    except RuntimeError:
+        raise SearchError(f"merge_method {method_name!r} is not a registered merge method") from None
+    if isinstance(method, GeneralizedTaskArithmeticMerge):
+        return "lambda"
+    raise SearchError(
+        f"merge_method {method_name!r} is not of the form θ₀ + α·merged; search-alpha supports "
+        f"{', '.join(OUR_METHODS)} and mergekit's task-arithmetic family (task_arithmetic, ties, …)"
+    )
+
+
+def load_callable(spec: str) -> Callable[..., Any]:
+    """Import `package.module:function`; a one-line error naming `--eval` otherwise."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise SearchError(f"--eval {spec!r}: expected `package.module:function`")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:  # noqa: BLE001 - any import failure is the user's input
+        raise SearchError(f"--eval {spec!r} cannot be imported: {one_line(exc)}") from None
+    if not callable(obj):
+        raise SearchError(f"--eval {spec!r} is a {type(obj).__name__}, not a callable")
+    return obj
+
+
+def check_scores(scores: Any, spec: str, alpha: float) -> dict[str, float]:
+    """The evaluation must return {task: finite number}."""
+    if not isinstance(scores, Mapping) or not scores:
+        raise SearchError(
+            f"--eval {spec!r} returned {type(scores).__name__} at α={alpha}; expected {{task: score}}"
+        )
+    out = {}
+    for task, value in scores.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+            raise SearchError(
+                f"--eval {spec!r}: score of task {task!r} at α={alpha} is {value!r}, not a finite number"
+            )
+        out[str(task)] = float(value)
+    return out
+
+
+def _with_scale(config: dict[str, Any], param: str, value: float, unit: bool = False) -> dict[str, Any]:
+    cfg = copy.deepcopy(config)
+    cfg.setdefault("parameters", {})
+    cfg["parameters"] = dict(cfg["parameters"] or {})
+    cfg["parameters"][param] = value
+    if unit:  # the in-memory sweep needs merged = θ(1) − θ₀ without rounding to a low-precision dtype
+        cfg["dtype"] = "float32"
+        cfg["out_dtype"] = "float32"
+    return cfg
+
+
+def _run_mergekit(config: dict[str, Any], out: str, cfg: SearchAlphaConfig) -> None:
+    import yaml
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import run_merge
+    from mergekit.options import MergeOptions
+
+    options = MergeOptions(device=cfg.device, trust_remote_code=cfg.trust_remote_code, quiet=True)
+    run_merge(
+        MergeConfiguration.model_validate(config), out, options=options, config_source=yaml.safe_dump(config)
+    )
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            config = yaml.safe_load(fh)
+        check_config(config, where=path)
+    except ConfigError as exc:
+        raise SearchError(str(exc)) from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise SearchError(f"{path}: {one_line(exc)}") from None
+    return config
+
+
+def _unit_delta(unit_dir: str, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """θ₀ and merged = θ(1) − θ₀ (float32) for every tensor of mergekit's output."""
+    import torch
+    from mergekit.config import MergeConfiguration
+    from mergekit.io.lazy_tensor_loader import LazyTensorLoader
+    from mergekit.io.tasks import LoaderCache
+
+    base_ref = MergeConfiguration.model_validate(config).base_model
+    base_loader = LoaderCache().get(base_ref)
+    unit = LazyTensorLoader.from_disk(unit_dir, lazy_unpickle=False)
+    theta0, delta = {}, {}
+    for name in unit.index.tensor_paths:
+        merged = unit.get_tensor(name)
+        if not merged.is_floating_point():
+            continue
+        base = base_loader.get_tensor(name, raise_on_missing=False)
+        if base is None:
+            raise SearchError(
+                f"tensor {name} of the merge is not in base model {base_ref}; search-alpha needs it"
+            )
+        theta0[name] = base.to(torch.float32)
+        delta[name] = merged.to(torch.float32) - theta0[name]
+    return theta0, delta
+
+
+def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
+    """Sweep α in memory; writes cfg.output_json and the PNG curve; returns the JSON content."""
+    from mergekit_plugins.offline import set_offline_env
+
+    set_offline_env()
+    from mergekit_plugins.plugins import load_plugins
+
+    load_plugins()
+    config = _read_config(cfg.config)
+    method = config.get("merge_method")
+    param = scale_parameter(method)
+    try:
+        default = DEFAULT_GRID_ALPHA if param == "alpha" else DEFAULT_GRID_LAMBDA
+        grid = parse_grid(default if cfg.grid is None else cfg.grid)
+    except ValueError as exc:
+        raise SearchError(f"--grid: {exc}") from None
+    if param == "alpha" and min(grid) <= 0:
+        raise SearchError(f"--grid: {method} needs alpha > 0, got {min(grid)}")
+    evaluate = load_callable(cfg.eval)
+    single = _read_single(cfg.single_task_scores)
+
+    import torch
+    import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="search-alpha-") as tmp:
+        unit_dir = os.path.join(tmp, "unit")
+        _run_mergekit(_with_scale(config, param, 1.0, unit=True), unit_dir, cfg)
+        theta0, delta = _unit_delta(unit_dir, config)
+        eval_dtype = getattr(torch, config.get("out_dtype") or config.get("dtype") or "float32")
+        model = AutoModelForCausalLM.from_pretrained(
+            unit_dir, dtype=eval_dtype, trust_remote_code=cfg.trust_remote_code
+        ).to(cfg.device)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(unit_dir, trust_remote_code=cfg.trust_remote_code)
+        except Exception:  # noqa: BLE001 - a merge without tokenizer files still gets evaluated
+            tokenizer = None
+    unit_s = time.perf_counter() - t0
+    params = model.state_dict()
+    names = [n for n in delta if n in params]
+    if not names:
+        raise SearchError("no tensor of mergekit's output matches the model's parameters")
+
+    results = []
+    t1 = time.perf_counter()
+    for alpha in tqdm.tqdm(grid, desc=f"search {param}", disable=not cfg.progress):
+        with torch.no_grad():
+            for n in names:
+                params[n].copy_(theta0[n] + alpha * delta[n])
+            model.eval()
+            scores = check_scores(evaluate(model, tokenizer), cfg.eval, alpha)
+        results.append(_summarise(alpha, scores, single))
+    eval_s = time.perf_counter() - t1
+    del model, params, theta0, delta
+
+    best = max(results, key=lambda r: r["mean"])
+    report = {
+        "config": str(cfg.config),
+        "merge_method": method,
+        "parameter": param,
+        "grid": grid,
+        "eval": cfg.eval,
+        "single_task_scores": single,
+        "criterion": "mean normalised score" if single else "mean score",
+        "results": results,
+        "best": {
+            param: best["alpha"],
+            "alpha": best["alpha"],
+            "mean": best["mean"],
+            "scores": best["scores"],
+        },
+        "seconds": {"unit_merge_and_load": round(unit_s, 3), "sweep": round(eval_s, 3)},
+    }
+    _write_json(Path(cfg.output_json), report)
+    _plot(report, Path(cfg.output_png or Path(cfg.output_json).with_suffix(".png")))
+    if cfg.save_best:
+        out = Path(cfg.save_best)
+        staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+        staging.mkdir(parents=True)
+        try:
+            _run_mergekit(_with_scale(config, param, best["alpha"]), str(staging / out.name), cfg)
+            replace_dir(staging / out.name, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        report["saved"] = str(out)
+    return report
+
+
+def _read_single(path: str | None) -> dict[str, float] | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SearchError(f"--single-task-scores {path}: {one_line(exc)}") from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in data.values()
+    ):
+        raise SearchError(f"--single-task-scores {path}: expected {{task: positive number}}")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def _summarise(alpha: float, scores: dict[str, float], single: dict[str, float] | None) -> dict[str, Any]:
+    if single is None:
+        return {
+            "alpha": alpha,
+            "scores": scores,
+            "normalized": None,
+            "mean": sum(scores.values()) / len(scores),
+        }
+    missing = sorted(set(scores) - set(single))
+    if missing:
+        raise SearchError(f"--single-task-scores has no score for task(s) {', '.join(missing)}")
+    normalized = {t: s / single[t] for t, s in scores.items()}
+    return {
+        "alpha": alpha,
+        "scores": scores,
+        "normalized": normalized,
+        "mean": sum(normalized.values()) / len(normalized),
+    }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [r["alpha"] for r in report["results"]]
+    key = "normalized" if report["single_task_scores"] else "scores"
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for task in report["results"][0][key]:
+        ax.plot(xs, [r[key][task] for r in report["results"]], alpha=0.6, label=task)
+    ax.plot(xs, [r["mean"] for r in report["results"]], "k-", lw=2, label=report["criterion"])
+    ax.axvline(
+        report["best"]["alpha"],
+        color="r",
+        ls="--",
+        label=f"best {report['parameter']} = {report['best']['alpha']:g}",
+    )
+    ax.set_xlabel(report["parameter"])
+    ax.set_ylabel("normalised score" if report["single_task_scores"] else "score")
+    ax.set_title(f"{report['merge_method']}: {Path(report['config']).name}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def add_search_parser(sub: Any) -> None:
+    """The `search-alpha` sub-command, one option per `SearchAlphaConfig` field."""
+    p = sub.add_parser("search-alpha", help="choose α on validation with one merge and an in-memory sweep")
+    helps = {f.name: f.metadata["help"] for f in fields(SearchAlphaConfig)}
+    p.add_argument("config", help=helps["config"])
+    p.add_argument("--eval", required=True, help=helps["eval"])
+    for name in ("grid", "single_task_scores", "output_png", "save_best"):
+        p.add_argument(f"--{name.replace('_', '-')}", default=None, help=helps[name])
+    p.add_argument("--output-json", default="search_alpha.json", help=helps["output_json"])
+    p.add_argument("--device", default="cpu", help=helps["device"])
+    p.add_argument("--trust-remote-code", action="store_true", help=helps["trust_remote_code"])
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+
+
+def run_search_from_args(args: argparse.Namespace) -> int:
+    """CLI entry: one-line errors, exit code 1 on bad input."""
+    cfg = SearchAlphaConfig(**{f.name: getattr(args, f.name) for f in fields(SearchAlphaConfig)})
+    try:
+        report = search_alpha(cfg)
+    except SearchError as exc:
+        print(f"mergekit-plugins search-alpha: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - mergekit / model errors: one actionable line
+        print(f"mergekit-plugins search-alpha: error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    best = report["best"]
+    print(
+        f"best {report['parameter']} = {best['alpha']:g} ({report['criterion']} {best['mean']:.4f}); "
+        f"results in {cfg.output_json}"
+    )
+    return 0

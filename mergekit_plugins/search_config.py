@@ -1,0 +1,88 @@
+"""Configuration of `mergekit-plugins search-alpha` (a TRL-style dataclass: every field has its help).
+
+Example:
+    >>> cfg = SearchAlphaConfig(config="merge.yaml", eval="my_pkg.evals:score", grid="0.5:1.5:0.5")
+    >>> parse_grid(cfg.grid)
+    [0.5, 1.0, 1.5]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+#: Default grids: the papers' α ∈ {0.1 … 3.0} for TSV-M / Iso, OrthoReg's linspace(0, 1, 21) for task arithmetic.
+DEFAULT_GRID_ALPHA = "0.1:3.0:0.1"
+DEFAULT_GRID_LAMBDA = "0.0:1.0:0.05"
+
+
+@dataclass
+class SearchAlphaConfig:
+    """What `search_alpha` needs: a mergekit YAML, an α grid and an evaluation callable."""
+
+    config: str = field(
+        metadata={
+            "help": "Path of an ordinary mergekit YAML (tsv, iso_c, iso_cts or a task-arithmetic method)."
+        }
+    )
+    eval: str = field(
+        metadata={
+            "help": "Evaluation callable `package.module:function`, called as f(model, tokenizer) -> {task: score}."
+        }
+    )
+    grid: str | None = field(
+        default=None,
+        metadata={
+            "help": "α values as `start:stop:step` (inclusive) or a comma list. Default "
+            f"{DEFAULT_GRID_ALPHA} for tsv/iso_c/iso_cts (`alpha`), {DEFAULT_GRID_LAMBDA} for task arithmetic (`lambda`)."
+        },
+    )
+    single_task_scores: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON file {task: score of the single-task model}; scores are divided by it (normalised)."
+        },
+    )
+    output_json: str = field(
+        default="search_alpha.json", metadata={"help": "Where the JSON results are written."}
+    )
+    output_png: str | None = field(
+        default=None, metadata={"help": "Where the α curve is drawn (default: output_json with .png)."}
+    )
+    save_best: str | None = field(
+        default=None, metadata={"help": "If set, the merge at the best α is written here by mergekit."}
+    )
+    device: str = field(
+        default="cpu", metadata={"help": "Device for merging and evaluation (e.g. cpu, cuda)."}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Passed to mergekit and transformers when loading models."}
+    )
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar over the grid."})
+
+
+def parse_grid(text: str) -> list[float]:
+    """`start:stop:step` (stop included, up to rounding) or `a,b,c` → list of finite floats; errors are one line.
+
+    Example:
+        >>> parse_grid("0:1:0.25"), parse_grid("0.5, 2")
+        ([0.0, 0.25, 0.5, 0.75, 1.0], [0.5, 2.0])
+    """
+    try:
+        if ":" in text:
+            start, stop, step = (float(x) for x in text.split(":"))
+            if not step > 0:
+                raise ValueError("step must be > 0")
+            n = math.floor((stop - start) / step + 1e-9) + 1
+            values = [round(start + i * step, 12) for i in range(max(n, 0))]
+        else:
+            values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise ValueError(
+            f"grid {text!r}: expected start:stop:step or a comma list of numbers ({exc})"
+        ) from None
+    if not values:
+        raise ValueError(f"grid {text!r} is empty")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"grid {text!r} contains a non-finite value")
+    return values

@@ -1,0 +1,133 @@
+"""`mergekit-plugins yaml CONFIG OUT [mergekit-yaml options]`: load the plugins, then run mergekit's own
+`mergekit-yaml` command (same options, same behaviour, same exit codes), writing to a temporary sibling of OUT
+that is renamed into place only when the merge succeeded.
+
+Example:
+    >>> run_yaml(["--help"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mergekit_plugins.offline import set_offline_env
+
+OUR_METHODS = ("tsv", "iso_c", "iso_cts")
+
+
+class ConfigError(ValueError):
+    """A merge configuration our methods cannot run; the message is one line naming the field."""
+
+
+def check_config(config: Any, where: str = "config") -> None:
+    """One-line errors for what our methods refuse, before mergekit plans anything.
+
+    Example:
+        >>> check_config({"merge_method": "tsv", "models": [{"model": "a"}]})
+        Traceback (most recent call last):
+        ...
+        mergekit_plugins.yaml_command.ConfigError: config: merge_method 'tsv' needs `base_model` (θ₀ of the task vectors)
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where}: expected a YAML mapping at the top level")
+    method = config.get("merge_method")
+    if method not in OUR_METHODS:
+        return
+    if not config.get("base_model"):
+        raise ConfigError(f"{where}: merge_method {method!r} needs `base_model` (θ₀ of the task vectors)")
+    params = dict(config.get("parameters") or {})
+    for model in config.get("models") or []:
+        for key, value in ((model or {}).get("parameters") or {}).items():
+            if key == "weight" and _is_number(value) and not math.isfinite(float(value)):
+                raise ConfigError(f"{where}: models[{model.get('model')!r}].parameters.weight must be finite")
+    checks = {
+        "alpha": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+        "common_space_fraction": (lambda v: 0 < v < 1, "strictly between 0 and 1"),
+        "rank_rtol": (lambda v: math.isfinite(v) and 0 <= v < 1, "a finite number in [0, 1)"),
+    }
+    for key, (ok, what) in checks.items():
+        if key in params and _is_number(params[key]) and not ok(float(params[key])):
+            raise ConfigError(f"{where}: parameters.{key} must be {what}, got {params[key]}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def one_line(exc: BaseException) -> str:
+    """A short, single-line description of an exception (pydantic errors condensed to their first message)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            loc = ".".join(str(x) for x in first.get("loc", ()))
+            return f"{loc + ': ' if loc else ''}{first.get('msg')}"
+        except Exception:  # noqa: BLE001 - fall back to the plain text
+            pass
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move a finished directory into place, replacing `dst` (kept until the new one is in place)."""
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def run_yaml(argv: list[str]) -> int:
+    """Run `mergekit-yaml` with `argv` after `load_plugins()`; returns mergekit's exit code."""
+    import click
+    import yaml
+
+    set_offline_env()
+    from mergekit.scripts.run_yaml import main as mergekit_yaml
+
+    from mergekit_plugins.plugins import load_plugins
+
+    load_plugins()
+    try:
+        ctx = mergekit_yaml.make_context("mergekit-plugins yaml", list(argv))
+    except click.exceptions.Exit as exc:  # --help
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    config_file, out = ctx.params["config_file"], Path(ctx.params["out_path"])
+    try:
+        with open(config_file, encoding="utf-8") as fh:
+            check_config(yaml.safe_load(fh), where=config_file)
+    except (OSError, yaml.YAMLError, ConfigError) as exc:
+        print(
+            f"mergekit-plugins yaml: error: {one_line(exc) if not isinstance(exc, ConfigError) else exc}",
+            file=sys.stderr,
+        )
+        return 1
+    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    ctx.params["out_path"] = str(staging / out.name)  # same basename: the model card names it correctly
+    try:
+        with ctx:
+            mergekit_yaml.invoke(ctx)
+        replace_dir(staging / out.name, out)
+        return 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - one actionable line instead of a traceback
+        print(f"mergekit-plugins yaml: error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
