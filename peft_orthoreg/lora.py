@@ -68,7 +68,9 @@ def iter_lora_factors(
             yield name, adapter, factors
 
 
-def orthoreg_loss(model: nn.Module, adapter_name: str | None = None, *, norm: str | None = None) -> torch.Tensor:
+def orthoreg_loss(
+    model: nn.Module, adapter_name: str | None = None, *, norm: str | None = None
+) -> torch.Tensor:
     """Σ over the LoRA layers of ‖G − I_k‖_F (or its square), exact, from the factors: differentiable, unweighted.
 
     Args:

@@ -51,7 +51,9 @@ def check_weight(weight: float, field: str = "orthoreg_weight") -> float:
 def check_estimator(estimator: str, probes: int, field: str = "orthoreg_estimator") -> None:
     """``estimator`` in {"exact", "hutchinson"} and ``probes`` an integer ≥ 1."""
     if estimator not in ESTIMATORS:
-        raise ValueError(f"{field}={estimator!r} is not supported; use one of {', '.join(map(repr, ESTIMATORS))}")
+        raise ValueError(
+            f"{field}={estimator!r} is not supported; use one of {', '.join(map(repr, ESTIMATORS))}"
+        )
     if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
         raise ValueError(f"orthoreg_probes={probes!r} must be an integer >= 1")
 

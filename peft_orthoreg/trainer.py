@@ -25,7 +25,9 @@ _CACHE: dict[type, type] = {}
 
 
 def _is_peft(model: nn.Module) -> bool:
-    return isinstance(getattr(model, "peft_config", None), dict) and any(True for _ in iter_lora_factors(model))
+    return isinstance(getattr(model, "peft_config", None), dict) and any(
+        True for _ in iter_lora_factors(model)
+    )
 
 
 def _matches(name: str, targets: str | list[str] | None) -> bool:
@@ -37,7 +39,9 @@ def _matches(name: str, targets: str | list[str] | None) -> bool:
     return any(name == t or name.endswith("." + t) for t in targets)
 
 
-def select_full_ft_weights(model: nn.Module, targets: str | list[str] | None = None) -> list[tuple[str, nn.Parameter]]:
+def select_full_ft_weights(
+    model: nn.Module, targets: str | list[str] | None = None
+) -> list[tuple[str, nn.Parameter]]:
     """The trainable 2-D weights OrthoReg regularises in full fine-tuning, as (parameter name, parameter).
 
     Default (``targets=None``): the weight of every `nn.Linear` (and transformers `Conv1D`), as the paper.
@@ -105,7 +109,9 @@ class _OrthoRegMixin:
                 )
             for adapter in sorted({a for _, a, _ in iter_lora_factors(model)}):
                 cfg_weight = getattr(model.peft_config.get(adapter), "orthoreg_weight", 0.0)
-                self._orthoreg_adapters[adapter] = orthoreg_weight if orthoreg_weight is not None else cfg_weight
+                self._orthoreg_adapters[adapter] = (
+                    orthoreg_weight if orthoreg_weight is not None else cfg_weight
+                )
             with torch.no_grad():  # fail now (DoRA, conv LoRA, ...) rather than at the first step
                 for adapter in self._orthoreg_adapters:
                     orthoreg_loss(model, adapter, norm=orthoreg_norm)
@@ -161,11 +167,16 @@ class _OrthoRegMixin:
             scaled = (
                 getattr(self, "model_accepts_loss_kwargs", False) and num_items_in_batch is not None
             ) or getattr(self, "compute_loss_func", None) is not None
-        steps = getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
+        steps = (
+            getattr(self, "current_gradient_accumulation_steps", None)
+            or self.args.gradient_accumulation_steps
+        )
         return int(steps) if scaled else 1
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
-        out = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        out = super().compute_loss(
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
         if not self.model.training:
             return out  # evaluation losses stay comparable with the plain trainer's
         weighted, value = self.orthoreg_term()

@@ -70,8 +70,16 @@ def test_factor_form_values_and_gradients_match_dense(dtype, squared, rslora):
 def test_factor_form_rank_above_k_and_several_layers():
     gen = torch.Generator().manual_seed(2)
     layers = [
-        (torch.randn(6, 3, generator=gen, dtype=torch.float64), torch.randn(4, 6, generator=gen, dtype=torch.float64), 0.3),
-        (torch.randn(2, 5, generator=gen, dtype=torch.float64), torch.randn(8, 2, generator=gen, dtype=torch.float64), 2.0),
+        (
+            torch.randn(6, 3, generator=gen, dtype=torch.float64),
+            torch.randn(4, 6, generator=gen, dtype=torch.float64),
+            0.3,
+        ),
+        (
+            torch.randn(2, 5, generator=gen, dtype=torch.float64),
+            torch.randn(8, 2, generator=gen, dtype=torch.float64),
+            2.0,
+        ),
     ]
     fast = factor_orthoreg_loss(layers)
     ref = dense_orthoreg_loss([s * b @ a for a, b, s in layers])

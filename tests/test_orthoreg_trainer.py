@@ -50,7 +50,11 @@ class GradCapture(TrainerCallback):
 def lora_model(teacher_dir, weight, seed=0):
     model = AutoModelForCausalLM.from_pretrained(teacher_dir)
     cfg = OrthoLoraConfig(
-        r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "up_proj"], orthoreg_weight=weight
+        r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        target_modules=["q_proj", "v_proj", "up_proj"],
+        orthoreg_weight=weight,
     )
     torch.manual_seed(seed)  # LoRA's A init draws from the global generator
     peft_model = get_peft_model(model, cfg)
@@ -111,7 +115,11 @@ def test_trainer_lora_gradients_and_logging(teacher_dir, tokenizer_a, tmp_path, 
         model = lora_model(teacher_dir, lam)
         args = TrainingArguments(output_dir=str(tmp_path / f"t{lam}"), **COMMON)
         collator = DataCollatorForLanguageModeling(tokenizer_a, mlm=False)
-        results.append(run_trainer(cls, model=model, args=args, train_dataset=lm_dataset(tokenizer_a), data_collator=collator))
+        results.append(
+            run_trainer(
+                cls, model=model, args=args, train_dataset=lm_dataset(tokenizer_a), data_collator=collator
+            )
+        )
     ref, value = lora_reference_grads(lora_model(teacher_dir, weight), weight)
     assert_difference_is_reference(results[0][1], results[1][1], ref)
     for trainer, _ in results:  # λ = 0 still logs the (unweighted) value
@@ -128,7 +136,13 @@ def test_sft_trainer_lora_gradients_and_logging(teacher_dir, tokenizer_a, tmp_pa
         args = SFTConfig(output_dir=str(tmp_path / f"s{lam}"), max_length=32, **COMMON)
         data = Dataset.from_dict({"text": TEXTS})
         results.append(
-            run_trainer(cls, model=lora_model(teacher_dir, lam), args=args, train_dataset=data, processing_class=tokenizer_a)
+            run_trainer(
+                cls,
+                model=lora_model(teacher_dir, lam),
+                args=args,
+                train_dataset=data,
+                processing_class=tokenizer_a,
+            )
         )
     ref, value = lora_reference_grads(lora_model(teacher_dir, weight), weight)
     assert_difference_is_reference(results[0][1], results[1][1], ref)
@@ -182,7 +196,14 @@ def test_full_finetuning_snapshots_w0_and_adds_the_dense_term(teacher_dir, token
         kw = dict(orthoreg_weight=lam, orthoreg_target_modules=targets, orthoreg_estimator=estimator)
         kw.update(orthoreg_probes=probes, orthoreg_snapshot_device="cpu")
         capture = GradCapture()
-        trainer = cls(model=model, args=args, train_dataset=lm_dataset(tokenizer_a), data_collator=collator, callbacks=[capture], **kw)
+        trainer = cls(
+            model=model,
+            args=args,
+            train_dataset=lm_dataset(tokenizer_a),
+            data_collator=collator,
+            callbacks=[capture],
+            **kw,
+        )
         # Move away from W⁰ after the snapshot (at W = W⁰ the term's gradient is 0), identically in both runs.
         gen = torch.Generator().manual_seed(5)
         with torch.no_grad():
@@ -192,7 +213,9 @@ def test_full_finetuning_snapshots_w0_and_adds_the_dense_term(teacher_dir, token
         results.append(capture.grads)
         trainers.append(trainer)
     names = [n for n, _, _ in trainers[1]._orthoreg_full]
-    assert len(names) == 4 and all(("q_proj" in n or "down_proj" in n) and n.endswith(".weight") for n in names)
+    assert len(names) == 4 and all(
+        ("q_proj" in n or "down_proj" in n) and n.endswith(".weight") for n in names
+    )
     # Reference: the same perturbation applied to a fresh copy, W⁰ = the saved weights.
     base = AutoModelForCausalLM.from_pretrained(teacher_dir)
     moved = AutoModelForCausalLM.from_pretrained(teacher_dir)
@@ -223,7 +246,9 @@ def test_bad_trainer_inputs_fail_before_training(teacher_dir, tokenizer_a, tmp_p
         cls(model=model, args=args, orthoreg_weight=1.0, orthoreg_estimator="hutchinson", orthoreg_probes=0)
     with pytest.raises(ValueError, match="orthoreg_norm='nuc'"):
         cls(model=model, args=args, orthoreg_weight=1.0, orthoreg_norm="nuc")
-    with pytest.raises(ValueError, match=r"orthoreg_target_modules=\['nope'\] matches no trainable 2-D weight"):
+    with pytest.raises(
+        ValueError, match=r"orthoreg_target_modules=\['nope'\] matches no trainable 2-D weight"
+    ):
         cls(model=model, args=args, orthoreg_weight=1.0, orthoreg_target_modules=["nope"])
     with pytest.warns(UserWarning, match="OrthoReg is off"):
         cls(model=model, args=args)
@@ -231,7 +256,8 @@ def test_bad_trainer_inputs_fail_before_training(teacher_dir, tokenizer_a, tmp_p
     from peft import LoraConfig
 
     dora = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(teacher_dir), LoraConfig(r=2, target_modules=["q_proj"], use_dora=True)
+        AutoModelForCausalLM.from_pretrained(teacher_dir),
+        LoraConfig(r=2, target_modules=["q_proj"], use_dora=True),
     )
     with pytest.raises(ValueError, match="DoraLinearVariant"):
         cls(model=dora, args=args, orthoreg_weight=1.0)
