@@ -70,17 +70,13 @@ class DistillGuardConfig(GRPOConfig):
     )
     calibration_mode: str = field(
         default="log_ratio",
-        metadata={
-            "help": "`log_ratio` (log q - log pi) or `proxy_logprob` (log q only).",
-            "choices": list(MODES),
-        },
+        metadata={"help": "`log_ratio` (log q - log pi) or `proxy_logprob` (log q only)."},
     )
     calibration_normalization: str = field(
         default="bytes",
         metadata={
             "help": "Divide the calibration reward by the completion's UTF-8 `bytes` (tokenizer-independent), the "
-            "proxy's `tokens`, or `none`.",
-            "choices": list(NORMALIZATIONS),
+            "proxy's `tokens`, or `none`."
         },
     )
     calibration_batch_size: int = field(
