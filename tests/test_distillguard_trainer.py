@@ -255,3 +255,55 @@ def test_composes_with_orthoreg(tmp_path, teacher_dir, student_dir):
     trainer.train()
     log = trainer.state.log_history[0]
     assert math.isfinite(log["orthoreg"]) and math.isfinite(log["rewards/calibration/mean"])
+
+
+def test_calibration_reward_in_a_stock_grpo_trainer(tmp_path, teacher_dir, student_dir, monkeypatch):
+    """`CalibrationReward` + `bind_policy(trainer)` in TRL's own GRPOTrainer gives the hand-recomputed reward."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    calls = []
+    original = CalibrationReward.__call__
+
+    def spy(self, prompts, completions, completion_ids=None, **kwargs):
+        out = original(self, prompts, completions, completion_ids=completion_ids, **kwargs)
+        calls.append((list(prompts), list(completions), [list(c) for c in completion_ids], out))
+        return out
+
+    monkeypatch.setattr(CalibrationReward, "__call__", spy)
+    cal = CalibrationReward(str(student_dir))
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=2,
+        num_generations=2,
+        max_completion_length=8,
+        max_steps=1,
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        reward_weights=[1.0, -1.0],
+        multi_objective_aggregation="normalize_then_sum",
+        generation_kwargs={"suppress_tokens": SUPPRESS},
+        disable_tqdm=True,
+    )
+    trainer = GRPOTrainer(
+        str(teacher_dir), reward_funcs=[math_answer, cal], args=args, train_dataset=dataset()
+    )
+    cal.bind_policy(trainer)
+    trainer.train()
+    assert "calibration/proxy_logp" in trainer.state.log_history[0]
+    teacher = AutoModelForCausalLM.from_pretrained(teacher_dir).eval()
+    proxy = AutoModelForCausalLM.from_pretrained(student_dir).eval()
+    tok_a, tok_b = AutoTokenizer.from_pretrained(teacher_dir), AutoTokenizer.from_pretrained(student_dir)
+    prompts, completions, completion_ids, rewards = calls[0]
+    scored = [
+        (p, c, i, r) for p, c, i, r in zip(prompts, completions, completion_ids, rewards) if r is not None
+    ]
+    assert scored
+    for p, c, cids, r in scored:
+        a_prompt, b_prompt = tok_a(p)["input_ids"], tok_b(p)["input_ids"]
+        b_comp = tok_b(c, add_special_tokens=False)["input_ids"]
+        b_comp += [tok_b.eos_token_id] if cids[-1] == tok_a.eos_token_id else []
+        log_q = slow_logprob(proxy, b_prompt + b_comp, len(b_prompt))
+        log_pi = slow_logprob(teacher, a_prompt + cids, len(a_prompt))
+        assert r == pytest.approx((log_q - log_pi) / len(c.encode("utf-8")), abs=1e-3)
