@@ -19,7 +19,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
 
-def pretrain(model, tokenizer, lines: list[str], steps: int = 60, batch: int = 16, lr: float = 3e-3, seed: int = 0):
+def pretrain(
+    model, tokenizer, lines: list[str], steps: int = 60, batch: int = 16, lr: float = 3e-3, seed: int = 0
+):
     """A few AdamW steps of causal-LM training on `lines` (each followed by EOS)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
