@@ -28,6 +28,10 @@ import torch
 #: Default relative tolerance of the low-rank rule (a triplet counts if σ > rank_rtol · scale).
 DEFAULT_RANK_RTOL = 1e-5
 
+#: Thin SVDs of clearly rectangular matrices go through a QR of the long side first (see `svd`). False gives
+#: plain `torch.linalg.svd` everywhere (the benchmark compares both).
+QR_PRECONDITION = True
+
 
 def tsv_k(r: int, num_tasks: int) -> int:
     """TSV-M's triplets per task, k = ⌊r / T⌋ (0 when r < T).
@@ -66,6 +70,31 @@ def numerical_rank(s: torch.Tensor, scale: torch.Tensor | float, rank_rtol: floa
     return int((s > rank_rtol * float(scale)).sum())
 
 
+def svd(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Thin SVD ``x = U diag(S) Vh`` (batched over leading dims), like ``torch.linalg.svd(x, full_matrices=False)``.
+
+    For a clearly rectangular matrix (long side ≥ 1.5 × short side) it factors the long side by QR first and
+    decomposes the small square R: backward stable like the plain SVD (no Gram matrix, nothing squared), and
+    2–3× faster on CPU for 576 × 1536 weights (measured in benchmarks/merge_speed.py).
+
+    Example:
+        >>> x = torch.randn(3, 8, dtype=torch.float64)
+        >>> u, s, vh = svd(x)
+        >>> torch.allclose(u @ torch.diag(s) @ vh, x)
+        True
+    """
+    m, n = x.shape[-2:]
+    if QR_PRECONDITION and n >= 1.5 * m:
+        q, r = torch.linalg.qr(x.mT)  # x = Rᵀ Qᵀ
+        u, s, wh = torch.linalg.svd(r.mT)
+        return u, s, wh @ q.mT
+    if QR_PRECONDITION and m >= 1.5 * n:
+        q, r = torch.linalg.qr(x)  # x = Q R
+        w, s, vh = torch.linalg.svd(r)
+        return q @ w, s, vh
+    return torch.linalg.svd(x, full_matrices=False)
+
+
 def polar(x: torch.Tensor) -> torch.Tensor:
     """The orthogonal polar factor P·Q of ``svd(x) = P Σ Q`` (the nearest matrix with orthonormal rows/cols).
 
@@ -74,7 +103,7 @@ def polar(x: torch.Tensor) -> torch.Tensor:
         >>> torch.allclose(q.T @ q, torch.eye(3, dtype=torch.float64))
         True
     """
-    p, _, q = torch.linalg.svd(x, full_matrices=False)
+    p, _, q = svd(x)
     return p @ q
 
 
@@ -115,7 +144,7 @@ def tsv_merge(deltas: Sequence[torch.Tensor], rank_rtol: float = DEFAULT_RANK_RT
     k = tsv_k(min(m, n), num_tasks)
     us, ss, vs = [], [], []
     if k > 0:
-        u, s, vh = torch.linalg.svd(d, full_matrices=False)  # batched over tasks
+        u, s, vh = svd(d)  # batched over tasks
         for t in range(num_tasks):
             keep = min(k, numerical_rank(s[t], s[t, 0], rank_rtol))
             us.append(u[t, :, :keep])
@@ -135,7 +164,7 @@ def iso_c_merge(deltas: Sequence[torch.Tensor], rank_rtol: float = DEFAULT_RANK_
         tensor([2., 2.])
     """
     m_sum = _stack(deltas).sum(0)
-    u, s, vh = torch.linalg.svd(m_sum, full_matrices=False)
+    u, s, vh = svd(m_sum)
     rho = numerical_rank(s, s[0], rank_rtol) if s.numel() else 0
     if rho == 0:
         return torch.zeros_like(m_sum)
@@ -158,13 +187,19 @@ def iso_cts_merge(
     d = _stack(deltas)
     num_tasks, m, n = d.shape
     k_c, s_task = iso_cts_split(min(m, n), num_tasks, common_space_fraction)
-    u, s, vh = torch.linalg.svd(d.sum(0), full_matrices=False)
+    u, s, vh = svd(d.sum(0))
     k_c = min(k_c, numerical_rank(s, s[0], rank_rtol))
     u_c, s_c, v_c = u[:, :k_c], s[:k_c], vh[:k_c]
     us, ss, vs = [], [], []
     if s_task > 0:
-        residual = d - u_c @ (u_c.T @ d)
-        ru, rs, rvh = torch.linalg.svd(residual, full_matrices=False)
+        if u.shape[1] == m:
+            # m ≤ n: U is a full basis of ℝ^m, so R_t = B·(Bᵀ Δ_t) with B = U[:, k_c:], and the SVD of the small
+            # (m − k_c) × n matrix Bᵀ Δ_t gives R_t's triplets (same math, far fewer flops).
+            basis = u[:, k_c:]
+            ru, rs, rvh = svd(basis.T @ d)
+            ru = basis @ ru
+        else:
+            ru, rs, rvh = svd(d - u_c @ (u_c.T @ d))
         for t in range(num_tasks):
             scale = torch.linalg.matrix_norm(d[t])
             keep = min(s_task, numerical_rank(rs[t], scale, rank_rtol))
