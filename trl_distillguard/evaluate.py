@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import math
 import os
 import shutil
@@ -36,48 +35,15 @@ class InputError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------------ data
-def load_rows(path: str | os.PathLike, role: str = "dataset") -> list[dict[str, Any]]:
-    """Rows of a local dataset (jsonl/json/parquet file or a directory of them), through the project's loader."""
+def load_rows(spec: str | os.PathLike, role: str = "dataset") -> list[dict[str, Any]]:
+    """Rows of a local dataset (jsonl/json/parquet file or directory) or a built-in, through the project's loader
+    (`trl_distillguard.data.load_dataset_rows`); errors become one-line `InputError`s naming `role`."""
+    from trl_distillguard.data import load_dataset_rows
+
     try:
-        from trl_distillguard.data import load_dataset_rows  # issue 5's loader, when present
-    except ImportError:
-        load_dataset_rows = None
-    if load_dataset_rows is not None:
-        try:
-            return list(load_dataset_rows(path))
-        except (ValueError, FileNotFoundError) as err:
-            raise InputError(f"{role}: {err}") from None
-    return _load_rows_local(Path(path), role)
-
-
-def _load_rows_local(path: Path, role: str) -> list[dict[str, Any]]:
-    if not path.exists():
-        raise InputError(f"{role}: {path} does not exist")
-    files = (
-        sorted(p for p in path.iterdir() if p.suffix in {".jsonl", ".json", ".parquet"})
-        if path.is_dir()
-        else [path]
-    )
-    rows: list[dict[str, Any]] = []
-    for file in files:
-        if file.suffix == ".parquet":
-            import datasets
-
-            rows.extend(datasets.Dataset.from_parquet(str(file)).to_list())
-        elif file.suffix == ".jsonl":
-            with open(file, encoding="utf-8") as fh:
-                for i, line in enumerate(fh, 1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except json.JSONDecodeError as err:
-                            raise InputError(f"{role}: {file}:{i} is not valid JSON ({err.msg})") from None
-        elif file.suffix == ".json":
-            data = json.loads(file.read_text(encoding="utf-8"))
-            rows.extend(data if isinstance(data, list) else [data])
-        else:
-            raise InputError(f"{role}: {file} is not a .jsonl, .json or .parquet file")
-    return rows
+        return list(load_dataset_rows(spec))
+    except (ValueError, FileNotFoundError) as err:
+        raise InputError(f"{role}: {err}") from None
 
 
 def prompts_of(rows: Sequence[dict[str, Any]], column: str, role: str) -> list[Any]:
