@@ -111,7 +111,13 @@ def _run_mergekit(config: dict[str, Any], out: str, cfg: SearchAlphaConfig) -> N
     from mergekit.merge import run_merge
     from mergekit.options import MergeOptions
 
-    options = MergeOptions(device=cfg.device, trust_remote_code=cfg.trust_remote_code, quiet=True)
+    options = MergeOptions(
+        device=cfg.device, trust_remote_code=cfg.trust_remote_code, quiet=True, num_threads=cfg.num_threads
+    )
+    if cfg.num_threads is not None:  # mergekit-yaml's --num-threads (without its logging set-up)
+        import torch
+
+        torch.set_num_threads(cfg.num_threads)
     run_merge(
         MergeConfiguration.model_validate(config), out, options=options, config_source=yaml.safe_dump(config)
     )
@@ -205,7 +211,10 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
     for alpha in tqdm.tqdm(grid, desc=f"search {param}", disable=not cfg.progress):
         with torch.no_grad():
             for n in names:
-                params[n].copy_(theta0[n] + alpha * delta[n])
+                if params[n].dtype == torch.float32:  # in place: no temporary of the model's size
+                    params[n].copy_(theta0[n]).add_(delta[n], alpha=alpha)
+                else:
+                    params[n].copy_(theta0[n] + alpha * delta[n])
             model.eval()
             scores = check_scores(evaluate(model, tokenizer), cfg.eval, alpha)
         results.append(_summarise(alpha, scores, single))
@@ -325,6 +334,7 @@ def add_search_parser(sub: Any) -> None:
         p.add_argument(f"--{name.replace('_', '-')}", default=None, help=helps[name])
     p.add_argument("--output-json", default="search_alpha.json", help=helps["output_json"])
     p.add_argument("--device", default="cpu", help=helps["device"])
+    p.add_argument("--num-threads", type=int, default=None, help=helps["num_threads"])
     p.add_argument("--trust-remote-code", action="store_true", help=helps["trust_remote_code"])
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 

@@ -55,6 +55,9 @@ class SearchAlphaConfig:
     device: str = field(
         default="cpu", metadata={"help": "Device for merging and evaluation (e.g. cpu, cuda)."}
     )
+    num_threads: int | None = field(
+        default=None, metadata={"help": "torch threads for merging and evaluation (default: torch's choice)."}
+    )
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Passed to mergekit and transformers when loading models."}
     )
