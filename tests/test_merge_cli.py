@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from mergekit_plugins.search import search_alpha
 from mergekit_plugins.search_config import SearchAlphaConfig, parse_grid
 
 UP = "model.layers.0.mlp.up_proj.weight"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +205,26 @@ def test_search_alpha_refuses_nonlinear_methods(tasks, teacher_dir, tmp_path, ca
     cfg = write_config(tmp_path / "c.yaml", "slerp", teacher_dir, tasks[:1], t=0.5)
     assert cli.main(["search-alpha", str(cfg), "--eval", "test_merge_cli:peaked_eval"]) == 1
     assert "not of the form θ₀ + α·merged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["merge_tsv", "merge_iso_c", "merge_iso_cts"])
+def test_example_configs_are_valid(name):
+    import yaml
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge_methods import get
+
+    from mergekit_plugins.plugins import load_plugins
+    from mergekit_plugins.yaml_command import check_config
+
+    load_plugins()
+    path = ROOT / "examples" / "configs" / f"{name}.yaml"
+    config = yaml.safe_load(path.read_text())
+    check_config(config, where=str(path))
+    parsed = MergeConfiguration.model_validate(config)
+    spec = get(parsed.merge_method).spec
+    known = {p.name: p for p in spec.parameters}
+    for key, value in (config.get("parameters") or {}).items():
+        known[key].validate(value)
+    for model in config["models"]:
+        for key, value in (model.get("parameters") or {}).items():
+            known[key].validate(value)
