@@ -5,11 +5,12 @@ both see the same machine load).
     python benchmarks/calibration_overhead.py                 # tiny fixtures + a ~135M Llama-shaped model
     python benchmarks/calibration_overhead.py --sizes tiny    # seconds
 
-Step time is GRPO's own `step_time` metric (generation + scoring + loss + optimiser step); the first step of each
-run is warm-up and dropped; the figure is the median over the remaining steps of all repeats. Models are random
+Step time is measured per optimiser step (generation + scoring + loss + update) as process CPU time (one torch
+thread: the work done, whatever else loads the machine) and wall time; the first step of each run is warm-up and
+dropped; the figure is the median over the remaining steps of all repeats, and the CPU ratio per repeat. Models are random
 (from configs): speed only. Tokens that would decode to non-ASCII (invalid UTF-8 on their own) are suppressed at
 sampling time so that nearly all completions are scorable and the proxy really runs. The machine is a shared
-2-core CPU: expect noise; the ratio, measured side by side, is the figure to read.
+2-core CPU: wall times are noisy; the CPU-time ratio, measured side by side, is the figure to read.
 
 Results: benchmarks/results/calibration_overhead.{json,md}.
 """
@@ -86,6 +87,32 @@ def build_models(size: str, root: Path) -> tuple[Path, Path, list[int], dict]:
     return root / "teacher", root / "proxy", suppress, shapes
 
 
+class StepTimer:
+    """Trainer callback: wall and process-CPU time of each optimiser step (generation, scoring, loss, update).
+
+    CPU time of this single-threaded process is what the step costs, whatever else loads the shared machine.
+    """
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        timer = self
+
+        class _Callback(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kwargs):
+                timer._t = (time.perf_counter(), time.process_time())
+
+            def on_step_end(self, args, state, control, **kwargs):
+                timer.wall.append(time.perf_counter() - timer._t[0])
+                timer.cpu.append(time.process_time() - timer._t[1])
+
+        return _Callback()
+
+
 def run_once(kind: str, teacher: Path, proxy: Path, suppress: list[int], setting: dict, seed: int, out: Path):
     from trl import GRPOConfig, GRPOTrainer
 
@@ -113,16 +140,19 @@ def run_once(kind: str, teacher: Path, proxy: Path, suppress: list[int], setting
         generation_kwargs={"suppress_tokens": suppress},
     )
     data = Dataset.from_list(load_dataset_rows("arithmetic", size=64, seed=seed))
+    timer = StepTimer()
+    cb = [timer.callback()]
     if kind == "grpo":
+        args = GRPOConfig(**common)
         trainer = GRPOTrainer(
-            str(teacher), reward_funcs=[math_answer], args=GRPOConfig(**common), train_dataset=data
+            str(teacher), reward_funcs=[math_answer], args=args, train_dataset=data, callbacks=cb
         )
     else:
         args = DistillGuardConfig(**common, proxy_model_name_or_path=str(proxy), distillability=1.0)
-        trainer = DistillGuardTrainer(str(teacher), reward_funcs=[math_answer], args=args, train_dataset=data)
-    start = time.perf_counter()
+        trainer = DistillGuardTrainer(
+            str(teacher), reward_funcs=[math_answer], args=args, train_dataset=data, callbacks=cb
+        )
     trainer.train()
-    wall = time.perf_counter() - start
     logs = [h for h in trainer.state.log_history if "step_time" in h]
     extra = {}
     if kind == "distillguard":
@@ -130,39 +160,47 @@ def run_once(kind: str, teacher: Path, proxy: Path, suppress: list[int], setting
             "unscorable_frac": statistics.fmean(h.get("calibration/unscorable_frac", 0.0) for h in logs),
             "extra_policy_forwards": trainer.calibration_policy_forwards,
         }
-    return [h["step_time"] for h in logs], wall, extra
+    return timer.wall, timer.cpu, extra
 
 
 def measure(size: str, setting: dict, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         teacher, proxy, suppress, shapes = build_models(size, root / "models")
-        times = {"grpo": [], "distillguard": []}
         walls = {"grpo": [], "distillguard": []}
+        cpus = {"grpo": [], "distillguard": []}
+        paired = []  # per repeat: median CPU step time of distillguard / grpo
         extras = []
         for r in range(repeats):
             order = (
                 ["grpo", "distillguard"] if r % 2 == 0 else ["distillguard", "grpo"]
-            )  # alternate who goes first
+            )  # alternate the first
+            this = {}
             for kind in order:
-                steps, wall, extra = run_once(
+                wall, cpu, extra = run_once(
                     kind, teacher, proxy, suppress, setting, seed=r, out=root / f"{kind}{r}"
                 )
-                times[kind].extend(steps[1:])  # drop the warm-up step
-                walls[kind].append(wall)
+                walls[kind].extend(wall[1:])  # drop the warm-up step
+                cpus[kind].extend(cpu[1:])
+                this[kind] = statistics.median(cpu[1:])
                 if extra:
                     extras.append(extra)
-                print(f"[{size}] repeat {r} {kind}: step times {[round(s, 3) for s in steps]}", flush=True)
-    med = {k: statistics.median(v) for k, v in times.items()}
+                print(f"[{size}] repeat {r} {kind}: cpu s {[round(x, 3) for x in cpu]}", flush=True)
+            paired.append(this["distillguard"] / this["grpo"])
+    cpu_med = {k: statistics.median(v) for k, v in cpus.items()}
+    wall_med = {k: statistics.median(v) for k, v in walls.items()}
     return {
         "size": size,
         **shapes,
         **setting,
         "repeats": repeats,
-        "median_step_s": {k: round(v, 4) for k, v in med.items()},
-        "step_times_s": {k: [round(x, 4) for x in v] for k, v in times.items()},
-        "train_wall_s": {k: [round(x, 2) for x in v] for k, v in walls.items()},
-        "ratio_median": round(med["distillguard"] / med["grpo"], 3),
+        "median_step_cpu_s": {k: round(v, 4) for k, v in cpu_med.items()},
+        "median_step_wall_s": {k: round(v, 4) for k, v in wall_med.items()},
+        "step_cpu_s": {k: [round(x, 4) for x in v] for k, v in cpus.items()},
+        "step_wall_s": {k: [round(x, 4) for x in v] for k, v in walls.items()},
+        "ratio_cpu": round(cpu_med["distillguard"] / cpu_med["grpo"], 3),
+        "ratio_cpu_per_repeat": [round(x, 3) for x in paired],
+        "ratio_wall": round(wall_med["distillguard"] / wall_med["grpo"], 3),
         "unscorable_frac": round(statistics.fmean(e["unscorable_frac"] for e in extras), 3),
         "extra_policy_forwards_per_run": extras[0]["extra_policy_forwards"],
     }
@@ -177,7 +215,7 @@ SETTINGS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["tiny", "135m"], choices=sorted(SETTINGS))
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(RESULTS / "calibration_overhead"))
     cli = parser.parse_args()
@@ -208,20 +246,25 @@ def main() -> None:
         f"`{report['command']}` — {report['machine']}, torch threads {cli.threads}, "
         f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}.",
         "",
-        "| model | teacher M params | proxy M params | completions/step x gens/prompt x max tokens | GRPO median step s | "
-        "DistillGuard median step s | ratio | unscorable | extra policy forwards / run |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | teacher / proxy M params | completions/step x gens/prompt x max tokens | GRPO step CPU s | "
+        "DistillGuard step CPU s | **ratio (CPU)** | ratio per repeat (CPU) | ratio (wall) | unscorable | "
+        "extra policy forwards / run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r['size']} | {r['teacher_params_M']} | {r['proxy_params_M']} | {r['batch']}x{r['generations']}x"
-            f"{r['completion']} | {r['median_step_s']['grpo']} | {r['median_step_s']['distillguard']} | "
-            f"**{r['ratio_median']}x** | {r['unscorable_frac']} | {r['extra_policy_forwards_per_run']} |"
+            f"| {r['size']} | {r['teacher_params_M']} / {r['proxy_params_M']} | {r['batch']}x{r['generations']}x"
+            f"{r['completion']} | {r['median_step_cpu_s']['grpo']} | {r['median_step_cpu_s']['distillguard']} | "
+            f"**{r['ratio_cpu']}x** | {', '.join(map(str, r['ratio_cpu_per_repeat']))} | {r['ratio_wall']}x | "
+            f"{r['unscorable_frac']} | {r['extra_policy_forwards_per_run']} |"
         )
     lines += [
         "",
         "Both trainers: β = 0.1 (reference forward in both), same seeds, data (`arithmetic` built-in), generation",
-        "settings; the first step of each run is dropped; medians over the other steps of all repeats.",
+        "settings; the first step of each run is dropped; medians over the other steps of all repeats. Step time",
+        "is measured by a trainer callback from step begin to step end (generation, rewards, loss, update), as",
+        "process CPU time (one torch thread, so it is the work done, robust to the shared machine's load) and as",
+        "wall time (noisy here: other jobs ran on the same 2 cores).",
         "DistillGuard adds the proxy forward and one no-grad policy forward per generation batch (GRPO computes",
         "no old log-probs when generation and optimisation steps are aligned).",
     ]
