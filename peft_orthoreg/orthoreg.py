@@ -94,15 +94,21 @@ def _work_dtype(t: torch.Tensor) -> torch.dtype:
     return t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float32
 
 
+def _no_autocast(t: torch.Tensor) -> torch.autocast:
+    # Trainers call compute_loss under autocast (bf16/fp16): keep the Gram products in full precision.
+    return torch.autocast(device_type=t.device.type, enabled=False)
+
+
 # -- per-matrix squared deviations -----------------------------------------------------------------------------
 def dense_gram_deviation_sq(delta: torch.Tensor) -> torch.Tensor:
     """‖G − I_k‖²_F from a dense ΔW (m × n), building the smaller Gram G (k × k), O(m·n·k)."""
     if delta.dim() != 2:
         raise ValueError(f"OrthoReg needs 2-D updates; got a tensor of shape {tuple(delta.shape)}")
-    d = delta.to(_work_dtype(delta))
-    gram = d @ d.T if d.shape[0] < d.shape[1] else d.T @ d
-    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-    return (gram - eye).pow(2).sum()
+    with _no_autocast(delta):
+        d = delta.to(_work_dtype(delta))
+        gram = d @ d.T if d.shape[0] < d.shape[1] else d.T @ d
+        eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+        return (gram - eye).pow(2).sum()
 
 
 def factor_gram_deviation_sq(lora_A: torch.Tensor, lora_B: torch.Tensor, scaling: float) -> torch.Tensor:
@@ -118,11 +124,12 @@ def factor_gram_deviation_sq(lora_A: torch.Tensor, lora_B: torch.Tensor, scaling
             f"LoRA factors must be A (r × n) and B (m × r); got A {tuple(lora_A.shape)}, B {tuple(lora_B.shape)}"
         )
     dtype = _work_dtype(lora_A)
-    a, b = lora_A.to(dtype), lora_B.to(dtype)
-    r, k = a.shape[0], min(b.shape[0], a.shape[1])
-    x = (float(scaling) ** 2) * (b.T @ b) @ (a @ a.T)  # s²PQ: its eigenvalues are G's nonzero ones
-    dev = x - torch.eye(r, dtype=dtype, device=x.device)
-    return (dev * dev.T).sum() + (k - r)  # tr(D²) = Σ_ij D_ij D_ji
+    with _no_autocast(lora_A):
+        a, b = lora_A.to(dtype), lora_B.to(dtype)
+        r, k = a.shape[0], min(b.shape[0], a.shape[1])
+        x = (float(scaling) ** 2) * (b.T @ b) @ (a @ a.T)  # s²PQ: its eigenvalues are G's nonzero ones
+        dev = x - torch.eye(r, dtype=dtype, device=x.device)
+        return (dev * dev.T).sum() + (k - r)  # tr(D²) = Σ_ij D_ij D_ji
 
 
 def hutchinson_gram_deviation_sq(
@@ -136,12 +143,13 @@ def hutchinson_gram_deviation_sq(
     check_estimator("hutchinson", probes)
     if delta.dim() != 2:
         raise ValueError(f"OrthoReg needs 2-D updates; got a tensor of shape {tuple(delta.shape)}")
-    d = delta.to(_work_dtype(delta))
-    wide = d.shape[0] < d.shape[1]
-    k = min(d.shape)
-    z = torch.randint(0, 2, (k, probes), generator=generator).to(device=d.device, dtype=d.dtype) * 2 - 1
-    gz = d @ (d.T @ z) if wide else d.T @ (d @ z)
-    return (gz - z).pow(2).sum() / probes
+    with _no_autocast(delta):
+        d = delta.to(_work_dtype(delta))
+        wide = d.shape[0] < d.shape[1]
+        k = min(d.shape)
+        z = torch.randint(0, 2, (k, probes), generator=generator).to(device=d.device, dtype=d.dtype) * 2 - 1
+        gz = d @ (d.T @ z) if wide else d.T @ (d @ z)
+        return (gz - z).pow(2).sum() / probes
 
 
 # -- losses over many matrices --------------------------------------------------------------------------------

@@ -162,3 +162,16 @@ def test_bad_inputs_raise_one_line_errors_naming_the_field():
         dense_orthoreg_loss([torch.ones(2, 2, 2)])
     assert check_norm("fro") is False and check_norm("fro_squared") is True
     assert check_weight(0) == 0.0
+
+
+def test_full_precision_under_autocast():
+    # Trainers run compute_loss under autocast: the Gram products must not drop to bf16.
+    gen = torch.Generator().manual_seed(6)
+    a, b = torch.randn(4, 48, generator=gen), torch.randn(40, 4, generator=gen) * 0.3
+    delta = torch.randn(24, 40, generator=gen) * 0.2
+    exact = [factor_orthoreg_loss([(a, b, 0.7)]), dense_orthoreg_loss([delta])]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = [factor_orthoreg_loss([(a, b, 0.7)]), dense_orthoreg_loss([delta])]
+    for got, want in zip(under, exact, strict=True):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
