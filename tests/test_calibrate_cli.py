@@ -166,3 +166,27 @@ def test_example_builder_and_configs_parse(tmp_path):
         script, args, model = parser.parse_args_and_config(["--config", str(cfg), *overrides])
         assert script.dataset_name and model.model_name_or_path and args.proxy_model_name_or_path, name
     assert tiny  # the fixture module the example builder uses is importable
+
+
+@pytest.mark.slow
+def test_example_builder_then_the_unmodified_tiny_yaml(tmp_path):
+    """`python examples/data/calibrate_tiny.py` then `distillguard calibrate --config examples/configs/tiny.yaml`
+    (only the model and output paths moved to tmp)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "calibrate_tiny", ROOT / "examples" / "data" / "calibrate_tiny.py"
+    )
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    models = builder.build(tmp_path / "models", steps=30)
+    argv = [
+        "--config", str(TINY_YAML),
+        "--model_name_or_path", str(models / "teacher"),
+        "--proxy_model_name_or_path", str(models / "proxy"),
+        "--dataset_name", str(TINY_DATA),
+        "--output_dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+    assert run(argv) == 0
+    summary = json.loads((tmp_path / "out" / "calibration.json").read_text())
+    assert summary["steps"] == 4 and summary["final_metrics"]["calibration/unscorable_frac"] < 0.5

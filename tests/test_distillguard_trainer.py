@@ -147,10 +147,18 @@ def test_rewards_recomputed_by_hand(
 
 
 def test_eta_zero_is_plain_grpo_with_calibration_logged(tmp_path, teacher_dir, student_dir):
-    args = config(tmp_path, proxy_model_name_or_path=str(student_dir), distillability=0.0, max_steps=1)
+    """η = 0 with a proxy given as an object: weight 0 (plain GRPO advantages), calibration still logged."""
+    args = config(tmp_path, distillability=0.0, max_steps=1)
+    proxy = AutoModelForCausalLM.from_pretrained(student_dir)
     trainer = DistillGuardTrainer(
-        str(teacher_dir), reward_funcs=[math_answer], args=args, train_dataset=dataset()
+        str(teacher_dir),
+        reward_funcs=[math_answer],
+        args=args,
+        train_dataset=dataset(),
+        proxy_model=proxy,
+        proxy_tokenizer=str(student_dir),
     )
+    assert trainer.calibration.proxy is proxy and not proxy.training
     assert trainer.reward_weights.tolist() == [1.0, 0.0]
     trainer.train()
     assert "calibration/proxy_logp" in trainer.state.log_history[0]

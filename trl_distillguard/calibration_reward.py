@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -246,6 +247,25 @@ class CalibrationReward:
             completion_ids = completion_ids + [tok.eos_token_id]
         return prompt_ids + completion_ids, len(prompt_ids)
 
+    def _proxy_inputs_batch(
+        self, prompts: list, completions: list, ended: list[bool]
+    ) -> list[tuple[list[int], int]]:
+        """`proxy_inputs` for many rows: one tokenizer call for the completions, each distinct prompt once."""
+        tok = self.proxy_tokenizer
+        cache: dict[str, list[int]] = {}
+        prompt_ids = []
+        for prompt in prompts:  # GRPO repeats each prompt num_generations times
+            key = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, default=str)
+            if key not in cache:
+                cache[key] = _prompt_ids(tok, prompt, "proxy tokenizer")
+            prompt_ids.append(cache[key])
+        texts = [_completion_text(c) for c in completions]
+        completion_ids = tok(texts, add_special_tokens=False)["input_ids"]
+        return [
+            (p + list(c) + ([tok.eos_token_id] if e else []), len(p))
+            for p, c, e in zip(prompt_ids, completion_ids, ended, strict=True)
+        ]
+
     def __call__(
         self,
         prompts: list,
@@ -268,7 +288,9 @@ class CalibrationReward:
             self._log(log_metric, n, [], [], [])
             return rewards
         self._place_proxy()
-        inputs = [self.proxy_inputs(prompts[i], completions[i], ended[i]) for i in idx]
+        inputs = self._proxy_inputs_batch(
+            [prompts[i] for i in idx], [completions[i] for i in idx], [ended[i] for i in idx]
+        )
         with torch.no_grad():
             proxy_lp = completion_logprobs(
                 self.proxy,
