@@ -315,3 +315,21 @@ def test_calibration_reward_in_a_stock_grpo_trainer(tmp_path, teacher_dir, stude
         log_q = slow_logprob(proxy, b_prompt + b_comp, len(b_prompt))
         log_pi = slow_logprob(teacher, a_prompt + cids, len(a_prompt))
         assert r == pytest.approx((log_q - log_pi) / len(c.encode("utf-8")), abs=1e-3)
+
+
+def test_policy_logps_source_order_old_then_sampling_then_forward():
+    """GRPO's old_per_token_logps win (masked to each completion's length), then a backend's sampling log-probs;
+    only without both does the trainer run its own forward."""
+    trainer = DistillGuardTrainer.__new__(DistillGuardTrainer)  # only the bookkeeping is exercised
+    ids = [[5, 6, 7], [8]]
+    old = torch.tensor([[-1.0, -2.0, -3.0], [-4.0, -99.0, -99.0]])  # -99: padding beyond the completion
+    trainer._dg_batch = {"completion_ids": ids, "old_logps": old, "sampling_logps": [[-0.5] * 3, [-0.5]]}
+    assert trainer._policy_sequence_logps(ids) == [-6.0, -4.0]
+    trainer._dg_batch = {
+        "completion_ids": ids,
+        "old_logps": None,
+        "sampling_logps": [[-0.5, None, -1.0], [-2.0]],
+    }
+    assert trainer._policy_sequence_logps(ids) == [-1.5, -2.0]
+    with pytest.raises(RuntimeError, match="did not see generated"):
+        trainer._policy_sequence_logps([[1]])
