@@ -277,8 +277,11 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
         ax.axhline(v["initial_score"], ls=":", lw=1, color="gray")
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("verifier score (held-out)")
-    ax.set_ylim(0, 1.05)
-    ax.set_title("Distillability: teacher and distilled-student scores (mean ± std over seeds)")
+    tops = [r["student_mean"] + r["student_std"] for r in report["summary"]]
+    tops += [v["score"] for v in report["teachers"].values()]
+    tops = [t for t in tops if t == t]  # drop NaN
+    ax.set_ylim(0, min(1.05, 1.25 * max(tops)) if tops and max(tops) > 0 else 1.05)
+    ax.set_title("Teacher and distilled-student scores (mean ± std over seeds)", fontsize=10)
     ax.legend(title="teacher", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
