@@ -333,3 +333,15 @@ def test_policy_logps_source_order_old_then_sampling_then_forward():
     assert trainer._policy_sequence_logps(ids) == [-1.5, -2.0]
     with pytest.raises(RuntimeError, match="did not see generated"):
         trainer._policy_sequence_logps([[1]])
+
+
+def test_conversational_prompts(tmp_path, teacher_dir, student_dir):
+    """Chat prompts (built-in `arithmetic_chat`): the proxy scores them through its own chat template."""
+    from trl_distillguard.data import load_prompt_dataset
+
+    args = config(tmp_path, proxy_model_name_or_path=str(student_dir), max_steps=1)
+    data = load_prompt_dataset("arithmetic_chat", size=4)
+    trainer = DistillGuardTrainer(str(teacher_dir), reward_funcs=[math_answer], args=args, train_dataset=data)
+    trainer.train()
+    log = trainer.state.log_history[0]
+    assert math.isfinite(log["calibration/proxy_logp"]) and log["calibration/unscorable_frac"] < 1.0

@@ -5,7 +5,8 @@ A dataset spec is either
 - a local path: a ``.jsonl``, ``.json`` (a list of rows) or ``.parquet`` file, or a directory of such files
   (read in sorted order); or
 - the name of a built-in (``BUILTIN_DATASETS``, extend with `register_dataset`): ``arithmetic`` (generated
-  "What is a + b?" prompts with ``answer``, for `math_answer`; no download) and, with the ``data`` extra
+  "What is a + b?" prompts with ``answer``, for `math_answer`; no download), ``arithmetic_chat`` (the same as
+  one-message conversations, for instruct models) and, with the ``data`` extra
   installed, ``gsm_symbolic`` (GSM8K-format problems from ``reasoning-gym``, answers for `math_answer`).
 
 Rows need a ``prompt`` column (text, or a list of chat messages); the other columns (``answer``,
@@ -52,6 +53,13 @@ def _arithmetic(size: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _arithmetic_chat(size: int, seed: int) -> list[dict[str, Any]]:
+    """`arithmetic` as conversational prompts (one user message), for chat/instruct models."""
+    return [
+        {**row, "prompt": [{"role": "user", "content": row["prompt"]}]} for row in _arithmetic(size, seed)
+    ]
+
+
 def _gsm_symbolic(size: int, seed: int) -> list[dict[str, Any]]:
     try:
         import reasoning_gym
@@ -64,6 +72,7 @@ def _gsm_symbolic(size: int, seed: int) -> list[dict[str, Any]]:
 
 
 register_dataset("arithmetic", _arithmetic)
+register_dataset("arithmetic_chat", _arithmetic_chat)
 register_dataset("gsm_symbolic", _gsm_symbolic)
 
 
