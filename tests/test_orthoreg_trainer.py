@@ -261,3 +261,20 @@ def test_bad_trainer_inputs_fail_before_training(teacher_dir, tokenizer_a, tmp_p
     )
     with pytest.raises(ValueError, match="DoraLinearVariant"):
         cls(model=dora, args=args, orthoreg_weight=1.0)
+
+
+def test_full_ft_target_selection(teacher_dir):
+    from peft_orthoreg.trainer import select_full_ft_weights
+
+    model = AutoModelForCausalLM.from_pretrained(teacher_dir)
+    default = [n for n, _ in select_full_ft_weights(model)]
+    # Every Linear weight (7 per layer × 2 layers + lm_head); norms and the embedding are not Linear.
+    assert len(default) == 15 and "lm_head.weight" in default and "model.embed_tokens.weight" not in default
+    regex = [n for n, _ in select_full_ft_weights(model, r"model\.layers\.1\.self_attn\.[qk]_proj")]
+    assert regex == ["model.layers.1.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight"]
+    # An explicit target may name a non-Linear 2-D weight; tied weights count once.
+    model.lm_head.weight = model.model.embed_tokens.weight
+    tied = [n for n, _ in select_full_ft_weights(model, ["embed_tokens", "lm_head"])]
+    assert tied == ["model.embed_tokens.weight"]
+    model.model.layers[0].self_attn.q_proj.weight.requires_grad_(False)  # frozen weights are not regularised
+    assert "model.layers.0.self_attn.q_proj.weight" not in [n for n, _ in select_full_ft_weights(model)]
