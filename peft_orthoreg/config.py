@@ -29,6 +29,10 @@ class OrthoLoraConfig(LoraConfig):
 
     The term is added by a trainer built with `with_orthoreg(...)` (or by calling `orthoreg_loss` yourself);
     the LoRA layers themselves are plain LoRA (no variant), so inference and merging are unchanged.
+
+    Example:
+        >>> OrthoLoraConfig(r=4, orthoreg_weight=0.1, orthoreg_norm="fro_squared").to_dict()["orthoreg_norm"]
+        'fro_squared'
     """
 
     orthoreg_weight: float = field(

@@ -97,6 +97,11 @@ class TaskVector:
         base_model: name or path of the base model θ₀.
         base_fingerprint: `fingerprint` of θ₀'s weights ("" when unknown, e.g. an adapter without its base).
         source: where the vector came from (informational).
+
+    Example:
+        >>> tv = TaskVector({"weight": torch.ones(2, 2)}, base_model="tiny")
+        >>> (2 * tv - tv).norm()
+        2.0
     """
 
     def __init__(

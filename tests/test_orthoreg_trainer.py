@@ -149,17 +149,24 @@ def test_sft_trainer_lora_gradients_and_logging(teacher_dir, tokenizer_a, tmp_pa
     assert logged(results[1][0]) == [pytest.approx(value, rel=1e-5)]
 
 
-def test_grpo_trainer_lora_gradients_and_logging(teacher_dir, tokenizer_a, tmp_path):
+@pytest.mark.parametrize("trainer_name", ["GRPOTrainer", "DistillGuardTrainer"])
+def test_grpo_trainer_lora_gradients_and_logging(teacher_dir, tokenizer_a, tmp_path, trainer_name):
     from trl import GRPOConfig, GRPOTrainer
+
+    from trl_distillguard import DistillGuardConfig, DistillGuardTrainer
 
     def reward_len(completions, **kwargs):
         return [float(len(c)) for c in completions]
 
     weight = 0.5
-    cls = with_orthoreg(GRPOTrainer)
+    base_cls, config_cls = {
+        "GRPOTrainer": (GRPOTrainer, GRPOConfig),
+        "DistillGuardTrainer": (DistillGuardTrainer, DistillGuardConfig),  # η = 0: no proxy needed
+    }[trainer_name]
+    cls = with_orthoreg(base_cls)
     results = []
     for lam in (0.0, weight):
-        args = GRPOConfig(
+        args = config_cls(
             output_dir=str(tmp_path / f"g{lam}"),
             num_generations=2,
             max_completion_length=6,

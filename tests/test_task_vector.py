@@ -164,3 +164,28 @@ def test_bad_inputs(teacher_dir, student_dir, tmp_path, make_finetuned_copies):
         TaskVector.load(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="not a PEFT adapter"):
         TaskVector.from_peft(tmp_path)
+
+
+def test_exported_models_merge_with_mergekit_like_task_arithmetic(
+    teacher_dir, tmp_path, make_finetuned_copies
+):
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions, run_merge
+
+    base = AutoModelForCausalLM.from_pretrained(teacher_dir)
+    tvs = [
+        TaskVector.from_models(teacher_dir, ft) for ft in make_finetuned_copies(base, 2, scale=0.01, seed=8)
+    ]
+    dirs = [tv.export_model(teacher_dir, tmp_path / f"ft{i}") for i, tv in enumerate(tvs)]
+    config = {
+        "merge_method": "task_arithmetic",
+        "base_model": str(teacher_dir),
+        "models": [{"model": str(d), "parameters": {"weight": 0.5}} for d in dirs],
+        "dtype": "float32",
+    }
+    options = MergeOptions(copy_tokenizer=False, lazy_unpickle=False, low_cpu_memory=False)
+    run_merge(MergeConfiguration.model_validate(config), str(tmp_path / "merged"), options=options)
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    expected = (0.5 * tvs[0] + 0.5 * tvs[1]).apply_to(base)
+    for key, value in merged.state_dict().items():
+        torch.testing.assert_close(value, expected.state_dict()[key], rtol=1e-5, atol=1e-6, msg=key)
