@@ -183,10 +183,14 @@ def main() -> None:
     ap.add_argument("--calibrate", action="store_true", help="calibrated teachers via DistillGuardTrainer")
     ap.add_argument("--calibration_steps", type=int, default=40)
     ap.add_argument("--recipes", default="sft")
+    ap.add_argument("--students", default="b,a", help="held-out students: b (tokenizer B), a (tokenizer A)")
+    ap.add_argument("--distill_batch", type=int, default=16)
+    ap.add_argument("--reuse", action="store_true", help="reuse the teachers and proxy already in --work")
     args = ap.parse_args()
     t0 = time.perf_counter()
     work = Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.reuse:
+        shutil.rmtree(work, ignore_errors=True)
     tok_a = digit_tokenizer(400, tiny.corpus(1, mix=(0.8, 0.1, 0.1)))
     tok_b = digit_tokenizer(640, tiny.corpus(2, mix=(0.1, 0.6, 0.3)))
     train_pairs, eval_pairs = split_pairs(args.n_eval)
@@ -195,12 +199,16 @@ def main() -> None:
     evals = write_jsonl(arithmetic_rows(eval_pairs), work / "eval.jsonl")
     seconds = {}
 
-    teacher = train_teacher(tok_a, train_pairs, work / "teacher", args.teacher_steps)
+    teacher = work / "teacher"
+    if not (args.reuse and teacher.exists()):
+        train_teacher(tok_a, train_pairs, teacher, args.teacher_steps)
     seconds["teacher_sft"] = time.perf_counter() - t0
     # The proxy is a real (if small) student of the original teacher, as in the paper: a random proxy's log q
     # would reward noise.
     proxy_init = tiny.save_model(llama(tok_b, 64, 2, seed=1).eval(), tok_b, work / "proxy_init")
-    proxy = distill(
+    proxy = work / "proxy_llama_b"
+    if not (args.reuse and proxy.exists()):
+        distill(
         DistillConfig(
             recipe="sft", teacher_model_name_or_path=str(teacher), student_model_name_or_path=str(proxy_init),
             dataset_name_or_path=str(train), output_dir=str(work / "proxy_llama_b"), max_steps=args.proxy_steps,
@@ -208,7 +216,7 @@ def main() -> None:
             seed=100,
         ),
         quiet=True,
-    )  # fmt: skip
+        )  # fmt: skip
     seconds["proxy"] = time.perf_counter() - t0 - sum(seconds.values())
     teachers = {"original": str(teacher)}
     note = ""
@@ -217,9 +225,9 @@ def main() -> None:
             for eta in (0.0, 1.0, -1.0):
                 name = f"eta={eta:+g}" if eta else "eta=0"
                 out = work / f"teacher_{name}"
-                teachers[name] = str(
+                if not (args.reuse and out.exists()):
                     calibrate(teacher, proxy, distill_rows, out, eta, args.calibration_steps)
-                )
+                teachers[name] = str(out)
         except Exception as err:  # report honestly what ran instead
             teachers = {"original": str(teacher)}
             note = f"calibration failed ({type(err).__name__}: {err}); a perturbed teacher stands in"
@@ -229,18 +237,17 @@ def main() -> None:
             note or "no calibrated teacher: a perturbed teacher (weights + 0.1·std Gaussian noise) stands in"
         )
     seconds["calibration_or_perturbation"] = time.perf_counter() - t0 - sum(seconds.values())
-    students = {
-        "llama_b (held out)": str(
-            tiny.save_model(llama(tok_b, 64, 2, seed=2).eval(), tok_b, work / "student_b")
-        ),
-        "llama_a (held out)": str(
-            tiny.save_model(llama(tok_a, 64, 2, seed=3).eval(), tok_a, work / "student_a")
-        ),
-    }
+    students = {}
+    if "b" in args.students.split(","):
+        init_b = tiny.save_model(llama(tok_b, 64, 2, seed=2).eval(), tok_b, work / "student_b")
+        students["llama_b (held out)"] = str(init_b)
+    if "a" in args.students.split(","):
+        init_a = tiny.save_model(llama(tok_a, 64, 2, seed=3).eval(), tok_a, work / "student_a")
+        students["llama_a (held out)"] = str(init_a)
     cfg = ReportConfig(
         teachers=teachers, original_teacher="original", students=students, recipes=args.recipes.split(","),
         train_dataset=str(train), eval_dataset=str(evals), verifier="math_answer", seeds=args.seeds,
-        distill={"max_steps": args.distill_steps, "per_device_train_batch_size": 16, "learning_rate": 3e-3,
+        distill={"max_steps": args.distill_steps, "per_device_train_batch_size": args.distill_batch, "learning_rate": 3e-3,
                  "max_completion_length": 16, "sample_temperature": 1.0, "num_samples_per_prompt": 1,
                  "generation_batch_size": 64},
         eval_max_new_tokens=16, eval_batch_size=64, proxy_model_name_or_path=str(proxy),

@@ -281,6 +281,9 @@ def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Itera
         raise InputError(f"output_dir: {path} exists and is not empty (pass --overwrite_output_dir true)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the final directory gets the usual permissions
     try:
         yield tmp
     except BaseException:
