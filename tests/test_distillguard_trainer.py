@@ -345,3 +345,40 @@ def test_conversational_prompts(tmp_path, teacher_dir, student_dir):
     trainer.train()
     log = trainer.state.log_history[0]
     assert math.isfinite(log["calibration/proxy_logp"]) and log["calibration/unscorable_frac"] < 1.0
+
+
+def test_proxy_equal_to_teacher_gives_zero_reward_on_canonical_tokenizations(
+    tmp_path, teacher_dir, monkeypatch
+):
+    """Consistency of the two scoring paths: with the teacher as its own proxy (same tokenizer), every completion whose
+    sampled ids are the canonical tokenization of its text gets r = 0 (up to float error) — prompt ids, EOS handling
+    and normalisation agree between GRPO's policy log-probs and the proxy's."""
+    calls = []
+    original = CalibrationReward.__call__
+
+    def spy(self, prompts, completions, completion_ids=None, **kwargs):
+        out = original(self, prompts, completions, completion_ids=completion_ids, **kwargs)
+        calls.append((list(completions), [list(c) for c in completion_ids], out))
+        return out
+
+    monkeypatch.setattr(CalibrationReward, "__call__", spy)
+    tok = AutoTokenizer.from_pretrained(teacher_dir)
+    args = config(
+        tmp_path,
+        proxy_model_name_or_path=str(teacher_dir),
+        max_steps=1,
+        max_completion_length=3,
+        per_device_train_batch_size=16,
+        num_generations=4,
+    )
+    DistillGuardTrainer(
+        str(teacher_dir), reward_funcs=[math_answer], args=args, train_dataset=dataset()
+    ).train()
+    canonical = 0
+    for completions, ids, rewards in calls[:1]:  # the first batch: policy == proxy weights
+        for c, cids, r in zip(completions, ids, rewards):
+            body = cids[:-1] if cids and cids[-1] == tok.eos_token_id else cids
+            if r is not None and tok(c, add_special_tokens=False)["input_ids"] == body:
+                assert r == pytest.approx(0.0, abs=1e-5), (c, cids)
+                canonical += 1
+    assert canonical >= 1
