@@ -382,3 +382,18 @@ def test_proxy_equal_to_teacher_gives_zero_reward_on_canonical_tokenizations(
                 assert r == pytest.approx(0.0, abs=1e-5), (c, cids)
                 canonical += 1
     assert canonical >= 1
+
+
+def test_proxy_logprob_mode_needs_no_policy_forward(tmp_path, teacher_dir, student_dir):
+    args = config(
+        tmp_path, proxy_model_name_or_path=str(student_dir), calibration_mode="proxy_logprob", max_steps=1
+    )
+    trainer = DistillGuardTrainer(
+        str(teacher_dir), reward_funcs=[math_answer], args=args, train_dataset=dataset()
+    )
+    trainer.train()
+    assert trainer.calibration_policy_forwards == 0
+    log = trainer.state.log_history[0]
+    assert "calibration/policy_logp" not in log and math.isfinite(log["calibration/proxy_logp"])
+    # the reward is log q per byte: the logged mean reward equals the logged proxy log-prob mean
+    assert log["rewards/calibration/mean"] == pytest.approx(log["calibration/proxy_logp"], rel=1e-4)
