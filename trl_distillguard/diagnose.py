@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from trl_distillguard import traps
 from trl_distillguard.evaluate import (
@@ -135,8 +136,9 @@ def _encode_completion(tokenizer, text: str, add_eos: bool) -> tuple[list[int], 
 
 @torch.no_grad()
 def score_texts(
-    model, tokenizer, prompts, completions, eos_flags, *, top_k: int, keep_full: bool, batch_size: int
-):
+    model, tokenizer, prompts, completions, eos_flags, *, top_k: int, keep_full: bool, batch_size: int,
+    desc: str | None = None,
+):  # fmt: skip
     """Score each (prompt, completion) with `model`'s own tokenizer; returns one `Scored` per text."""
     items = []
     for prompt, text, eos in zip(prompts, completions, eos_flags, strict=True):
@@ -145,7 +147,7 @@ def score_texts(
         items.append((p_ids, c_ids, offsets, len(text.encode("utf-8"))))
     out: list[Scored] = []
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    for start in range(0, len(items), batch_size):
+    for start in tqdm(range(0, len(items), batch_size), desc=desc, disable=desc is None, leave=False):
         batch = items[start : start + batch_size]
         seqs = [p + c for p, c, _, _ in batch]
         width = max(len(s) for s in seqs)
@@ -246,7 +248,7 @@ def diagnose(cfg: DiagnoseConfig) -> dict[str, Any]:
         for sampler in ("teacher", "student"):
             scored[scorer, sampler] = score_texts(
                 model, tok, rep_prompts, texts[sampler], flags[sampler], top_k=cfg.top_k, keep_full=shared_vocab,
-                batch_size=cfg.batch_size,
+                batch_size=cfg.batch_size, desc=f"{scorer} scores {sampler} samples",
             )  # fmt: skip
 
     # Tail noise: the teacher's own distribution on its own samples.
