@@ -86,13 +86,25 @@ def svd(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     m, n = x.shape[-2:]
     if QR_PRECONDITION and n >= 1.5 * m:
         q, r = torch.linalg.qr(x.mT)  # x = Rᵀ Qᵀ
-        u, s, wh = torch.linalg.svd(r.mT)
+        u, s, wh = _plain_svd(r.mT)
         return u, s, wh @ q.mT
     if QR_PRECONDITION and m >= 1.5 * n:
         q, r = torch.linalg.qr(x)  # x = Q R
-        w, s, vh = torch.linalg.svd(r)
+        w, s, vh = _plain_svd(r)
         return q @ w, s, vh
-    return torch.linalg.svd(x, full_matrices=False)
+    return _plain_svd(x)
+
+
+def _plain_svd(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    try:
+        return torch.linalg.svd(x, full_matrices=False)
+    except torch.linalg.LinAlgError:
+        if x.dtype == torch.float64:
+            raise
+        # LAPACK's gesdd occasionally fails to converge in fp32 on matrices with many (nearly) repeated singular
+        # values, e.g. the almost orthonormal U_cat of unrelated tasks; fp64 converges there.
+        u, s, vh = torch.linalg.svd(x.double(), full_matrices=False)
+        return u.to(x.dtype), s.to(x.dtype), vh.to(x.dtype)
 
 
 def polar(x: torch.Tensor) -> torch.Tensor:

@@ -101,7 +101,10 @@ def merge_group(
     if not deltas:
         return base
     matrix = base.ndim == 2 and (svd_embeddings or not is_embedding(name, group.metadata.vocabulary_axis))
-    merged = matrix_fn(deltas) if matrix else core.mean_delta(deltas)
+    try:
+        merged = matrix_fn(deltas) if matrix else core.mean_delta(deltas)
+    except RuntimeError as exc:  # name the tensor: mergekit's message would not
+        raise RuntimeError(f"{method}: merging tensor {name} failed: {exc}") from exc
     return (base.to(dtype) + alpha * merged).to(base.dtype)
 
 

@@ -228,3 +228,18 @@ def test_example_configs_are_valid(name):
     for model in config["models"]:
         for key, value in (model.get("parameters") or {}).items():
             known[key].validate(value)
+
+
+def test_kernel_failures_name_the_tensor():
+    from mergekit.merge_methods.base import TensorGroup
+
+    from mergekit_plugins.methods import merge_group
+
+    def broken(deltas):
+        raise torch.linalg.LinAlgError("did not converge")
+
+    group = TensorGroup.from_tensors(
+        [torch.zeros(4, 4), torch.ones(4, 4)], base_index=0, name="layers.3.o_proj"
+    )
+    with pytest.raises(RuntimeError, match=r"iso_c: merging tensor layers.3.o_proj failed: did not converge"):
+        merge_group(group, broken, method="iso_c", weight={1: 1.0}, alpha=1.0, svd_embeddings=False)

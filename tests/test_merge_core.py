@@ -200,3 +200,31 @@ def test_zero_deltas_give_zero():
     z = [torch.zeros(6, 4, dtype=F64)] * 3
     for fn in (core.tsv_merge, core.iso_c_merge, core.iso_cts_merge):
         assert torch.equal(fn(z), torch.zeros(6, 4, dtype=F64))
+
+
+def test_svd_falls_back_to_fp64_when_fp32_lapack_fails(monkeypatch):
+    deltas = [d.float() for d in rand_deltas((20, 12), 3, seed=9)]
+    expected = core.iso_cts_merge(deltas)
+    real_svd = torch.linalg.svd
+
+    def flaky(x, *args, **kwargs):
+        if x.dtype == torch.float32:
+            raise torch.linalg.LinAlgError("linalg.svd: The algorithm failed to converge")
+        return real_svd(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch.linalg, "svd", flaky)
+    out = core.iso_cts_merge(deltas)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("qr", [True, False])
+def test_qr_preconditioned_svd_matches_plain(qr, monkeypatch):
+    monkeypatch.setattr(core, "QR_PRECONDITION", qr)
+    for shape in SHAPES:
+        x = rand_deltas(shape, 1, seed=4)[0]
+        u, s, vh = core.svd(x)
+        torch.testing.assert_close(s, torch.linalg.svdvals(x))
+        torch.testing.assert_close(u @ torch.diag(s) @ vh, x)
+        torch.testing.assert_close(u.T @ u, torch.eye(s.numel(), dtype=F64))
+        torch.testing.assert_close(vh @ vh.T, torch.eye(s.numel(), dtype=F64))
