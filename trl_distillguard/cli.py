@@ -19,8 +19,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("trl_distillguard.cli:list_plugins", "list the registered reward functions and their origin"),
     "calibrate": ("trl_distillguard.calibrate:main", "calibrate a teacher's distillability by RL"),
     "distill": ("trl_distillguard.distill:main", "distil a student from a teacher (recipes sft, kd, uld)"),
-    "report": ("trl_distillguard.report:main", "distillability report: teachers x students x recipes x seeds"),
-    "diagnose": ("trl_distillguard.diagnose:main", "trap diagnostics of a (teacher, student) pair: JSON + PNG"),
+    "report": ("trl_distillguard.report:main", "distillability report: teachers x students x recipes"),
+    "diagnose": ("trl_distillguard.diagnose:main", "trap diagnostics of a teacher-student pair"),
 }
 
 USAGE = "usage: distillguard [--help] [--version] COMMAND [ARGS]"
