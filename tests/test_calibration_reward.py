@@ -209,6 +209,11 @@ def test_bad_proxy_paths(tmp_path, teacher_dir):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="proxy_model_name_or_path: cannot load a causal LM"):
         CalibrationReward(str(tmp_path / "empty"))
+    from transformers import DistilBertConfig  # an encoder: no causal-LM head exists for it
+
+    DistilBertConfig(n_layers=1, dim=16, hidden_dim=32, n_heads=2).save_pretrained(tmp_path / "encoder")
+    with pytest.raises(ValueError, match="proxy_model_name_or_path: cannot load a causal LM from .*encoder"):
+        CalibrationReward(str(tmp_path / "encoder"))
 
 
 def test_proxy_tokenizer_without_pad_is_fixed_without_eos_is_an_error(student_dir):
