@@ -48,7 +48,12 @@ from trl_distillguard.evaluate import (
 
 @dataclass
 class DiagnoseConfig:
-    """What to diagnose and how (every field documented in `metadata`)."""
+    """What to diagnose and how (every field documented in `metadata`).
+
+    Example:
+        >>> DiagnoseConfig(top_k=20).temperature
+        1.0
+    """
 
     teacher_model_name_or_path: str | None = field(
         default=None, metadata={"help": "Local path of the teacher."}
@@ -104,7 +109,12 @@ class DiagnoseConfig:
 @dataclass
 class Scored:
     """One text scored by one model: completion token ids, byte offsets, per-token log-prob / max-prob, and the
-    full log-distributions when asked for (shared-vocabulary KL)."""
+    full log-distributions when asked for (shared-vocabulary KL).
+
+    Example:
+        >>> # s = score_texts(model, tok, ["q"], [" 2"], [True], top_k=10, keep_full=False, batch_size=8)[0]
+        >>> # s.logps.sum()  # log-probability of " 2" + EOS after "q"
+    """
 
     ids: list[int]
     offsets: list[tuple[int, int]]
@@ -139,7 +149,12 @@ def score_texts(
     model, tokenizer, prompts, completions, eos_flags, *, top_k: int, keep_full: bool, batch_size: int,
     desc: str | None = None,
 ):  # fmt: skip
-    """Score each (prompt, completion) with `model`'s own tokenizer; returns one `Scored` per text."""
+    """Score each (prompt, completion) with `model`'s own tokenizer; returns one `Scored` per text.
+
+    Example:
+        >>> # scored = score_texts(teacher, tok, prompts, texts, eos_flags, top_k=10, keep_full=False, batch_size=16)
+        >>> # scored[0].tail_mass  # one value per completion token
+    """
     items = []
     for prompt, text, eos in zip(prompts, completions, eos_flags, strict=True):
         p_ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=True)["input_ids"]
@@ -212,7 +227,12 @@ def _symptoms(texts, ids, max_probs, correct, cfg: DiagnoseConfig) -> dict[str, 
 
 
 def diagnose(cfg: DiagnoseConfig) -> dict[str, Any]:
-    """Compute every trap metric for the pair and write `diagnose.json` and `diagnose.png` into `output_dir`."""
+    """Compute every trap metric for the pair and write `diagnose.json` and `diagnose.png` into `output_dir`.
+
+    Example:
+        >>> # diagnose(DiagnoseConfig(teacher_model_name_or_path="t", student_model_name_or_path="s",
+        >>> #                         dataset_name_or_path="eval.jsonl", output_dir="diag"))["off_policy"]["gap"]
+    """
     for name in (
         "teacher_model_name_or_path",
         "student_model_name_or_path",
@@ -412,7 +432,11 @@ def _plot(result, ratios, tail_mass, per_sampler, path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`distillguard diagnose --config diagnose.yaml [--field value ...]`."""
+    """`distillguard diagnose --config diagnose.yaml [--field value ...]`.
+
+    Example:
+        >>> # main(["--config", "examples/configs/diagnose_tiny.yaml"])  # 0, or 2 on bad input
+    """
     from trl import TrlParser
 
     def body() -> int:

@@ -73,7 +73,11 @@ def sample_teacher(
 
 
 def check_shared_vocab(teacher_tok, student_tok, teacher_model=None, student_model=None) -> None:
-    """`kd` compares full next-token distributions: both must use the very same vocabulary."""
+    """`kd` compares full next-token distributions: both must use the very same vocabulary.
+
+    Example:
+        >>> # check_shared_vocab(teacher_tok, student_tok)  # InputError: recipe kd needs a shared vocabulary ...
+    """
     same = teacher_tok.get_vocab() == student_tok.get_vocab()
     if same and teacher_model is not None and student_model is not None:
         same = (
@@ -88,7 +92,11 @@ def check_shared_vocab(teacher_tok, student_tok, teacher_model=None, student_mod
 
 
 def check_byte_level(tokenizer, role: str) -> None:
-    """`uld` aligns tokens by byte offsets, which TRL GOLD computes for ByteLevel-BPE tokenizers only."""
+    """`uld` aligns tokens by byte offsets, which TRL GOLD computes for ByteLevel-BPE tokenizers only.
+
+    Example:
+        >>> # check_byte_level(sentencepiece_tok, "student")  # InputError: ... use recipe sft instead
+    """
     from trl.experimental.utils import is_byte_level_tokenizer
 
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -328,7 +336,11 @@ def _unique(prompts: list[Any]) -> list[Any]:
 
 
 def main(argv: list[str]) -> int:
-    """`distillguard distill --config distill.yaml [--field value ...]`."""
+    """`distillguard distill --config distill.yaml [--field value ...]`.
+
+    Example:
+        >>> # main(["--config", "examples/configs/distill_tiny.yaml", "--recipe", "uld"])  # 0, or 2 on bad input
+    """
     from trl import TrlParser
 
     def body() -> int:

@@ -20,7 +20,12 @@ RECIPES = ("sft", "kd", "uld")
 
 @dataclass
 class DistillConfig:
-    """How to distil one student from one teacher (`recipe` = `sft`, `kd` or `uld`)."""
+    """How to distil one student from one teacher (`recipe` = `sft`, `kd` or `uld`).
+
+    Example:
+        >>> DistillConfig(recipe="kd", on_policy_fraction=0.25).divergence_beta
+        0.5
+    """
 
     recipe: str = field(
         default="sft",

@@ -31,13 +31,23 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "T
 
 
 class InputError(ValueError):
-    """Bad user input: the CLI prints its one-line message and exits with status 2."""
+    """Bad user input: the CLI prints its one-line message and exits with status 2.
+
+    Example:
+        >>> str(InputError("eval dataset: the prompt set is empty"))
+        'eval dataset: the prompt set is empty'
+    """
 
 
 # ------------------------------------------------------------------------------------------------ data
 def load_rows(spec: str | os.PathLike, role: str = "dataset") -> list[dict[str, Any]]:
     """Rows of a local dataset (jsonl/json/parquet file or directory) or a built-in, through the project's loader
-    (`trl_distillguard.data.load_dataset_rows`); errors become one-line `InputError`s naming `role`."""
+    (`trl_distillguard.data.load_dataset_rows`); errors become one-line `InputError`s naming `role`.
+
+    Example:
+        >>> len(load_rows("arithmetic"))  # a built-in; or a .jsonl/.json/.parquet path or a directory
+        64
+    """
     from trl_distillguard.data import load_dataset_rows
 
     try:
@@ -47,7 +57,12 @@ def load_rows(spec: str | os.PathLike, role: str = "dataset") -> list[dict[str, 
 
 
 def prompts_of(rows: Sequence[dict[str, Any]], column: str, role: str) -> list[Any]:
-    """The prompt column of `rows`, with one-line errors for an empty set or a missing/empty column."""
+    """The prompt column of `rows`, with one-line errors for an empty set or a missing/empty column.
+
+    Example:
+        >>> prompts_of([{"prompt": "What is 1 + 1?"}], "prompt", "dataset")
+        ['What is 1 + 1?']
+    """
     if not rows:
         raise InputError(f"{role}: the prompt set is empty")
     missing = [i for i, r in enumerate(rows) if not r.get(column)]
@@ -62,7 +77,11 @@ def prompts_of(rows: Sequence[dict[str, Any]], column: str, role: str) -> list[A
 def load_causal_lm(
     path: str, role: str, *, trust_remote_code: bool = False, tokenizer_path: str | None = None
 ):
-    """(model, tokenizer) from a local path, with a one-line error naming `role` when it is not a causal LM."""
+    """(model, tokenizer) from a local path, with a one-line error naming `role` when it is not a causal LM.
+
+    Example:
+        >>> # model, tok = load_causal_lm("path/to/teacher", "teacher_model_name_or_path")
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     check_causal_lm(path, role, trust_remote_code=trust_remote_code)
@@ -82,7 +101,11 @@ def load_causal_lm(
 
 
 def check_causal_lm(path: str, role: str, *, trust_remote_code: bool = False) -> None:
-    """Fail early (one line naming `role`) when `path` is not a causal-LM directory; loads the config only."""
+    """Fail early (one line naming `role`) when `path` is not a causal-LM directory; loads the config only.
+
+    Example:
+        >>> # check_causal_lm("prompts.jsonl", "teacher")  # InputError: teacher: ... is not a model directory
+    """
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
@@ -95,11 +118,22 @@ def check_causal_lm(path: str, role: str, *, trust_remote_code: bool = False) ->
 
 
 def device() -> torch.device:
+    """The device models run on: CUDA when available, else CPU.
+
+    Example:
+        >>> device().type in {"cpu", "cuda"}
+        True
+    """
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def render_prompt(tokenizer, prompt: Any) -> str:
-    """A plain-text prompt as is; a conversational one through the tokenizer's chat template."""
+    """A plain-text prompt as is; a conversational one through the tokenizer's chat template.
+
+    Example:
+        >>> render_prompt(None, "What is 1 + 1?")
+        'What is 1 + 1?'
+    """
     if isinstance(prompt, str):
         return prompt
     if getattr(tokenizer, "chat_template", None) is None:
@@ -112,7 +146,12 @@ def render_prompt(tokenizer, prompt: Any) -> str:
 @dataclass
 class Generation:
     """One completion: its text (special tokens removed), its token ids (up to and including EOS) and whether it
-    ended with EOS."""
+    ended with EOS.
+
+    Example:
+        >>> Generation(" 2", [17, 1], True).ended_with_eos
+        True
+    """
 
     text: str
     token_ids: list[int]
@@ -185,7 +224,12 @@ def generate(
 
 # ------------------------------------------------------------------------------------------------ verifiers
 def resolve_verifier(name: str) -> Callable[..., list[float | None]]:
-    """A registered reward function by name, else an importable `module:attr` or `module.attr`."""
+    """A registered reward function by name, else an importable `module:attr` or `module.attr`.
+
+    Example:
+        >>> resolve_verifier("qa_exact_match")(prompts=["q"], completions=["Paris"], answer=["paris"])
+        [1.0]
+    """
     from trl_distillguard.plugins import load_plugins, registry
 
     load_plugins()
@@ -209,7 +253,12 @@ def _columns(rows: Sequence[dict[str, Any]], prompt_column: str) -> dict[str, li
 def check_gold(
     rows: Sequence[dict[str, Any]], verifier: Callable, verifier_name: str, prompt_column: str
 ) -> None:
-    """Fail early (one line) when the eval set lacks the gold answers `verifier` needs."""
+    """Fail early (one line) when the eval set lacks the gold answers `verifier` needs.
+
+    Example:
+        >>> check_gold([{"prompt": "q", "answer": "4"}], resolve_verifier("math_answer"), "math_answer", "prompt")
+        >>> # without `answer`: InputError: eval dataset: no gold answers for verifier 'math_answer' (...)
+    """
     prompts = prompts_of(rows, prompt_column, "eval dataset")
     try:
         scores = verifier(prompts=prompts, completions=[""] * len(rows), **_columns(rows, prompt_column))
@@ -221,7 +270,12 @@ def check_gold(
 
 @dataclass
 class EvalResult:
-    """Mean verifier score over the scorable rows, plus every row's score and completion."""
+    """Mean verifier score over the scorable rows, plus every row's score and completion.
+
+    Example:
+        >>> EvalResult(0.5, [1.0, 0.0, None], ["a", "b", "c"]).n_scored
+        2
+    """
 
     score: float
     scores: list[float | None] = field(repr=False)
@@ -319,7 +373,14 @@ def json_safe(obj: Any) -> Any:
 
 
 def run_cli(fn: Callable[[], int], prog: str) -> int:
-    """Run a subcommand body; an `InputError` becomes one line on stderr and exit status 2."""
+    """Run a subcommand body; an `InputError` becomes one line on stderr and exit status 2.
+
+    Example:
+        >>> def body():
+        ...     raise InputError("recipe: bad")
+        >>> run_cli(body, "distill")  # prints "distillguard distill: error: recipe: bad" to stderr
+        2
+    """
     import sys
 
     try:

@@ -70,7 +70,12 @@ def _same_model(a: str, b: str) -> bool:
 
 
 def heldout_warnings(cfg: ReportConfig) -> list[str]:
-    """Warn (do not fail) when students equal the calibration proxy and none is held out."""
+    """Warn (do not fail) when students equal the calibration proxy and none is held out.
+
+    Example:
+        >>> heldout_warnings(ReportConfig(students={"s": "x"}))  # no proxy given: nothing to flag
+        []
+    """
     if not cfg.proxy_model_name_or_path:
         return []
     same = [n for n, p in cfg.students.items() if _same_model(p, cfg.proxy_model_name_or_path)]
@@ -107,7 +112,12 @@ def _check_recipes(cfg: ReportConfig, tokenizers: dict[str, Any], teacher_names:
 
 
 def run_report(cfg: ReportConfig) -> dict[str, Any]:
-    """Run the whole grid and write the report files into `cfg.output_dir`; returns the report as a dict."""
+    """Run the whole grid and write the report files into `cfg.output_dir`; returns the report as a dict.
+
+    Example:
+        >>> # run_report(ReportConfig(teachers={"original": "t0", "calibrated": "t1"}, students={"s": "s0"},
+        >>> #                       train_dataset="train.jsonl", eval_dataset="eval.jsonl", output_dir="rep"))
+    """
     from transformers import AutoTokenizer
 
     _validate(cfg)
@@ -199,7 +209,13 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
 
 
 def summarize(report: dict[str, Any], original: str) -> list[dict[str, Any]]:
-    """One row per (teacher, student, recipe): scores over seeds, Δ against the original teacher, index."""
+    """One row per (teacher, student, recipe): scores over seeds, Δ against the original teacher, index.
+
+    Example:
+        >>> runs = [{"teacher": "t", "student": "s", "recipe": "sft", "score": 0.5}]
+        >>> summarize({"teachers": {"t": {"score": 1.0}}, "runs": runs}, "t")[0]["distillability_index"]
+        0.5
+    """
     groups: dict[tuple[str, str, str], list[float]] = {}
     for run in report["runs"]:
         groups.setdefault((run["teacher"], run["student"], run["recipe"]), []).append(run["score"])
@@ -222,7 +238,11 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 
 def render_markdown(report: dict[str, Any], cfg: ReportConfig) -> str:
-    """The report table (plus initial student scores, warnings and the settings) as Markdown."""
+    """The report table (plus initial student scores, warnings and the settings) as Markdown.
+
+    Example:
+        >>> # print(render_markdown(report, cfg))  # the table of report.md
+    """
     lines = [
         "# Distillability report",
         "",
@@ -250,7 +270,11 @@ def render_markdown(report: dict[str, Any], cfg: ReportConfig) -> str:
 
 
 def plot_report(report: dict[str, Any], path: Path) -> None:
-    """Grouped bars: one group per (student, recipe) plus the teachers' own scores, one bar per teacher."""
+    """Grouped bars: one group per (student, recipe) plus the teachers' own scores, one bar per teacher.
+
+    Example:
+        >>> # plot_report(report, Path("report.png"))
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -289,7 +313,11 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`distillguard report --config report.yaml [--seeds 3] [--field value ...]`."""
+    """`distillguard report --config report.yaml [--seeds 3] [--field value ...]`.
+
+    Example:
+        >>> # main(["--config", "examples/configs/report_tiny.yaml", "--seeds", "3"])  # 0, or 2 on bad input
+    """
     from trl import TrlParser
 
     def body() -> int:

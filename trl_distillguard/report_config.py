@@ -31,7 +31,12 @@ def _as_dict(value: Any, name: str) -> dict:
 
 @dataclass
 class ReportConfig:
-    """Teachers × students × recipes × seeds, evaluated on a held-out set with a task verifier."""
+    """Teachers × students × recipes × seeds, evaluated on a held-out set with a task verifier.
+
+    Example:
+        >>> ReportConfig(teachers={"orig": "t0"}, recipes="sft,uld").recipes
+        ['sft', 'uld']
+    """
 
     teachers: dict[str, str] | str | None = field(
         default=None,

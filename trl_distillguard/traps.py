@@ -152,7 +152,12 @@ def exposure_gap(loss_on_teacher_samples: Tensor, loss_on_student_samples: Tenso
 
 
 def ngrams(tokens: Sequence, n: int) -> list[tuple]:
-    """All contiguous n-grams of `tokens`."""
+    """All contiguous n-grams of `tokens`.
+
+    Example:
+        >>> ngrams("a b c".split(), 2)
+        [('a', 'b'), ('b', 'c')]
+    """
     return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
