@@ -189,6 +189,9 @@ def test_policy_logps_from_the_trainer_are_used(student_dir):
         prompts=["a", "b"], completions=["x", "y"]
     )
     assert with_pi == pytest.approx([q_only[0] + 1.0, q_only[1] + 2.0])
+    with reward.using_policy_logps([-1.0, None]):  # no valid policy log-prob -> unscorable, not a crash
+        partial = reward(prompts=["a", "b"], completions=["x", "y"], completion_ids=[[1], [2]])
+    assert partial[0] == pytest.approx(with_pi[0]) and partial[1] is None
 
 
 @pytest.mark.parametrize(

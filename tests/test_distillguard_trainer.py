@@ -324,7 +324,12 @@ def test_policy_logps_source_order_old_then_sampling_then_forward():
     ids = [[5, 6, 7], [8]]
     old = torch.tensor([[-1.0, -2.0, -3.0], [-4.0, -99.0, -99.0]])  # -99: padding beyond the completion
     trainer._dg_batch = {"completion_ids": ids, "old_logps": old, "sampling_logps": [[-0.5] * 3, [-0.5]]}
+    trainer.mask_truncated_completions = False
     assert trainer._policy_sequence_logps(ids) == [-6.0, -4.0]
+    # mask_truncated_completions: GRPO's pass masked truncated completions out of attention -> unscorable
+    trainer.mask_truncated_completions, trainer.eos_token_ids = True, [7]
+    trainer._tokenizer = type("Tok", (), {"pad_token_id": 0})()
+    assert trainer._policy_sequence_logps(ids) == [-6.0, None]
     trainer._dg_batch = {
         "completion_ids": ids,
         "old_logps": None,

@@ -312,8 +312,10 @@ class CalibrationReward:
         denominators = []
         for k, i in enumerate(idx):
             den = self._denominator(texts[i], len(inputs[k][0]) - inputs[k][1])
-            value = calibration_value(proxy_lp[k], policy_lp[k], den, self.mode)
             denominators.append(den)
+            if self.mode == "log_ratio" and policy_lp[k] is None:
+                continue  # the trainer has no valid policy log-prob for this completion: unscorable
+            value = calibration_value(proxy_lp[k], policy_lp[k], den, self.mode)
             if math.isfinite(value):
                 rewards[i] = value
         self._log(log_metric, n, proxy_lp, policy_lp, denominators)

@@ -169,7 +169,7 @@ class DistillGuardTrainer(GRPOTrainer):
             batch["old_logps"] = result[0]
         return result
 
-    def _policy_sequence_logps(self, completion_ids_list: list[list[int]]) -> list[float]:
+    def _policy_sequence_logps(self, completion_ids_list: list[list[int]]) -> list[float | None]:
         batch = self._dg_batch
         if batch is None or [list(c) for c in batch["completion_ids"]] != [
             list(c) for c in completion_ids_list
@@ -184,7 +184,16 @@ class DistillGuardTrainer(GRPOTrainer):
                 torch.arange(per_token.size(1), device=per_token.device)[None, :]
                 < lengths.to(per_token.device)[:, None]
             )
-            return (per_token * mask).sum(dim=1).tolist()
+            sums: list[float | None] = (per_token * mask).sum(dim=1).tolist()
+            if self.mask_truncated_completions:
+                # GRPO ran this pass with truncated completions masked out of attention: their log-probs are not
+                # the policy's, and GRPO gives them no gradient anyway, so they are unscorable here.
+                ends = {*self.eos_token_ids, self._tokenizer.pad_token_id}
+                sums = [
+                    None if not c or c[-1] not in ends else v
+                    for c, v in zip(completion_ids_list, sums, strict=True)
+                ]
+            return sums
         if batch["sampling_logps"] is not None:
             return [float(sum(x for x in lp if x is not None)) for lp in batch["sampling_logps"]]
         return self._one_policy_forward(batch["prompt_ids"], completion_ids_list)
