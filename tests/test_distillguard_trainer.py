@@ -335,7 +335,7 @@ def test_policy_logps_source_order_old_then_sampling_then_forward():
         "old_logps": None,
         "sampling_logps": [[-0.5, None, -1.0], [-2.0]],
     }
-    assert trainer._policy_sequence_logps(ids) == [-1.5, -2.0]
+    assert trainer._policy_sequence_logps(ids) == [None, -2.0]  # a token vLLM could not score
     with pytest.raises(RuntimeError, match="did not see generated"):
         trainer._policy_sequence_logps([[1]])
 

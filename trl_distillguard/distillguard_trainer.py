@@ -195,7 +195,8 @@ class DistillGuardTrainer(GRPOTrainer):
                 ]
             return sums
         if batch["sampling_logps"] is not None:
-            return [float(sum(x for x in lp if x is not None)) for lp in batch["sampling_logps"]]
+            # vLLM marks a token it could not score with None: that completion has no exact log pi
+            return [None if any(x is None for x in lp) else float(sum(lp)) for lp in batch["sampling_logps"]]
         return self._one_policy_forward(batch["prompt_ids"], completion_ids_list)
 
     def _one_policy_forward(self, prompt_ids_list: list, completion_ids_list: list) -> list[float]:
