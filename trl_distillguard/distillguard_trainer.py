@@ -11,7 +11,9 @@ rewards *after* its no-grad pass. Per generation batch, in `_generate_and_score_
 This trainer records (1) and (2) and hands the calibration reward the summed log-probs of each completion from
 `old_per_token_logps` when GRPO computed it, else from the backend's sampling log-probs, else from exactly **one**
 extra batched no-grad forward through GRPO's own `_get_per_token_logps_and_entropies` (same padding, fused LM head
-and temperature as GRPO). `calibration_policy_forwards` counts those extra forwards.
+and temperature as GRPO). `calibration_policy_forwards` counts those extra forwards. A completion without an exact
+log pi (a vLLM token scored None; with `mask_truncated_completions`, a truncated completion that GRPO's pass masked
+out of attention) gets no calibration reward (None), like any unscorable completion.
 
 Example:
     >>> from trl_distillguard import DistillGuardConfig, DistillGuardTrainer
