@@ -49,3 +49,22 @@ def test_finetuned_copies_are_perturbed(teacher_dir, make_finetuned_copies):
     # Deterministic given the seed.
     again = make_finetuned_copies(base, 1, scale=0.01, seed=0)[0]
     assert torch.equal(again.state_dict()[name], copies[0].state_dict()[name])
+
+
+def test_tokenizers_are_reproducible_across_processes(tokenizer_a, tokenizer_b):
+    """BPE training is deterministic: a fresh interpreter trains the very same vocabularies."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import tiny; "
+        "print(json.dumps([tiny.tokenizer_a().get_vocab(), tiny.tokenizer_b().get_vocab()]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True, check=True
+    ).stdout
+    vocab_a, vocab_b = json.loads(out)
+    assert vocab_a == tokenizer_a.get_vocab()
+    assert vocab_b == tokenizer_b.get_vocab()
