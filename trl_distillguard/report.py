@@ -270,7 +270,8 @@ def render_markdown(report: dict[str, Any], cfg: ReportConfig) -> str:
 
 
 def plot_report(report: dict[str, Any], path: Path) -> None:
-    """Grouped bars: one group per (student, recipe) plus the teachers' own scores, one bar per teacher.
+    """Grouped bars: one group per (student, recipe) plus the teachers' own scores, one bar per teacher; error
+    bars are the seed std and black dots the single seeds (seed scores can be bimodal).
 
     Example:
         >>> # plot_report(report, Path("report.png"))
@@ -287,7 +288,7 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     width = 0.8 / max(1, len(teachers))
     fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(groups) + 1), 3.8))
     for i, t in enumerate(teachers):
-        means, stds = [report["teachers"][t]["score"]], [0.0]
+        means, stds, seeds = [report["teachers"][t]["score"]], [0.0], [[]]
         for g in groups[1:]:
             row = next(
                 (r for r in report["summary"] if r["teacher"] == t and f"{r['student']}\n{r['recipe']}" == g),
@@ -295,18 +296,21 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
             )
             means.append(row["student_mean"] if row else float("nan"))
             stds.append(row["student_std"] if row else 0.0)
+            seeds.append(row["scores"] if row and len(row["scores"]) > 1 else [])
         xs = [j + (i - (len(teachers) - 1) / 2) * width for j in range(len(groups))]
         ax.bar(xs, means, width, yerr=stds, capsize=3, label=t)
+        for x, points in zip(xs, seeds, strict=True):
+            ax.scatter([x] * len(points), points, s=9, color="black", zorder=3)
     for _n, v in report["students"].items():
         ax.axhline(v["initial_score"], ls=":", lw=1, color="gray")
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("verifier score (held-out)")
-    tops = [r["student_mean"] + r["student_std"] for r in report["summary"]]
+    tops = [max([r["student_mean"] + r["student_std"], *r["scores"]]) for r in report["summary"]]
     tops += [v["score"] for v in report["teachers"].values()]
     tops = [t for t in tops if t == t]  # drop NaN
     ax.set_ylim(0, min(1.05, 1.25 * max(tops)) if tops and max(tops) > 0 else 1.05)
-    ax.set_title("Teacher and distilled-student scores (mean ± std over seeds)", fontsize=10)
-    ax.legend(title="teacher", fontsize=8)
+    ax.set_title("Teacher and distilled-student scores (mean ± std; dots: seeds)", fontsize=10)
+    ax.legend(title="teacher", fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
