@@ -168,7 +168,6 @@ def test_example_builder_and_configs_parse(tmp_path):
     assert tiny  # the fixture module the example builder uses is importable
 
 
-@pytest.mark.slow
 def test_example_builder_then_the_unmodified_tiny_yaml(tmp_path):
     """`python examples/data/calibrate_tiny.py` then `distillguard calibrate --config examples/configs/tiny.yaml`
     (only the model and output paths moved to tmp)."""

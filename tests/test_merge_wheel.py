@@ -9,13 +9,11 @@ import sys
 import sysconfig
 from pathlib import Path
 
-import pytest
 from test_merge_helpers import assert_merge_equals, reference_merge, save_task_models, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
 def test_wheel_install_makes_plain_mergekit_yaml_see_tsv(tmp_path, teacher_dir, make_finetuned_copies):
     src = tmp_path / "src"
     src.mkdir()
