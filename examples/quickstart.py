@@ -186,21 +186,18 @@ def stage_orthoreg(base: Path, work: Path, args, checks: dict) -> dict[str, Path
     report = diagnose(vectors, names=names)  # what `peft-orthoreg diagnose` writes as heat maps
     cos, summary = report["cosine"]["global"], report["summary"]
 
-    def pair(key: str, i: int, fmt: str = ".2f") -> str:
-        return ", ".join(f"{summary[names[i + k]][key]:{fmt}}" for k in (0, 1))
+    def pair(key: str, i: int) -> str:  # (add, reverse) of run i (0: λ, 2: control)
+        return ", ".join(f"{summary[names[i + k]][key]:.2f}" for k in (0, 1))
 
-    print(f"  diagnose(task vectors)            {'λ=' + format(lam, 'g'):>14} {'λ=0 (control)':>16}")
-    print(f"  cosine(add, reverse)              {cos[0][1]:>+14.4f} {cos[2][3]:>+16.4f}")
-    print(f"  ‖τ‖ (add, reverse)                {pair('norm', 0):>14} {pair('norm', 2):>16}")
-    print(
-        f"  orthoreg at the end               {pair('orthoreg_total', 0):>14} {pair('orthoreg_total', 2):>16}"
-    )
-    print(
-        f"  mean effective rank (of r=4)      {pair('mean_effective_rank', 0):>14} {pair('mean_effective_rank', 2):>16}"
-    )
-    print(
-        f"  mean singular-value spread        {pair('mean_sv_spread', 0):>14} {pair('mean_sv_spread', 2):>16}"
-    )
+    print(f"  {'diagnose(task vectors)':<32} {'λ=' + format(lam, 'g'):>14} {'λ=0 (control)':>16}")
+    print(f"  {'cosine(add, reverse)':<32} {cos[0][1]:>+14.4f} {cos[2][3]:>+16.4f}")
+    for label, key in (
+        ("‖τ‖ (add, reverse)", "norm"),
+        ("orthoreg at the end", "orthoreg_total"),
+        ("mean effective rank (of r=4)", "mean_effective_rank"),
+        ("mean singular-value spread", "mean_sv_spread"),
+    ):
+        print(f"  {label:<32} {pair(key, 0):>14} {pair(key, 2):>16}")
     checks["diagnose: cosines finite, |cos| <= 1"] = all(
         math.isfinite(c) and abs(c) <= 1 + 1e-9 for row in cos for c in row
     )
