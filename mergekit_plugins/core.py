@@ -192,6 +192,9 @@ def iso_cts_merge(
     R_t = Δ_t − U_c U_cᵀ Δ_t, task blocks first and common block last; merged =
     mean(S_cat)·polar(U_cat)·polar(V_cat).
 
+    Under the low-rank rule, when the tasks' ranks add up to at most k_c (small-rank LoRA task vectors), the
+    common space already holds every task direction, no residual remains and the result equals `iso_c_merge`.
+
     Example:
         >>> iso_cts_merge([torch.randn(5, 4), torch.randn(5, 4)]).shape
         torch.Size([5, 4])

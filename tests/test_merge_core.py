@@ -196,6 +196,18 @@ def test_low_rank_iso_c_gives_mean_of_nonzero_singular_values():
     assert out[6:].max() < 1e-9
 
 
+def test_low_rank_iso_cts_reduces_to_iso_c_when_the_common_space_holds_every_task():
+    """With the low-rank rule, Σ rank(Δ_t) ≤ k_c puts every task direction in the common space: no residual
+    remains, and Iso-CTS equals Iso-C (typical of small-rank LoRA task vectors); above k_c they differ."""
+    deltas = low_rank_deltas(32, 24, 3, 2, seed=5)  # r = 24 → (k_c, s) = (18, 2); Σ ranks = 6 ≤ 18
+    assert core.iso_cts_split(24, 3) == (18, 2)
+    torch.testing.assert_close(core.iso_cts_merge(deltas), core.iso_c_merge(deltas), rtol=1e-9, atol=1e-9)
+    fuller = low_rank_deltas(32, 24, 3, 7, seed=5)  # Σ ranks = 21 > 18: task-specific residuals remain
+    assert (core.iso_cts_merge(fuller) - core.iso_c_merge(fuller)).norm() > 1e-3 * core.iso_c_merge(
+        fuller
+    ).norm()
+
+
 def test_zero_deltas_give_zero():
     z = [torch.zeros(6, 4, dtype=F64)] * 3
     for fn in (core.tsv_merge, core.iso_c_merge, core.iso_cts_merge):
