@@ -19,19 +19,13 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TRL_EXPERIMENTAL_SILENCE"):
-    os.environ.setdefault(_var, "1")
-
-
-class CalibrateError(ValueError):
-    """Bad input to `distillguard calibrate`: printed as one line, exit status 2."""
+# Also sets the offline env vars before TRL/transformers are imported.
+from trl_distillguard.evaluate import InputError, run_cli
 
 
 @dataclass
@@ -83,22 +77,18 @@ def resolve_reward(name: str) -> Any:
         try:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
-            raise CalibrateError(
-                f"reward_funcs: cannot import {name!r} ({type(exc).__name__}: {exc})"
-            ) from None
-    raise CalibrateError(
+            raise InputError(f"reward_funcs: cannot import {name!r} ({type(exc).__name__}: {exc})") from None
+    raise InputError(
         f"reward_funcs: {name!r} is not a registered reward ({', '.join(sorted(items))}) nor a `module.attr` path"
     )
 
 
 def _check_output_dir(out: Path, resume: str | None) -> Path:
     if out.exists() and any(out.iterdir()):
-        raise CalibrateError(
-            f"output_dir: {out} already exists and is not empty; choose another or remove it"
-        )
+        raise InputError(f"output_dir: {out} already exists and is not empty; choose another or remove it")
     partial = out.with_name(out.name + ".partial")
     if partial.exists() and not resume:
-        raise CalibrateError(
+        raise InputError(
             f"output_dir: {partial} holds an interrupted run; resume it with --resume_from_checkpoint "
             f"{partial}/checkpoint-N, or remove it"
         )
@@ -114,29 +104,29 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     from trl_distillguard.distillguard_trainer import DistillGuardTrainer
 
     if not model_args.model_name_or_path:
-        raise CalibrateError("model_name_or_path: the teacher to calibrate is required")
+        raise InputError("model_name_or_path: the teacher to calibrate is required")
     if not script.dataset_name:
-        raise CalibrateError("dataset_name: a prompt dataset (path or built-in name) is required")
+        raise InputError("dataset_name: a prompt dataset (path or built-in name) is required")
     if args.distillability != 0.0 and (args.num_generations or 0) < 2:
-        raise CalibrateError("num_generations: distillability != 0 needs >= 2 generations per prompt")
+        raise InputError("num_generations: distillability != 0 needs >= 2 generations per prompt")
     rewards = [resolve_reward(name) for name in script.reward_funcs]
     try:
         dataset = load_prompt_dataset(
             script.dataset_name, prompt_column=script.prompt_column, size=script.dataset_size, seed=args.seed
         )
     except (ValueError, FileNotFoundError) as exc:
-        raise CalibrateError(f"dataset_name: {exc}") from None
+        raise InputError(f"dataset_name: {exc}") from None
     if args.proxy_model_name_or_path:
         proxy_path = Path(args.proxy_model_name_or_path).expanduser()
         if not proxy_path.exists():
-            raise CalibrateError(f"proxy_model_name_or_path: {args.proxy_model_name_or_path} does not exist")
+            raise InputError(f"proxy_model_name_or_path: {args.proxy_model_name_or_path} does not exist")
         if is_conversational_prompt(dataset[0]["prompt"]):
             try:
                 tok = load_proxy_tokenizer(args.proxy_tokenizer_name_or_path or args.proxy_model_name_or_path)
             except ValueError as exc:
-                raise CalibrateError(str(exc)) from None
+                raise InputError(str(exc)) from None
             if not getattr(tok, "chat_template", None):
-                raise CalibrateError(
+                raise InputError(
                     "proxy_tokenizer_name_or_path: the prompts are conversational but the proxy tokenizer has no "
                     "chat template"
                 )
@@ -155,7 +145,7 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     except ValueError as exc:
         if created and partial.exists():
             shutil.rmtree(partial)
-        raise CalibrateError(str(exc).splitlines()[0]) from None
+        raise InputError(str(exc).splitlines()[0]) from None
     result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     trainer.save_model(str(partial))
     trainer.processing_class.save_pretrained(str(partial))
@@ -198,13 +188,16 @@ def main(argv: list[str]) -> int:
     from trl_distillguard.distillguard_config import DistillGuardConfig
 
     parser = TrlParser((CalibrateArguments, DistillGuardConfig, ModelConfig), prog="distillguard calibrate")
-    try:
-        script, args, model_args = parser.parse_args_and_config(argv)
-        out = calibrate(script, args, model_args)
-    except (CalibrateError, ValueError) as exc:
-        print(f"distillguard calibrate: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
-    summary = json.loads((out / "calibration.json").read_text(encoding="utf-8"))
-    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
-    print(f"calibrated teacher written to {out}")
-    return 0
+
+    def body() -> int:
+        try:
+            script, args, model_args = parser.parse_args_and_config(argv)
+            out = calibrate(script, args, model_args)
+        except ValueError as exc:  # config validation and TRL errors too, not only InputError
+            raise InputError(str(exc).splitlines()[0]) from None
+        summary = json.loads((out / "calibration.json").read_text(encoding="utf-8"))
+        print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+        print(f"calibrated teacher written to {out}")
+        return 0
+
+    return run_cli(body, "calibrate")
