@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 # Also sets the offline env vars before TRL/transformers are imported.
-from trl_distillguard.evaluate import InputError, run_cli
+from trl_distillguard.evaluate import InputError, json_safe, run_cli
 
 
 @dataclass
@@ -164,8 +163,8 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
         "peft": bool(model_args.use_peft),
         "steps": trainer.state.global_step,
         "train_runtime_s": result.metrics.get("train_runtime"),
-        "final_metrics": _finite(history[-1]) if history else {},
-        "history": [_finite(h) for h in history],
+        "final_metrics": json_safe(history[-1]) if history else {},
+        "history": json_safe(history),
     }
     tmp = partial / "calibration.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -174,11 +173,6 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
         out.rmdir()
     partial.rename(out)
     return out
-
-
-def _finite(row: dict[str, Any]) -> dict[str, Any]:
-    """JSON-safe metrics: NaN/inf become null."""
-    return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
 
 
 def main(argv: list[str]) -> int:
