@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from trl_distillguard.data import is_conversational_prompt
+
 logger = logging.getLogger(__name__)
 
 NORMALIZATIONS = ("bytes", "tokens", "none")
@@ -108,10 +110,6 @@ def calibration_value(
 
 
 # --------------------------------------------------------------------------------------- the reward
-def _is_conversational(prompt: Any) -> bool:
-    return isinstance(prompt, list) and bool(prompt) and isinstance(prompt[0], dict) and "role" in prompt[0]
-
-
 def _completion_text(completion: Any) -> str:
     if isinstance(completion, str):
         return completion
@@ -357,7 +355,7 @@ class CalibrationReward:
 
 
 def _prompt_ids(tokenizer: Any, prompt: Any, what: str) -> list[int]:
-    if _is_conversational(prompt):
+    if is_conversational_prompt(prompt):
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError(
                 f"conversational prompts need a chat template, but the {what} "
