@@ -20,7 +20,6 @@ import importlib
 import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -30,13 +29,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from mergekit_plugins.outputs import staged_dir
 from mergekit_plugins.search_config import (
     DEFAULT_GRID_ALPHA,
     DEFAULT_GRID_LAMBDA,
     SearchAlphaConfig,
     parse_grid,
 )
-from mergekit_plugins.yaml_command import OUR_METHODS, ConfigError, check_config, one_line, replace_dir
+from mergekit_plugins.yaml_command import OUR_METHODS, ConfigError, check_config, one_line
 
 
 class SearchError(ValueError):
@@ -242,15 +242,9 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
     _write_json(Path(cfg.output_json), report)
     _plot(report, Path(cfg.output_png or Path(cfg.output_json).with_suffix(".png")))
     if cfg.save_best:
-        out = Path(cfg.save_best)
-        staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-        staging.mkdir(parents=True)
-        try:
-            _run_mergekit(_with_scale(config, param, best["alpha"]), str(staging / out.name), cfg)
-            replace_dir(staging / out.name, out)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        report["saved"] = str(out)
+        with staged_dir(cfg.save_best) as staging:
+            _run_mergekit(_with_scale(config, param, best["alpha"]), str(staging), cfg)
+        report["saved"] = str(Path(cfg.save_best))
     return report
 
 

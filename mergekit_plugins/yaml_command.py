@@ -9,14 +9,12 @@ Example:
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 from mergekit_plugins.offline import set_offline_env
+from mergekit_plugins.outputs import staged_dir
 
 OUR_METHODS = ("tsv", "iso_c", "iso_cts")
 
@@ -74,17 +72,6 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def replace_dir(src: Path, dst: Path) -> None:
-    """Move a finished directory into place, replacing `dst` (kept until the new one is in place)."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def run_yaml(argv: list[str]) -> int:
     """Run `mergekit-yaml` with `argv` after `load_plugins()`; returns mergekit's exit code."""
     import click
@@ -113,13 +100,11 @@ def run_yaml(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 1
-    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
-    ctx.params["out_path"] = str(staging / out.name)  # same basename: the model card names it correctly
     try:
-        with ctx:
-            mergekit_yaml.invoke(ctx)
-        replace_dir(staging / out.name, out)
+        with staged_dir(out) as staging:
+            ctx.params["out_path"] = str(staging)
+            with ctx:
+                mergekit_yaml.invoke(ctx)
         return 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -129,5 +114,3 @@ def run_yaml(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - one actionable line instead of a traceback
         print(f"mergekit-plugins yaml: error: {one_line(exc)}", file=sys.stderr)
         return 1
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

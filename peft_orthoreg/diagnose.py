@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from peft_orthoreg.task_vector import TaskVector, _staging
+from mergekit_plugins.outputs import staged_dir
+from peft_orthoreg.task_vector import TaskVector
 
 
 def layer_type(key: str) -> str:
@@ -160,7 +161,7 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="cosine")
-    with _staging(out_dir) as tmp:
+    with staged_dir(out_dir) as tmp:
         (tmp / "diagnose.json").write_text(json.dumps(report, indent=1) + "\n")
         fig.savefig(tmp / "cosine.png", dpi=110)
     plt.close(fig)

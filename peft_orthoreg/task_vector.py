@@ -19,13 +19,13 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
+
+from mergekit_plugins.outputs import staged_dir
 
 FORMAT = "peft_orthoreg.task_vector"
 FORMAT_VERSION = "1"
@@ -348,7 +348,7 @@ class TaskVector:
             "base_fingerprint": self.base_fingerprint,
             "source": self.source,
         }
-        with _staging(directory) as tmp:
+        with staged_dir(directory) as tmp:
             tensors = {k: d.contiguous().cpu() for k, d in self.deltas.items()}
             save_file(tensors, str(tmp / FILE), metadata=meta)
             summary = {**meta, "num_tensors": len(self), "norm": self.norm()}
@@ -408,7 +408,7 @@ class TaskVector:
                     f"TaskVector.export_model: {base} is not this task vector's base ({self.base_model!r})"
                 )
         self.apply_to(model, alpha=alpha)
-        with _staging(out_dir) as tmp:
+        with staged_dir(out_dir) as tmp:
             model.save_pretrained(tmp, safe_serialization=True)
             if base_dir is not None:
                 for f in base_dir.iterdir():  # tokenizer & co.; weights and config come from save_pretrained
@@ -420,24 +420,3 @@ class TaskVector:
                         if not f.name.endswith(".index.json"):
                             shutil.copy2(f, tmp / f.name)
         return out_dir
-
-
-class _staging:
-    """Write into a temporary sibling of `target`, rename into place on success, remove it on failure."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def __enter__(self) -> Path:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
-        os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; the result is an ordinary directory
-        return self.tmp
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        if self.target.exists():
-            shutil.rmtree(self.target)
-        os.replace(self.tmp, self.target)

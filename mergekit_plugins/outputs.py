@@ -1,0 +1,50 @@
+"""Atomic outputs shared by the packages: write into a temporary sibling, move into place only on success.
+
+Standard library only.
+
+Example:
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> with staged_dir(root / "out") as tmp:
+    ...     _ = (tmp / "a.txt").write_text("x")
+    >>> (root / "out" / "a.txt").read_text(), sorted(p.name for p in root.iterdir())
+    ('x', ['out'])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move a finished directory into place, replacing `dst` (kept until the new one is in place)."""
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty directory to write `target`'s content into; it replaces `target` when the block succeeds.
+
+    The directory has `target`'s basename (inside a hidden ``.NAME.partial-*`` sibling of `target`), so tools
+    that record their output directory's name (mergekit's model card) name it correctly. The sibling is
+    removed in every case: a failed block leaves `target` as it was.
+    """
+    target = Path(target)
+    staging = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
+    (staging / target.name).mkdir(parents=True)
+    try:
+        yield staging / target.name
+        replace_dir(staging / target.name, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
