@@ -193,11 +193,10 @@ def _mixed_policy_trainer_class():
     return MixedPolicyDistillationTrainer
 
 
-def _train_kd(cfg, student, student_tok, teacher, teacher_tok, prompts, work: Path):
+def _train_kd(cfg, student, student_tok, teacher, prompts, work: Path):
     from datasets import Dataset
     from trl import DistillationConfig
 
-    check_shared_vocab(teacher_tok, student_tok, teacher, student)
     args = DistillationConfig(
         **_trainer_args(cfg, work),
         max_completion_length=cfg.max_completion_length,
@@ -215,12 +214,10 @@ def _train_kd(cfg, student, student_tok, teacher, teacher_tok, prompts, work: Pa
     )
 
 
-def _train_uld(cfg, student, student_tok, teacher_path, teacher_tok, samples, work: Path):
+def _train_uld(cfg, student, student_tok, teacher_path, samples, work: Path):
     from datasets import Dataset
     from trl.experimental.gold import GOLDConfig, GOLDTrainer
 
-    check_byte_level(student_tok, "student")
-    check_byte_level(teacher_tok, "teacher")
     args = GOLDConfig(
         **_trainer_args(cfg, work),
         use_uld_loss=True,
@@ -272,7 +269,7 @@ def distill(
     started = time.perf_counter()
     t_model, t_tok = teacher or load_causal_lm(cfg.teacher_model_name_or_path, "teacher_model_name_or_path")
     student, s_tok = load_causal_lm(cfg.student_model_name_or_path, "student_model_name_or_path")
-    # Fail on incompatible tokenizers before any sampling or training.
+    # Fail on incompatible tokenizers before any sampling or training (the only place they are checked).
     if cfg.recipe == "kd":
         check_shared_vocab(t_tok, s_tok, t_model, student)
     elif cfg.recipe == "uld":
@@ -296,9 +293,9 @@ def distill(
         if cfg.recipe == "sft":
             trainer = _train_sft(cfg, student, s_tok, samples, work)
         elif cfg.recipe == "kd":
-            trainer = _train_kd(cfg, student, s_tok, t_model, t_tok, _unique(prompts), work)
+            trainer = _train_kd(cfg, student, s_tok, t_model, _unique(prompts), work)
         else:
-            trainer = _train_uld(cfg, student, s_tok, cfg.teacher_model_name_or_path, t_tok, samples, work)
+            trainer = _train_uld(cfg, student, s_tok, cfg.teacher_model_name_or_path, samples, work)
         if quiet:  # inside a report: one outer progress bar, no per-step log lines
             from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
