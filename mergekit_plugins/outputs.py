@@ -48,3 +48,24 @@ def staged_dir(target: str | os.PathLike) -> Iterator[Path]:
         replace_dir(staging / target.name, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_file(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path of `target` (same suffix) to write; it replaces `target` on success.
+
+    Example:
+        >>> import tempfile
+        >>> with staged_file(Path(tempfile.mkdtemp()) / "r.json") as tmp:
+        ...     _ = tmp.write_text("{}")
+        >>> tmp.exists(), tmp.with_name("r.json").read_text()
+        (False, '{}')
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.partial-{uuid.uuid4().hex[:8]}{target.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -23,13 +23,12 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from mergekit_plugins.outputs import staged_dir
+from mergekit_plugins.outputs import staged_dir, staged_file
 from mergekit_plugins.search_config import (
     DEFAULT_GRID_ALPHA,
     DEFAULT_GRID_LAMBDA,
@@ -283,10 +282,8 @@ def _summarise(alpha: float, scores: dict[str, float], single: dict[str, float] 
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with staged_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def _plot(report: dict[str, Any], path: Path) -> None:
@@ -312,10 +309,9 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     ax.set_title(f"{report['merge_method']}: {Path(report['config']).name}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.png")
-    fig.savefig(tmp, dpi=100)
+    with staged_file(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def add_search_parser(sub: Any) -> None:
