@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from trl_distillguard import traps
 from trl_distillguard.evaluate import (
     InputError,
+    _columns,
     atomic_output_dir,
     generate,
     json_safe,
@@ -329,10 +330,10 @@ def diagnose(cfg: DiagnoseConfig) -> dict[str, Any]:
             exposure["exact_forward_kl"] = traps.exposure_gap(fkl_t, fkl_s)
 
     symptoms = {}
+    cols = _columns(rep_rows, cfg.prompt_column)  # the gold columns, as evaluate() passes them
     for who in ("teacher", "student"):
         correct = None
         if verifier is not None:
-            cols = {k: [r.get(k) for r in rep_rows] for k in rep_rows[0] if k != cfg.prompt_column}
             scores = verifier(prompts=rep_prompts, completions=texts[who], **cols)
             correct = [s is not None and float(s) >= 0.5 for s in scores]
         symptoms[who] = _symptoms(
