@@ -40,7 +40,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 import tiny  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
+from transformers import LlamaForCausalLM, Qwen2ForCausalLM  # noqa: E402
 
 from trl_distillguard.diagnose import DiagnoseConfig, diagnose  # noqa: E402
 from trl_distillguard.distill import distill  # noqa: E402
@@ -93,22 +93,11 @@ def write_jsonl(rows, path: Path) -> Path:
     return path
 
 
-def qwen(tok, hidden: int, layers: int, seed: int):
+def tiny_lm(model_cls, tok, hidden: int, layers: int, seed: int):
+    """A small randomly initialised `model_cls` (Qwen2ForCausalLM / LlamaForCausalLM) on tokenizer `tok`."""
     torch.manual_seed(seed)
-    return Qwen2ForCausalLM(
-        Qwen2Config(
-            vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=False,
-            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
-            attn_implementation="eager",
-        )
-    )  # fmt: skip
-
-
-def llama(tok, hidden: int, layers: int, seed: int):
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(
-        LlamaConfig(
+    return model_cls(
+        model_cls.config_class(
             vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=False,
             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
@@ -126,7 +115,7 @@ def train_teacher(tok, train_pairs, out: Path, steps: int, seed: int = 0) -> Pat
         {"prompt": f"What is {a} + {b}?", "completion": f" The answer is {a + b}. #### {a + b}"}
         for a, b in train_pairs
     ]
-    model = qwen(tok, hidden=128, layers=3, seed=seed)
+    model = tiny_lm(Qwen2ForCausalLM, tok, hidden=128, layers=3, seed=seed)
     args = SFTConfig(
         output_dir=str(out / "_sft"), max_steps=steps, learning_rate=3e-3, per_device_train_batch_size=32,
         lr_scheduler_type="cosine", warmup_steps=20, logging_steps=max(1, steps // 5), save_strategy="no",
@@ -205,7 +194,9 @@ def main() -> None:
     seconds["teacher_sft"] = time.perf_counter() - t0
     # The proxy is a real (if small) student of the original teacher, as in the paper: a random proxy's log q
     # would reward noise.
-    proxy_init = tiny.save_model(llama(tok_b, 64, 2, seed=1).eval(), tok_b, work / "proxy_init")
+    proxy_init = tiny.save_model(
+        tiny_lm(LlamaForCausalLM, tok_b, 64, 2, seed=1).eval(), tok_b, work / "proxy_init"
+    )
     proxy = work / "proxy_llama_b"
     if not (args.reuse and proxy.exists()):
         distill(
@@ -239,10 +230,14 @@ def main() -> None:
     seconds["calibration_or_perturbation"] = time.perf_counter() - t0 - sum(seconds.values())
     students = {}
     if "b" in args.students.split(","):
-        init_b = tiny.save_model(llama(tok_b, 64, 2, seed=2).eval(), tok_b, work / "student_b")
+        init_b = tiny.save_model(
+            tiny_lm(LlamaForCausalLM, tok_b, 64, 2, seed=2).eval(), tok_b, work / "student_b"
+        )
         students["llama_b (held out)"] = str(init_b)
     if "a" in args.students.split(","):
-        init_a = tiny.save_model(llama(tok_a, 64, 2, seed=3).eval(), tok_a, work / "student_a")
+        init_a = tiny.save_model(
+            tiny_lm(LlamaForCausalLM, tok_a, 64, 2, seed=3).eval(), tok_a, work / "student_a"
+        )
         students["llama_a (held out)"] = str(init_a)
     cfg = ReportConfig(
         teachers=teachers, original_teacher="original", students=students, recipes=args.recipes.split(","),
