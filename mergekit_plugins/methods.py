@@ -47,32 +47,47 @@ def is_embedding(name: str | None, vocabulary_axis: int | None = None) -> bool:
     return vocabulary_axis is not None or bool(name and _EMBEDDING_NAME.search(name))
 
 
+#: The methods' parameter rules: name -> (test, what a valid value is). The pydantic validators below and the
+#: early one-line errors of `mergekit_plugins.yaml_command.check_config` both read them.
+PARAMETER_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "alpha": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    "common_space_fraction": (lambda v: 0.0 < v < 1.0, "strictly between 0 and 1"),
+    "rank_rtol": (lambda v: math.isfinite(v) and 0.0 <= v < 1.0, "a finite number in [0, 1)"),
+    "weight": (math.isfinite, "a finite number"),
+}
+
+
+def check_parameter(name: str, value: float) -> float:
+    """`value` if it satisfies `PARAMETER_RULES[name]`, a one-line ValueError otherwise.
+
+    Example:
+        >>> check_parameter("alpha", 0.5)
+        0.5
+    """
+    ok, what = PARAMETER_RULES[name]
+    if not ok(value):
+        raise ValueError(f"{name} must be {what}, got {value}")
+    return value
+
+
 def check_alpha(value: float) -> float:
     """`alpha` must be finite and > 0."""
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"alpha must be a finite number > 0, got {value}")
-    return value
+    return check_parameter("alpha", value)
 
 
 def check_fraction(value: float) -> float:
     """`common_space_fraction` must lie in (0, 1)."""
-    if not (0.0 < value < 1.0):
-        raise ValueError(f"common_space_fraction must lie strictly between 0 and 1, got {value}")
-    return value
+    return check_parameter("common_space_fraction", value)
 
 
 def check_rtol(value: float) -> float:
     """`rank_rtol` must be finite and in [0, 1)."""
-    if not math.isfinite(value) or not (0.0 <= value < 1.0):
-        raise ValueError(f"rank_rtol must be a finite number in [0, 1), got {value}")
-    return value
+    return check_parameter("rank_rtol", value)
 
 
 def check_weight(value: float) -> float:
     """A per-model `weight` must be finite."""
-    if not math.isfinite(value):
-        raise ValueError(f"weight must be a finite number, got {value}")
-    return value
+    return check_parameter("weight", value)
 
 
 def merge_group(

@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,19 +38,20 @@ def check_config(config: Any, where: str = "config") -> None:
         return
     if not config.get("base_model"):
         raise ConfigError(f"{where}: merge_method {method!r} needs `base_model` (θ₀ of the task vectors)")
-    params = dict(config.get("parameters") or {})
+    from mergekit_plugins.methods import PARAMETER_RULES  # the methods' own rules (imports torch)
+
+    def check(field: str, rule: str, value: Any) -> None:
+        ok, what = PARAMETER_RULES[rule]
+        if _is_number(value) and not ok(float(value)):
+            raise ConfigError(f"{where}: {field} must be {what}, got {value}")
+
     for model in config.get("models") or []:
-        for key, value in ((model or {}).get("parameters") or {}).items():
-            if key == "weight" and _is_number(value) and not math.isfinite(float(value)):
-                raise ConfigError(f"{where}: models[{model.get('model')!r}].parameters.weight must be finite")
-    checks = {
-        "alpha": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
-        "common_space_fraction": (lambda v: 0 < v < 1, "strictly between 0 and 1"),
-        "rank_rtol": (lambda v: math.isfinite(v) and 0 <= v < 1, "a finite number in [0, 1)"),
-    }
-    for key, (ok, what) in checks.items():
-        if key in params and _is_number(params[key]) and not ok(float(params[key])):
-            raise ConfigError(f"{where}: parameters.{key} must be {what}, got {params[key]}")
+        model = model or {}
+        weight = (model.get("parameters") or {}).get("weight")
+        check(f"models[{model.get('model')!r}].parameters.weight", "weight", weight)
+    params = dict(config.get("parameters") or {})
+    for key in ("alpha", "common_space_fraction", "rank_rtol"):
+        check(f"parameters.{key}", key, params.get(key))
 
 
 def _is_number(value: Any) -> bool:
