@@ -106,8 +106,6 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
         raise InputError("model_name_or_path: the teacher to calibrate is required")
     if not script.dataset_name:
         raise InputError("dataset_name: a prompt dataset (path or built-in name) is required")
-    if args.distillability != 0.0 and (args.num_generations or 0) < 2:
-        raise InputError("num_generations: distillability != 0 needs >= 2 generations per prompt")
     rewards = [resolve_reward(name) for name in script.reward_funcs]
     try:
         dataset = load_prompt_dataset(

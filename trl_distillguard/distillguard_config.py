@@ -100,7 +100,7 @@ class DistillGuardConfig(GRPOConfig):
     )
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        super().__post_init__()  # GRPOConfig already rejects num_generations < 2 (rewards are group-normalised)
         self.distillability = float(self.distillability)
         if not math.isfinite(self.distillability):
             raise ValueError(f"distillability must be a finite number, got {self.distillability}")
@@ -117,8 +117,3 @@ class DistillGuardConfig(GRPOConfig):
             raise ValueError(f"calibration_batch_size must be >= 1, got {self.calibration_batch_size}")
         if self.distillability != 0.0 and not self.proxy_model_name_or_path:
             raise ValueError("proxy_model_name_or_path is required when distillability != 0")
-        if self.distillability != 0.0 and self.num_generations is not None and self.num_generations < 2:
-            raise ValueError(
-                f"num_generations={self.num_generations}: distillability != 0 needs >= 2 generations per prompt "
-                "(each reward is normalised within its group)"
-            )
