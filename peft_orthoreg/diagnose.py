@@ -56,15 +56,24 @@ def matrix_stats(delta: torch.Tensor) -> dict[str, float]:
     }
 
 
-def _cosine(tvs: Sequence[TaskVector], keys: Sequence[str]) -> list[list[float]]:
+def _pair_dots(tvs: Sequence[TaskVector], key: str) -> list[list[float]]:
+    """⟨τ_i[key], τ_j[key]⟩ for i ≤ j (0 where a task vector lacks the key)."""
     n = len(tvs)
+    flats = [tv.deltas[key].double().reshape(-1) if key in tv.deltas else None for tv in tvs]
     dots = [[0.0] * n for _ in range(n)]
-    for key in keys:
-        flats = [tv.deltas[key].double().reshape(-1) if key in tv.deltas else None for tv in tvs]
+    for i in range(n):
+        for j in range(i, n):
+            if flats[i] is not None and flats[j] is not None:
+                dots[i][j] = float(flats[i] @ flats[j])
+    return dots
+
+
+def _cosine(per_key: Sequence[list[list[float]]], n: int) -> list[list[float]]:
+    dots = [[0.0] * n for _ in range(n)]
+    for key_dots in per_key:
         for i in range(n):
             for j in range(i, n):
-                if flats[i] is not None and flats[j] is not None:
-                    dots[i][j] += float(flats[i] @ flats[j])
+                dots[i][j] += key_dots[i][j]
     out = [[0.0] * n for _ in range(n)]
     for i in range(n):
         for j in range(i, n):
@@ -91,9 +100,10 @@ def diagnose(
         tvs[0]._check_same_base(tv)
     keys = sorted(set().union(*(tv.deltas for tv in tvs)))
     types = sorted({layer_type(k) for k in keys})
-    cosine = {"global": _cosine(tvs, keys)}
+    dots = {k: _pair_dots(tvs, k) for k in keys}  # once per key: the global and per-type sums share them
+    cosine = {"global": _cosine(list(dots.values()), len(tvs))}
     for t in types:
-        cosine[t] = _cosine(tvs, [k for k in keys if layer_type(k) == t])
+        cosine[t] = _cosine([d for k, d in dots.items() if layer_type(k) == t], len(tvs))
     per_matrix = {
         name: {k: matrix_stats(d) for k, d in tv.deltas.items() if d.dim() == 2}
         for name, tv in zip(names, tvs, strict=True)
