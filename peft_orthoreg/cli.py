@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
+from mergekit_plugins.offline import set_offline_env
 from peft_orthoreg import __version__
 
-for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-    os.environ.setdefault(_var, "1")  # never reach the hub by accident; export the variable as 0 to allow it
+set_offline_env()  # never reach the hub by accident; export the variable as 0 to allow it
 
 
 def build_parser() -> argparse.ArgumentParser:
