@@ -238,17 +238,13 @@ class CalibrationReward:
     # -- scoring --------------------------------------------------------------------------------------
     def proxy_inputs(self, prompt: Any, completion: Any, ended_with_eos: bool) -> tuple[list[int], int]:
         """The proxy's input ids for one (prompt, completion) and the prompt length (the documented convention)."""
-        tok = self.proxy_tokenizer
-        prompt_ids = _prompt_ids(tok, prompt, "proxy tokenizer")
-        completion_ids = tok(_completion_text(completion), add_special_tokens=False)["input_ids"]
-        if ended_with_eos:
-            completion_ids = completion_ids + [tok.eos_token_id]
-        return prompt_ids + completion_ids, len(prompt_ids)
+        return self._proxy_inputs_batch([prompt], [completion], [ended_with_eos])[0]
 
     def _proxy_inputs_batch(
         self, prompts: list, completions: list, ended: list[bool]
     ) -> list[tuple[list[int], int]]:
-        """`proxy_inputs` for many rows: one tokenizer call for the completions, each distinct prompt once."""
+        """`proxy_inputs` for many rows (the one home of the convention): one tokenizer call for the completions,
+        each distinct prompt once."""
         tok = self.proxy_tokenizer
         cache: dict[str, list[int]] = {}
         prompt_ids = []
