@@ -101,13 +101,15 @@ def stage_build(work: Path, steps: int) -> tuple[Path, Path]:
     root = build(work / "models", steps=steps)
     from transformers import AutoConfig, AutoTokenizer
 
+    toks = []
     for name, role in (("teacher", "teacher / base"), ("proxy", "proxy student")):
         cfg, tok = AutoConfig.from_pretrained(root / name), AutoTokenizer.from_pretrained(root / name)
+        toks.append(tok)
         print(
             f"  {role:<15} {cfg.model_type:<6} hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers, "
             f"vocab {len(tok)}  ->  {root / name}"
         )
-    tok_a, tok_b = (AutoTokenizer.from_pretrained(root / n) for n in ("teacher", "proxy"))
+    tok_a, tok_b = toks
     text = "What is 47 + 38? The answer is 85."
     print(
         f"  {text!r}: {len(tok_a(text)['input_ids'])} tokens (A), {len(tok_b(text)['input_ids'])} tokens (B)"
