@@ -42,6 +42,24 @@ MODES = ("log_ratio", "proxy_logprob")
 
 
 # ------------------------------------------------------------------------------------- pure-torch core
+def right_pad(sequences: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(input_ids, attention_mask)` of the sequences, right-padded: positions stay 0..len-1 in every row, so a
+    causal LM scores each row as if unpadded.
+
+    Example:
+        >>> ids, mask = right_pad([[5, 6, 7], [8]], pad_token_id=0)
+        >>> ids.tolist(), mask.tolist()
+        ([[5, 6, 7], [8, 0, 0]], [[1, 1, 1], [1, 0, 0]])
+    """
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
 def completion_logprobs(
     model: torch.nn.Module,
     sequences: Sequence[Sequence[int]],
@@ -68,12 +86,8 @@ def completion_logprobs(
             raise ValueError(
                 "completion_logprobs: every sequence needs at least one prompt token to condition on"
             )
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-            mask[i, : len(s)] = 1
+        ids, mask = right_pad(seqs, pad_token_id)
+        width = ids.shape[1]
         keep = width - min(plens) + 1  # positions min(plens)-1 .. width-1 predict every completion token
         ids, mask = ids.to(device), mask.to(device)
         try:

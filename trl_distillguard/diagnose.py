@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from trl_distillguard import traps
+from trl_distillguard.calibration_reward import right_pad
 from trl_distillguard.evaluate import (
     InputError,
     _columns,
@@ -165,12 +166,7 @@ def score_texts(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in tqdm(range(0, len(items), batch_size), desc=desc, disable=desc is None, leave=False):
         batch = items[start : start + batch_size]
-        seqs = [p + c for p, c, _, _ in batch]
-        width = max(len(s) for s in seqs)
-        input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(input_ids)
-        for i, s in enumerate(seqs):  # right padding: positions stay 0..len-1 for every row
-            input_ids[i, : len(s)], mask[i, : len(s)] = torch.tensor(s), 1
+        input_ids, mask = right_pad([p + c for p, c, _, _ in batch], pad)
         logits = (
             model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device))
             .logits.float()
