@@ -62,15 +62,21 @@ def test_cosines_and_matrix_stats_match_references(three_tvs):
     assert report["summary"]["b"]["norm"] == pytest.approx(three_tvs[1].norm())
 
 
-def test_lora_stats_see_the_low_rank(teacher_dir):
+def trained_lora(teacher_dir, r, target):
+    """A seeded LoRA model with B ≠ 0 (as after training; B = 0 at init)."""
     torch.manual_seed(0)
     model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(teacher_dir), OrthoLoraConfig(r=3, target_modules=["q_proj"])
+        AutoModelForCausalLM.from_pretrained(teacher_dir), OrthoLoraConfig(r=r, target_modules=[target])
     )
     with torch.no_grad():
         for n, p in model.named_parameters():
             if "lora_B" in n:
                 p.normal_(0, 0.3)
+    return model
+
+
+def test_lora_stats_see_the_low_rank(teacher_dir):
+    model = trained_lora(teacher_dir, 3, "q_proj")
     tv = TaskVector.from_peft(model)
     report = diagnose([tv, tv], names=["x", "y"])
     assert {s["numerical_rank"] for s in report["per_matrix"]["x"].values()} == {3}
@@ -94,14 +100,7 @@ def run_cli(*args):
 def test_cli_diagnose_and_export(three_tvs, teacher_dir, tmp_path):
     # Inputs of all three kinds: a saved task vector, a PEFT adapter, a full model directory.
     three_tvs[0].save(tmp_path / "tv_a")
-    torch.manual_seed(0)
-    peft_model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(teacher_dir), OrthoLoraConfig(r=2, target_modules=["v_proj"])
-    )
-    with torch.no_grad():
-        for n, p in peft_model.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.3)
+    peft_model = trained_lora(teacher_dir, 2, "v_proj")
     peft_model.save_pretrained(tmp_path / "adapter")
     res = run_cli(
         "export",

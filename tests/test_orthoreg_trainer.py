@@ -190,6 +190,15 @@ def test_grpo_trainer_lora_gradients_and_logging(teacher_dir, tokenizer_a, tmp_p
     assert logged(results[1][0]) == [pytest.approx(value, rel=1e-5)]
 
 
+def perturb(model):
+    """The same seeded move of every weight, for the training runs and for the reference."""
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    return model
+
+
 @pytest.mark.parametrize("estimator", ["exact", "hutchinson"])
 def test_full_finetuning_snapshots_w0_and_adds_the_dense_term(teacher_dir, tokenizer_a, tmp_path, estimator):
     weight, probes = 2.0, 3
@@ -211,11 +220,7 @@ def test_full_finetuning_snapshots_w0_and_adds_the_dense_term(teacher_dir, token
             callbacks=[capture],
             **kw,
         )
-        # Move away from W⁰ after the snapshot (at W = W⁰ the term's gradient is 0), identically in both runs.
-        gen = torch.Generator().manual_seed(5)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+        perturb(model)  # away from W⁰ after the snapshot (at W = W⁰ the term's gradient is 0)
         trainer.train()
         results.append(capture.grads)
         trainers.append(trainer)
@@ -225,11 +230,7 @@ def test_full_finetuning_snapshots_w0_and_adds_the_dense_term(teacher_dir, token
     )
     # Reference: the same perturbation applied to a fresh copy, W⁰ = the saved weights.
     base = AutoModelForCausalLM.from_pretrained(teacher_dir)
-    moved = AutoModelForCausalLM.from_pretrained(teacher_dir)
-    gen = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for p in moved.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+    moved = perturb(AutoModelForCausalLM.from_pretrained(teacher_dir))
     params, w0 = dict(moved.named_parameters()), dict(base.named_parameters())
     leaves = {n: params[n].detach().clone().requires_grad_() for n in names}
     deltas = [leaves[n] - w0[n].detach() for n in names]
