@@ -33,6 +33,7 @@ from trl_distillguard.distill_config import DistillConfig
 from trl_distillguard.evaluate import (
     InputError,
     atomic_output_dir,
+    cut_at_eos,
     generate,
     load_causal_lm,
     load_rows,
@@ -184,11 +185,7 @@ def _mixed_policy_trainer_class():
                     attention_mask=mask.to(teacher.device),
                     generation_config=self.generation_config,
                 )
-            completions = []
-            for ids in out[:, input_ids.shape[1] :].tolist():
-                cut = next((i for i, t in enumerate(ids) if t in self.eos_token_ids), None)
-                completions.append(ids if cut is None else ids[: cut + 1])
-            return completions
+            return [cut_at_eos(ids, self.eos_token_ids)[0] for ids in out[:, input_ids.shape[1] :].tolist()]
 
     return MixedPolicyDistillationTrainer
 

@@ -18,7 +18,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +164,17 @@ def _eos_ids(model, tokenizer) -> list[int]:
     return sorted({*ids, tokenizer.eos_token_id} - {None})
 
 
+def cut_at_eos(ids: list[int], eos_ids: Collection[int]) -> tuple[list[int], bool]:
+    """`ids` up to and including the first EOS token, and whether there was one.
+
+    Example:
+        >>> cut_at_eos([5, 1, 0, 0], {1})
+        ([5, 1], True)
+    """
+    cut = next((i for i, t in enumerate(ids) if t in eos_ids), None)
+    return (ids, False) if cut is None else (ids[: cut + 1], True)
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -213,11 +224,8 @@ def generate(
         for row_start in range(0, new.shape[0], num_return_sequences):
             group = []
             for ids in new[row_start : row_start + num_return_sequences].tolist():
-                cut = next((i for i, t in enumerate(ids) if t in eos), None)
-                ids = ids if cut is None else ids[: cut + 1]
-                group.append(
-                    Generation(tokenizer.decode(ids, skip_special_tokens=True), ids, cut is not None)
-                )
+                ids, ended = cut_at_eos(ids, eos)
+                group.append(Generation(tokenizer.decode(ids, skip_special_tokens=True), ids, ended))
             out.append(group)
     return out
 
