@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -220,12 +221,10 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     paths = build_models(workdir, args.layers)
-    n_params = sum(
-        t.numel()
-        for t in __import__("safetensors.torch", fromlist=["load_file"])
-        .load_file(str(paths[0] / "model.safetensors"))
-        .values()
-    )
+    from safetensors import safe_open
+
+    with safe_open(str(paths[0] / "model.safetensors"), "pt") as f:  # shapes from the header, no tensor read
+        n_params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
     load_before = os.getloadavg()
     runs: dict[str, list[dict]] = {m: [] for m in METHODS}
     runs["task_arithmetic (via mergekit-plugins yaml)"] = []
