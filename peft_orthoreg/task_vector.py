@@ -412,11 +412,7 @@ class TaskVector:
             model.save_pretrained(tmp, safe_serialization=True)
             if base_dir is not None:
                 for f in base_dir.iterdir():  # tokenizer & co.; weights and config come from save_pretrained
-                    if (
-                        f.is_file()
-                        and not (tmp / f.name).exists()
-                        and not f.name.endswith((".safetensors", ".bin"))
-                    ):
-                        if not f.name.endswith(".index.json"):
-                            shutil.copy2(f, tmp / f.name)
+                    weights = f.name.endswith((".safetensors", ".bin", ".index.json"))
+                    if f.is_file() and not weights and not (tmp / f.name).exists():
+                        shutil.copy2(f, tmp / f.name)
         return out_dir
