@@ -65,6 +65,21 @@ def config(tmp_path, **overrides) -> DistillGuardConfig:
     return DistillGuardConfig(**base)
 
 
+@pytest.fixture
+def calls(monkeypatch) -> list[tuple]:
+    """Every CalibrationReward call as (prompts, completions, completion_ids, rewards), in call order."""
+    recorded = []
+    original = CalibrationReward.__call__
+
+    def spy(self, prompts, completions, completion_ids=None, **kwargs):
+        out = original(self, prompts, completions, completion_ids=completion_ids, **kwargs)
+        recorded.append((list(prompts), list(completions), [list(c) for c in completion_ids], out))
+        return out
+
+    monkeypatch.setattr(CalibrationReward, "__call__", spy)
+    return recorded
+
+
 def slow_logprob(model, ids, prompt_len):
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([ids])).logits[0].double()
@@ -97,20 +112,11 @@ def test_end_to_end_both_signs(tmp_path, teacher_dir, student_dir, eta):
 
 @pytest.mark.parametrize("steps_per_generation, extra_forwards", [(1, 2), (2, 0)])
 def test_rewards_recomputed_by_hand(
-    tmp_path, teacher_dir, student_dir, monkeypatch, steps_per_generation, extra_forwards
+    tmp_path, teacher_dir, student_dir, calls, steps_per_generation, extra_forwards
 ):
     """The calibration reward of the first generation batch (initial weights) equals (log q - log pi) / bytes
     recomputed from scratch; with steps_per_generation=2 GRPO computes old_per_token_logps itself and the trainer
     reuses them (zero extra forwards); otherwise it runs exactly one extra forward per generation batch."""
-    calls = []
-    original = CalibrationReward.__call__
-
-    def spy(self, prompts, completions, completion_ids=None, **kwargs):
-        out = original(self, prompts, completions, completion_ids=completion_ids, **kwargs)
-        calls.append((list(prompts), list(completions), [list(c) for c in completion_ids], out))
-        return out
-
-    monkeypatch.setattr(CalibrationReward, "__call__", spy)
     teacher = AutoModelForCausalLM.from_pretrained(teacher_dir).eval()
     proxy = AutoModelForCausalLM.from_pretrained(student_dir).eval()
     tok_a, tok_b = AutoTokenizer.from_pretrained(teacher_dir), AutoTokenizer.from_pretrained(student_dir)
@@ -265,19 +271,10 @@ def test_composes_with_orthoreg(tmp_path, teacher_dir, student_dir):
     assert math.isfinite(log["orthoreg"]) and math.isfinite(log["rewards/calibration/mean"])
 
 
-def test_calibration_reward_in_a_stock_grpo_trainer(tmp_path, teacher_dir, student_dir, monkeypatch):
+def test_calibration_reward_in_a_stock_grpo_trainer(tmp_path, teacher_dir, student_dir, calls):
     """`CalibrationReward` + `bind_policy(trainer)` in TRL's own GRPOTrainer gives the hand-recomputed reward."""
     from trl import GRPOConfig, GRPOTrainer
 
-    calls = []
-    original = CalibrationReward.__call__
-
-    def spy(self, prompts, completions, completion_ids=None, **kwargs):
-        out = original(self, prompts, completions, completion_ids=completion_ids, **kwargs)
-        calls.append((list(prompts), list(completions), [list(c) for c in completion_ids], out))
-        return out
-
-    monkeypatch.setattr(CalibrationReward, "__call__", spy)
     cal = CalibrationReward(str(student_dir))
     args = GRPOConfig(
         output_dir=str(tmp_path / "out"),
@@ -352,21 +349,10 @@ def test_conversational_prompts(tmp_path, teacher_dir, student_dir):
     assert math.isfinite(log["calibration/proxy_logp"]) and log["calibration/unscorable_frac"] < 1.0
 
 
-def test_proxy_equal_to_teacher_gives_zero_reward_on_canonical_tokenizations(
-    tmp_path, teacher_dir, monkeypatch
-):
+def test_proxy_equal_to_teacher_gives_zero_reward_on_canonical_tokenizations(tmp_path, teacher_dir, calls):
     """Consistency of the two scoring paths: with the teacher as its own proxy (same tokenizer), every completion whose
     sampled ids are the canonical tokenization of its text gets r = 0 (up to float error) — prompt ids, EOS handling
     and normalisation agree between GRPO's policy log-probs and the proxy's."""
-    calls = []
-    original = CalibrationReward.__call__
-
-    def spy(self, prompts, completions, completion_ids=None, **kwargs):
-        out = original(self, prompts, completions, completion_ids=completion_ids, **kwargs)
-        calls.append((list(completions), [list(c) for c in completion_ids], out))
-        return out
-
-    monkeypatch.setattr(CalibrationReward, "__call__", spy)
     tok = AutoTokenizer.from_pretrained(teacher_dir)
     args = config(
         tmp_path,
@@ -380,7 +366,7 @@ def test_proxy_equal_to_teacher_gives_zero_reward_on_canonical_tokenizations(
         str(teacher_dir), reward_funcs=[math_answer], args=args, train_dataset=dataset()
     ).train()
     canonical = 0
-    for completions, ids, rewards in calls[:1]:  # the first batch: policy == proxy weights
+    for _, completions, ids, rewards in calls[:1]:  # the first batch: policy == proxy weights
         for c, cids, r in zip(completions, ids, rewards):
             body = cids[:-1] if cids and cids[-1] == tok.eos_token_id else cids
             if r is not None and tok(c, add_special_tokens=False)["input_ids"] == body:
