@@ -12,12 +12,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +64,10 @@ def _weights_digest(path: str) -> str | None:
     return h.hexdigest()
 
 
-def _same_model(a: str, b: str) -> bool:
+def _same_model(a: str, b: str, digest: Callable[[str], str | None] = _weights_digest) -> bool:
     if Path(a).resolve() == Path(b).resolve():
         return True
-    da, db = _weights_digest(a), _weights_digest(b)
+    da, db = digest(a), digest(b)
     return da is not None and da == db
 
 
@@ -78,7 +80,9 @@ def heldout_warnings(cfg: ReportConfig) -> list[str]:
     """
     if not cfg.proxy_model_name_or_path:
         return []
-    same = [n for n, p in cfg.students.items() if _same_model(p, cfg.proxy_model_name_or_path)]
+    # The proxy is compared with every student (and students may repeat): read each model's weights once.
+    digest = functools.cache(_weights_digest)
+    same = [n for n, p in cfg.students.items() if _same_model(p, cfg.proxy_model_name_or_path, digest)]
     out = [f"student {n!r} is identical to the calibration proxy: its scores say nothing about held-out students"
            for n in same]  # fmt: skip
     if cfg.require_heldout_student and len(same) == len(cfg.students):
