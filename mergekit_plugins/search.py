@@ -95,8 +95,7 @@ def check_scores(scores: Any, spec: str, alpha: float) -> dict[str, float]:
 
 def _with_scale(config: dict[str, Any], param: str, value: float, unit: bool = False) -> dict[str, Any]:
     cfg = copy.deepcopy(config)
-    cfg.setdefault("parameters", {})
-    cfg["parameters"] = dict(cfg["parameters"] or {})
+    cfg["parameters"] = dict(cfg.get("parameters") or {})
     cfg["parameters"][param] = value
     if unit:  # the in-memory sweep needs merged = θ(1) − θ₀ without rounding to a low-precision dtype
         cfg["dtype"] = "float32"
