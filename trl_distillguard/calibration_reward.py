@@ -60,6 +60,19 @@ def right_pad(sequences: Sequence[Sequence[int]], pad_token_id: int) -> tuple[to
     return ids, mask
 
 
+def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every id that ends a completion of `model`: its generation config's EOS id(s) plus the tokenizer's.
+
+    Example:
+        >>> class Tok: eos_token_id = 2
+        >>> eos_token_ids(None, Tok())
+        [2]
+    """
+    ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+    return sorted({*ids, tokenizer.eos_token_id} - {None})
+
+
 def completion_logprobs(
     model: torch.nn.Module,
     sequences: Sequence[Sequence[int]],
@@ -211,9 +224,7 @@ class CalibrationReward:
                     "bind_policy(model, tokenizer): the policy's tokenizer is required with a bare model"
                 )
             self._policy = {"trainer": None, "model": model_or_trainer, "tokenizer": tokenizer}
-            eos = getattr(getattr(model_or_trainer, "generation_config", None), "eos_token_id", None)
-            eos = [eos] if isinstance(eos, int) else list(eos or [])
-            self.policy_eos_token_ids = set(eos) | {tokenizer.eos_token_id} - {None}
+            self.policy_eos_token_ids = set(eos_token_ids(model_or_trainer, tokenizer))
         self._policy["temperature"] = float(temperature if temperature is not None else 1.0)
 
     @contextlib.contextmanager

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from trl_distillguard.calibration_reward import eos_token_ids
+
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TRL_EXPERIMENTAL_SILENCE"):
     os.environ.setdefault(_var, "1")
 
@@ -158,12 +160,6 @@ class Generation:
     ended_with_eos: bool
 
 
-def _eos_ids(model, tokenizer) -> list[int]:
-    ids = model.generation_config.eos_token_id
-    ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
-    return sorted({*ids, tokenizer.eos_token_id} - {None})
-
-
 def cut_at_eos(ids: list[int], eos_ids: Collection[int]) -> tuple[list[int], bool]:
     """`ids` up to and including the first EOS token, and whether there was one.
 
@@ -200,7 +196,7 @@ def generate(
     greedy = temperature <= 0
     if greedy and num_return_sequences != 1:
         raise InputError("greedy decoding gives one completion per prompt: set temperature > 0 for several")
-    eos = _eos_ids(model, tokenizer)
+    eos = eos_token_ids(model, tokenizer)
     config = GenerationConfig(
         max_new_tokens=max_new_tokens,
         do_sample=not greedy,
