@@ -9,6 +9,7 @@ import pytest
 import tiny
 import torch
 from datasets import Dataset
+from test_calibration_reward import slow_logprob
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from trl_distillguard import CalibrationReward, DistillGuardConfig, DistillGuardTrainer
@@ -78,12 +79,6 @@ def calls(monkeypatch) -> list[tuple]:
 
     monkeypatch.setattr(CalibrationReward, "__call__", spy)
     return recorded
-
-
-def slow_logprob(model, ids, prompt_len):
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([ids])).logits[0].double()
-    return sum(torch.log_softmax(logits[pos - 1], -1)[ids[pos]].item() for pos in range(prompt_len, len(ids)))
 
 
 @pytest.mark.parametrize("eta", [1.0, -1.0])
