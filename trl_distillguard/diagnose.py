@@ -254,14 +254,15 @@ def diagnose(cfg: DiagnoseConfig) -> dict[str, Any]:
     )  # fmt: skip
     rep_prompts = [p for p in prompts for _ in range(cfg.num_samples)]
     rep_rows = [r for r in rows for _ in range(cfg.num_samples)]
-    for who, (model, tok) in {"teacher": (teacher, t_tok), "student": (student, s_tok)}.items():
+    models = {"teacher": (teacher, t_tok), "student": (student, s_tok)}
+    for who, (model, tok) in models.items():
         gens = [
             g for group in generate(model, tok, prompts, desc=f"{who} samples", **gen_kwargs) for g in group
         ]
         samples[who] = gens
         texts[who] = [g.text for g in gens]
         flags[who] = [g.ended_with_eos for g in gens]
-    for scorer, (model, tok) in {"teacher": (teacher, t_tok), "student": (student, s_tok)}.items():
+    for scorer, (model, tok) in models.items():
         for sampler in ("teacher", "student"):
             scored[scorer, sampler] = score_texts(
                 model, tok, rep_prompts, texts[sampler], flags[sampler], top_k=cfg.top_k, keep_full=shared_vocab,
