@@ -244,7 +244,7 @@ class CalibrationReward:
             )
         model = self._policy["model"] or self._policy["trainer"].model
         tok = self._policy["tokenizer"]
-        prompt_ids = [_prompt_ids(tok, p, "policy tokenizer") for p in prompts]
+        prompt_ids = [prompt_token_ids(tok, p, "policy tokenizer") for p in prompts]
         was_training = model.training
         model.eval()  # no dropout: the score of the sampled text, not a noisy estimate
         try:
@@ -276,7 +276,7 @@ class CalibrationReward:
         for prompt in prompts:  # GRPO repeats each prompt num_generations times
             key = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, default=str)
             if key not in cache:
-                cache[key] = _prompt_ids(tok, prompt, "proxy tokenizer")
+                cache[key] = prompt_token_ids(tok, prompt, "proxy tokenizer")
             prompt_ids.append(cache[key])
         texts = [_completion_text(c) for c in completions]
         completion_ids = tok(texts, add_special_tokens=False)["input_ids"]
@@ -375,7 +375,13 @@ class CalibrationReward:
         return self
 
 
-def _prompt_ids(tokenizer: Any, prompt: Any, what: str) -> list[int]:
+def prompt_token_ids(tokenizer: Any, prompt: Any, what: str = "tokenizer") -> list[int]:
+    """A prompt's token ids by the proxy-input convention: plain text with the tokenizer's special tokens (e.g.
+    BOS); a conversational prompt through the chat template *without* adding them again (the template writes them).
+
+    Example:
+        >>> # prompt_token_ids(tok, "What is 2 + 2?") == tok("What is 2 + 2?")["input_ids"]
+    """
     if is_conversational_prompt(prompt):
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError(

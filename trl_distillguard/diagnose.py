@@ -42,9 +42,9 @@ from trl_distillguard.evaluate import (
     load_causal_lm,
     load_rows,
     prompts_of,
-    render_prompt,
     resolve_verifier,
     run_cli,
+    tokenize_prompt,
 )
 
 
@@ -159,7 +159,7 @@ def score_texts(
     """
     items = []
     for prompt, text, eos in zip(prompts, completions, eos_flags, strict=True):
-        p_ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=True)["input_ids"]
+        p_ids = tokenize_prompt(tokenizer, prompt)
         c_ids, offsets = _encode_completion(tokenizer, text, eos)
         items.append((p_ids, c_ids, offsets, len(text.encode("utf-8"))))
     out: list[Scored] = []

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from trl_distillguard.calibration_reward import eos_token_ids
+from trl_distillguard.calibration_reward import eos_token_ids, prompt_token_ids
 
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TRL_EXPERIMENTAL_SILENCE"):
     os.environ.setdefault(_var, "1")
@@ -145,6 +145,19 @@ def render_prompt(tokenizer, prompt: Any) -> str:
     return tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=False)
 
 
+def tokenize_prompt(tokenizer, prompt: Any) -> list[int]:
+    """Token ids of a prompt by the same convention as `CalibrationReward`'s proxy input
+    (`calibration_reward.prompt_token_ids`): chat-template text does not get a second BOS.
+
+    Example:
+        >>> # tokenize_prompt(tok, [{"role": "user", "content": "hi"}]) == tok(chat_text, add_special_tokens=False)
+    """
+    try:
+        return prompt_token_ids(tokenizer, prompt)
+    except (ValueError, TypeError) as err:
+        raise InputError(str(err)) from None
+
+
 @dataclass
 class Generation:
     """One completion: its text (special tokens removed), its token ids (up to and including EOS) and whether it
@@ -208,13 +221,12 @@ def generate(
         eos_token_id=eos,
     )
     tokenizer.padding_side = "left"
-    texts = [render_prompt(tokenizer, p) for p in prompts]
+    prompt_ids = [tokenize_prompt(tokenizer, p) for p in prompts]
     out: list[list[Generation]] = []
     torch.manual_seed(seed)
-    for start in tqdm(range(0, len(texts), batch_size), desc=desc, disable=desc is None, leave=False):
-        batch = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True).to(
-            model.device
-        )
+    for start in tqdm(range(0, len(prompt_ids), batch_size), desc=desc, disable=desc is None, leave=False):
+        chunk = [{"input_ids": ids} for ids in prompt_ids[start : start + batch_size]]
+        batch = tokenizer.pad(chunk, padding=True, return_tensors="pt").to(model.device)
         sequences = model.generate(**batch, generation_config=config).cpu()
         new = sequences[:, batch["input_ids"].shape[1] :]
         for row_start in range(0, new.shape[0], num_return_sequences):
