@@ -16,8 +16,6 @@ import contextlib
 import importlib
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from mergekit_plugins.outputs import staged_dir
 from trl_distillguard.calibration_reward import eos_token_ids, prompt_token_ids
 
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TRL_EXPERIMENTAL_SILENCE"):
@@ -349,23 +348,8 @@ def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Itera
     occupied = (path.is_dir() and any(path.iterdir())) or (path.exists() and not path.is_dir())
     if occupied and not overwrite:
         raise InputError(f"output_dir: {path} exists and is not empty (pass --overwrite_output_dir true)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the final directory gets the usual permissions
-    try:
+    with staged_dir(path) as tmp:  # the project's one temp-sibling-then-rename mechanism
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(path)
 
 
 def json_safe(obj: Any) -> Any:
