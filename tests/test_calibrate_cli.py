@@ -102,6 +102,7 @@ def write_jsonl(path: Path, rows) -> Path:
             {"proxy_model_name_or_path": "/no/such/proxy"},
             "proxy_model_name_or_path: /no/such/proxy does not exist",
         ),
+        ({"proxy_model_name_or_path": ""}, "proxy_model_name_or_path: required when distillability != 0"),
         ({"dataset_name": "/no/such.jsonl"}, "dataset_name: /no/such.jsonl does not exist"),
         ({"dataset_name": "BAD_PROMPTS"}, "has no 'prompt' column"),
         ({"dataset_name": "CHAT_PROMPTS", "proxy_tokenizer_name_or_path": "NO_TEMPLATE"}, "no chat template"),

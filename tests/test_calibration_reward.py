@@ -6,19 +6,10 @@ import math
 
 import pytest
 import torch
+from references import slow_logprob
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from trl_distillguard.calibration_reward import CalibrationReward, completion_logprobs
-
-
-def slow_logprob(model, ids: list[int], prompt_len: int, temperature: float = 1.0) -> float:
-    """Reference: one unpadded forward, a Python loop over the completion positions."""
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([ids])).logits[0].double() / temperature
-    total = 0.0
-    for pos in range(prompt_len, len(ids)):
-        total += torch.log_softmax(logits[pos - 1], dim=-1)[ids[pos]].item()
-    return total
 
 
 @pytest.fixture(scope="module")

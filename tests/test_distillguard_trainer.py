@@ -9,7 +9,7 @@ import pytest
 import tiny
 import torch
 from datasets import Dataset
-from test_calibration_reward import slow_logprob
+from references import slow_logprob
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from trl_distillguard import CalibrationReward, DistillGuardConfig, DistillGuardTrainer
@@ -165,6 +165,24 @@ def test_eta_zero_is_plain_grpo_with_calibration_logged(tmp_path, teacher_dir, s
     assert "calibration/proxy_logp" in trainer.state.log_history[0]
 
 
+def test_proxy_object_with_nonzero_eta(tmp_path, teacher_dir, student_dir):
+    """η != 0 with the proxy given only as an object (no proxy_model_name_or_path): weights [1, η], it trains."""
+    args = config(tmp_path, proxy_model_name_or_path=None, distillability=-1.0, max_steps=1)
+    proxy = AutoModelForCausalLM.from_pretrained(student_dir)
+    trainer = DistillGuardTrainer(
+        str(teacher_dir),
+        reward_funcs=[math_answer],
+        args=args,
+        train_dataset=dataset(),
+        proxy_model=proxy,
+        proxy_tokenizer=str(student_dir),
+    )
+    assert trainer.calibration.proxy is proxy
+    assert trainer.reward_weights.tolist() == [1.0, -1.0]
+    trainer.train()
+    assert math.isfinite(trainer.state.log_history[0]["rewards/calibration/mean"])
+
+
 def test_no_proxy_and_eta_zero_adds_no_reward(tmp_path, teacher_dir):
     args = config(tmp_path, distillability=0.0, max_steps=1)
     trainer = DistillGuardTrainer(
@@ -181,7 +199,6 @@ def test_no_proxy_and_eta_zero_adds_no_reward(tmp_path, teacher_dir):
         ({"calibration_mode": "kl"}, "calibration_mode='kl'"),
         ({"calibration_normalization": "chars"}, "calibration_normalization='chars'"),
         ({"num_generations": 1, "per_device_train_batch_size": 2}, "at least 2 generations"),
-        ({"proxy_model_name_or_path": None}, "proxy_model_name_or_path is required"),
     ],
 )
 def test_config_bad_input(tmp_path, student_dir, overrides, match):
@@ -191,6 +208,9 @@ def test_config_bad_input(tmp_path, student_dir, overrides, match):
 
 
 def test_trainer_bad_input(tmp_path, teacher_dir, student_dir):
+    args = config(tmp_path, proxy_model_name_or_path=None, distillability=-1.0)  # the config alone cannot tell
+    with pytest.raises(ValueError, match="distillability != 0 needs a proxy student"):
+        DistillGuardTrainer(str(teacher_dir), reward_funcs=[math_answer], args=args, train_dataset=dataset())
     args = config(tmp_path, proxy_model_name_or_path=str(tmp_path / "nope"))
     with pytest.raises(ValueError, match="proxy_model_name_or_path: .*nope does not exist"):
         DistillGuardTrainer(str(teacher_dir), reward_funcs=[math_answer], args=args, train_dataset=dataset())
@@ -248,7 +268,7 @@ def test_peft_lora_policy(tmp_path, teacher_dir, student_dir):
 
 
 def test_composes_with_orthoreg(tmp_path, teacher_dir, student_dir):
-    orthoreg = pytest.importorskip("peft_orthoreg")
+    import peft_orthoreg as orthoreg
     from peft import LoraConfig
 
     trainer_cls = orthoreg.with_orthoreg(DistillGuardTrainer)

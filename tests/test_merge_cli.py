@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-from test_merge_helpers import (
+from merge_helpers import (
     assert_merge_equals,
     reference_merge,
     save_task_models,
     state_dict,
     write_config,
 )
+from safetensors.torch import load_file, save_file
 
 from mergekit_plugins import cli
 from mergekit_plugins.search import search_alpha

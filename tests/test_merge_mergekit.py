@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_merge_helpers import (
+from merge_helpers import (
     assert_merge_equals,
     reference_merge,
     save_task_models,

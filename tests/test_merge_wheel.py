@@ -9,7 +9,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from test_merge_helpers import assert_merge_equals, reference_merge, save_task_models, write_config
+from merge_helpers import assert_merge_equals, reference_merge, save_task_models, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

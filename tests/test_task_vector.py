@@ -81,7 +81,8 @@ def test_arithmetic_apply_and_round_trip(teacher_dir, tmp_path, make_finetuned_c
     for k in list(b)[:5]:
         torch.testing.assert_close((t1 + t2)[k], s1[k] + s2[k] - 2 * b[k], rtol=1e-5, atol=1e-6)
         torch.testing.assert_close((-t1)[k], b[k] - s1[k])
-        torch.testing.assert_close((0.5 * t1)[k], (t1 * 0.5)[k])
+        torch.testing.assert_close((0.5 * t1)[k], 0.5 * (s1[k] - b[k]), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close((t1 * 0.5)[k], 0.5 * (s1[k] - b[k]), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close((t1 - t2)[k], s1[k] - s2[k], rtol=1e-5, atol=1e-6)
     # base + τ = fine-tuned; α scales.
     target = AutoModelForCausalLM.from_pretrained(teacher_dir)

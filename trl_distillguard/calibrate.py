@@ -113,6 +113,8 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
         )
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(f"dataset_name: {exc}") from None
+    if args.distillability != 0.0 and not args.proxy_model_name_or_path:
+        raise InputError("proxy_model_name_or_path: required when distillability != 0 (the proxy student)")
     if args.proxy_model_name_or_path:
         proxy_path = Path(args.proxy_model_name_or_path).expanduser()
         if not proxy_path.exists():

@@ -85,7 +85,9 @@ class DistillGuardTrainer(GRPOTrainer):
         eta = args.distillability
         has_proxy = proxy_model is not None or bool(args.proxy_model_name_or_path)
         if eta != 0.0 and not has_proxy:
-            raise ValueError("proxy_model_name_or_path is required when distillability != 0")
+            raise ValueError(
+                "distillability != 0 needs a proxy student: set proxy_model_name_or_path or pass proxy_model="
+            )
         if (
             not isinstance(model, str)
             and args.beta != 0.0

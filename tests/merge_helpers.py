@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 import yaml
+from references import ref_iso_c, ref_iso_cts, ref_tsv
 from safetensors.torch import load_file
-from test_merge_core import ref_iso_c, ref_iso_cts, ref_tsv
 
 EMBEDDINGS = ("embed_tokens", "lm_head")
 
