@@ -30,7 +30,7 @@ _LAZY = {
     "factor_orthoreg_loss": "peft_orthoreg.orthoreg",
     "with_orthoreg": "peft_orthoreg.trainer",
     "TaskVector": "peft_orthoreg.task_vector",
-    "diagnose": "peft_orthoreg.diagnose",
+    "diagnose": "peft_orthoreg.diagnostics",
 }
 
 __all__ = ["__version__", "load_plugins", "registry", *_LAZY]

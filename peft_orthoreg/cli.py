@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}\t{item.distribution}\t{item.plugin}")
             return 0
         if args.command == "diagnose":
-            from peft_orthoreg.diagnose import diagnose, write_report
+            from peft_orthoreg.diagnostics import diagnose, write_report
 
             report = diagnose(args.inputs, base=args.base, names=args.names)
             write_report(report, args.out)
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         if args.command == "export":
-            from peft_orthoreg.diagnose import load_input
+            from peft_orthoreg.diagnostics import load_input
 
             tv = load_input(args.input, base=args.base)
             if args.save_task_vector:

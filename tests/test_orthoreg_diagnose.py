@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 
 from peft_orthoreg import OrthoLoraConfig, TaskVector, dense_orthoreg_loss, orthoreg_loss
 from peft_orthoreg.cli import main
-from peft_orthoreg.diagnose import diagnose, layer_type
+from peft_orthoreg.diagnostics import diagnose, layer_type
 
 
 def reference_cosine(a: TaskVector, b: TaskVector, keys) -> float:
@@ -155,3 +155,14 @@ def test_builtin_regularisers_are_registered(teacher_dir):
     value = items["orthoreg"].obj(model)
     assert items["orthoreg_squared"].obj(model).item() == pytest.approx(2 * 64.0)  # 2 layers × ‖0 − I_64‖²
     assert value.item() == pytest.approx(2 * 8.0)
+
+
+def test_package_attribute_is_the_function_even_after_the_module_is_imported():
+    import importlib
+
+    import peft_orthoreg
+
+    importlib.import_module("peft_orthoreg.diagnostics")  # importing the module must not shadow the function
+    from peft_orthoreg import diagnose as imported
+
+    assert callable(imported) and imported is diagnose and peft_orthoreg.diagnose is diagnose
