@@ -237,12 +237,12 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
         },
         "seconds": {"unit_merge_and_load": round(unit_s, 3), "sweep": round(eval_s, 3)},
     }
-    _write_json(Path(cfg.output_json), report)
-    _plot(report, Path(cfg.output_png or Path(cfg.output_json).with_suffix(".png")))
-    if cfg.save_best:
+    if cfg.save_best:  # before the JSON is written, so that the report records it
         with staged_dir(cfg.save_best) as staging:
             _run_mergekit(_with_scale(config, param, best["alpha"]), str(staging), cfg)
         report["saved"] = str(Path(cfg.save_best))
+    _write_json(Path(cfg.output_json), report)
+    _plot(report, Path(cfg.output_png or Path(cfg.output_json).with_suffix(".png")))
     return report
 
 

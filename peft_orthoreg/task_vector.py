@@ -188,6 +188,12 @@ class TaskVector:
                 continue  # the other factor, or a frozen copy of the base layer saved alongside
             elif "lora_" in name:
                 raise ValueError(f"{weights_file}: tensor {key!r} is not plain LoRA (DoRA or a variant?)")
+            elif "trainable_tokens" in name:  # stored rows of `trainable_token_indices`, not a whole module
+                raise ValueError(
+                    f"{weights_file}: {key!r} comes from trainable_token_indices, which cannot be densified from "
+                    "the adapter file; load the adapter with PEFT, merge_and_unload() it and use "
+                    "TaskVector.from_models(base, merged)"
+                )
             else:  # a fully trained module (modules_to_save / trainable tokens): needs the base weight
                 if name not in base_state:
                     raise ValueError(

@@ -148,6 +148,7 @@ def test_search_alpha_tsv_end_to_end(tasks, teacher_dir, tmp_path):
     assert report["best"]["alpha"] == pytest.approx(1.7)
     on_disk = json.loads((tmp_path / "r" / "alpha.json").read_text())
     assert [r["alpha"] for r in on_disk["results"]] == report["grid"]
+    assert on_disk["saved"] == str(tmp_path / "best")  # the JSON on disk records the saved merge
     # each α's score is the evaluation of θ₀ + α·reference(Δs), computed independently here
     for r in on_disk["results"][::7]:
         w = reference_merge("tsv", teacher_dir, tasks, alpha=r["alpha"])[UP]

@@ -190,3 +190,17 @@ def test_exported_models_merge_with_mergekit_like_task_arithmetic(
     expected = (0.5 * tvs[0] + 0.5 * tvs[1]).apply_to(base)
     for key, value in merged.state_dict().items():
         torch.testing.assert_close(value, expected.state_dict()[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_trainable_tokens_adapter_gets_a_clear_error(teacher_dir, tmp_path):
+    model = trained_adapter(
+        teacher_dir,
+        target_modules=["q_proj"],
+        alpha_pattern={},
+        rank_pattern={},
+        modules_to_save=None,
+        trainable_token_indices=[3, 4],
+    )
+    model.save_pretrained(tmp_path / "adapter")
+    with pytest.raises(ValueError, match="comes from trainable_token_indices.*merge_and_unload"):
+        TaskVector.from_peft(tmp_path / "adapter", base=teacher_dir)
