@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from mergekit_plugins import __version__
+from mergekit_plugins.offline import set_offline_env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_offline_env()  # never reach the hub by accident; export the variable as 0 to allow it
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "yaml":  # everything after `yaml` belongs to mergekit-yaml
         from mergekit_plugins.yaml_command import run_yaml

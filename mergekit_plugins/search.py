@@ -162,9 +162,6 @@ def _unit_delta(unit_dir: str, config: dict[str, Any]) -> tuple[dict[str, Any], 
 
 def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
     """Sweep α in memory; writes cfg.output_json and the PNG curve; returns the JSON content."""
-    from mergekit_plugins.offline import set_offline_env
-
-    set_offline_env()
     from mergekit_plugins.plugins import load_plugins
 
     load_plugins()

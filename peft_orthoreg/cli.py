@@ -14,8 +14,6 @@ import sys
 from mergekit_plugins.offline import set_offline_env
 from peft_orthoreg import __version__
 
-set_offline_env()  # never reach the hub by accident; export the variable as 0 to allow it
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -49,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_offline_env()  # never reach the hub by accident; export the variable as 0 to allow it
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from mergekit_plugins.offline import set_offline_env
 from trl_distillguard import __version__
 
 # subcommand -> ("module:function taking argv and returning an exit code", one-line help)
@@ -43,6 +44,8 @@ def print_help() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before any subcommand imports transformers/TRL (they read these at import time); users may export 0.
+    set_offline_env(extra=("TRL_EXPERIMENTAL_SILENCE",))
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help"}:
         print_help()

@@ -27,9 +27,6 @@ from tqdm.auto import tqdm
 from mergekit_plugins.outputs import staged_dir
 from trl_distillguard.calibration_reward import eos_token_ids, prompt_token_ids
 
-for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TRL_EXPERIMENTAL_SILENCE"):
-    os.environ.setdefault(_var, "1")
-
 
 class InputError(ValueError):
     """Bad user input: the CLI prints its one-line message and exits with status 2.
