@@ -208,7 +208,9 @@ def test_config_bad_input(tmp_path, student_dir, overrides, match):
 
 
 def test_trainer_bad_input(tmp_path, teacher_dir, student_dir):
-    args = config(tmp_path, proxy_model_name_or_path=None, distillability=-1.0)  # the config alone cannot tell
+    args = config(
+        tmp_path, proxy_model_name_or_path=None, distillability=-1.0
+    )  # the config alone cannot tell
     with pytest.raises(ValueError, match="distillability != 0 needs a proxy student"):
         DistillGuardTrainer(str(teacher_dir), reward_funcs=[math_answer], args=args, train_dataset=dataset())
     args = config(tmp_path, proxy_model_name_or_path=str(tmp_path / "nope"))

@@ -30,14 +30,17 @@ import logging
 from typing import Any
 
 import torch
+import trl
 from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import pad
 
 from trl_distillguard.calibration_reward import CalibrationReward
 from trl_distillguard.distillguard_config import DistillGuardConfig
+from trl_distillguard.trl_contract import check_trl_version, generate_fields
 
 logger = logging.getLogger(__name__)
+check_trl_version(trl.__version__)  # the overrides below follow GRPOTrainer's private methods of that range
 
 
 class DistillGuardTrainer(GRPOTrainer):
@@ -146,10 +149,11 @@ class DistillGuardTrainer(GRPOTrainer):
 
     def _generate(self, prompts: list):
         out = super()._generate(prompts)
+        fields = generate_fields(out)
         self._dg_batch = {
-            "prompt_ids": out[0],
-            "completion_ids": out[1],
-            "sampling_logps": out[4],
+            "prompt_ids": fields["prompt_ids"],
+            "completion_ids": fields["completion_ids"],
+            "sampling_logps": fields["sampling_logps"],
             "old_logps": None,
             "expect_old": self._old_logps_expected(),
         }
