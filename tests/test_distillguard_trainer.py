@@ -270,8 +270,9 @@ def test_peft_lora_policy(tmp_path, teacher_dir, student_dir):
 
 
 def test_composes_with_orthoreg(tmp_path, teacher_dir, student_dir):
-    import peft_orthoreg as orthoreg
     from peft import LoraConfig
+
+    import peft_orthoreg as orthoreg
 
     trainer_cls = orthoreg.with_orthoreg(DistillGuardTrainer)
     args = config(tmp_path, proxy_model_name_or_path=str(student_dir), max_steps=1)
