@@ -240,11 +240,21 @@ def main() -> None:
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     tmp.replace(out.with_suffix(".json"))
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text(render_markdown(report))
+    tmp.replace(out.with_suffix(".md"))
+    print(render_markdown(report))
+
+
+def render_markdown(report: dict) -> str:
+    """The .md table, rendered from the JSON report only (tests/test_benchmark_results.py re-renders it)."""
+    results = report["results"]
+    versions = report["versions"]
     lines = [
         "# Calibration overhead: DistillGuardTrainer vs GRPOTrainer (step time, side by side)",
         "",
-        f"`{report['command']}` — {report['machine']}, torch threads {cli.threads}, "
-        f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}.",
+        f"`{report['command']}` — {report['machine']}, torch threads {report['torch_threads']}, "
+        f"torch {versions['torch']}, transformers {versions['transformers']}, trl {versions['trl']}.",
         "",
         "| model | teacher / proxy M params | completions/step x gens/prompt x max tokens | GRPO step CPU s | "
         "DistillGuard step CPU s | **ratio (CPU)** | ratio per repeat (CPU) | ratio (wall) | unscorable | "
@@ -268,10 +278,7 @@ def main() -> None:
         "DistillGuard adds the proxy forward and one no-grad policy forward per generation batch (GRPO computes",
         "no old log-probs when generation and optimisation steps are aligned).",
     ]
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out.with_suffix(".md"))
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -288,11 +288,12 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    out.with_suffix(".md").write_text(render_markdown(report))
+    print(render_markdown(report))
 
 
-def markdown(r: dict) -> str:
+def render_markdown(r: dict) -> str:
+    """The .md table, rendered from the JSON report only (tests/test_benchmark_results.py re-renders it)."""
     lines = [
         "# Merge speed (`benchmarks/merge_speed.py`)",
         "",

@@ -220,7 +220,8 @@ def part_c(small: bool, reps: int, batch: tuple[int, int]) -> dict:
     }
 
 
-def write_md(res: dict, path: Path) -> None:
+def render_markdown(res: dict) -> str:
+    """The .md tables, rendered from the JSON results only (tests/test_benchmark_results.py re-renders them)."""
     lines = [
         "# OrthoReg cost",
         "",
@@ -277,7 +278,7 @@ def write_md(res: dict, path: Path) -> None:
             "",
             f"W⁰ snapshot: {c['w0_snapshot_MiB']:.0f} MiB.",
         ]
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for suffix, write in (
         (".json", lambda p: p.write_text(json.dumps(res, indent=1) + "\n")),
-        (".md", lambda p: write_md(res, p)),
+        (".md", lambda p: p.write_text(render_markdown(res))),
     ):
         tmp = out / f".{name}{suffix}.tmp"
         write(tmp)

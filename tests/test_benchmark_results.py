@@ -1,0 +1,57 @@
+"""Every committed benchmark table is the render of its committed JSON by the script that wrote it (no table is
+edited by hand), and every results JSON names the command that produced it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+# results file stem -> the benchmark script whose `render_markdown(report)` wrote its .md
+RENDERED_BY_SCRIPT = {
+    "calibration_overhead": "calibration_overhead",
+    "merge_speed": "merge_speed",
+    "orthoreg_cost": "orthoreg_cost",
+}
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "tests"))  # some scripts build the tiny fixtures
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    return module
+
+
+@pytest.mark.parametrize("stem, script", sorted(RENDERED_BY_SCRIPT.items()))
+def test_committed_table_is_the_render_of_the_committed_json(stem, script):
+    report = json.loads((RESULTS / f"{stem}.json").read_text())
+    assert load_script(script).render_markdown(report) == (RESULTS / f"{stem}.md").read_text()
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in RESULTS.glob("*/report.json")))
+def test_committed_report_table_is_the_render_of_its_json(folder):
+    from trl_distillguard.report import render_markdown
+    from trl_distillguard.report_config import ReportConfig
+
+    report = json.loads((RESULTS / folder / "report.json").read_text())
+    cfg = ReportConfig(**report["config"])
+    assert render_markdown(report, cfg) == (RESULTS / folder / "report.md").read_text()
+
+
+def test_every_results_json_records_its_command():
+    files = [p for p in RESULTS.rglob("*.json") if p.name not in {"report.json", "diagnose.json"}]
+    assert files
+    for path in files:
+        data = json.loads(path.read_text())
+        run = data.get("run", data)
+        assert run.get("command"), f"{path.relative_to(ROOT)} does not record the command that produced it"
