@@ -143,7 +143,7 @@ class PluginRegistry:
             dist = self._dists.get(impl.plugin_name, "<unknown>")
             where = f"plugin {impl.plugin_name!r} from {dist}"
             try:
-                provided = impl.function()
+                provided = self._call_one(impl.plugin_name)
                 named = provided.items() if isinstance(provided, Mapping) else _named(provided, self._name_of)
                 named = list(named)
             except Exception as exc:  # noqa: BLE001
@@ -164,6 +164,13 @@ class PluginRegistry:
                     continue
                 items[name] = PluginItem(name, obj, impl.plugin_name, dist)
         return items
+
+    def _call_one(self, plugin_name: str) -> Any:
+        """The hook called through pluggy for one plugin only, so that each result keeps its origin and one
+        plugin's failure is isolated from the others."""
+        others = [plugin for name, plugin in self._pm.list_name_plugin() if name != plugin_name]
+        results = self._pm.subset_hook_caller(self.hook, remove_plugins=others)()
+        return results[0] if results else {}  # pluggy drops a None result: the plugin provides nothing
 
     def load_plugins(self) -> list[str]:
         """Discover and load every plugin of the group; idempotent. Returns the names of the items provided."""
