@@ -20,10 +20,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -285,7 +289,10 @@ def distill(
         prompts = [s["prompt"] for s in samples]
         if not samples:
             raise InputError("dataset: the prompt set is empty")
-    with atomic_output_dir(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as out:
+    # Under torchrun / accelerate launch only the main process writes `output_dir`; the others train in scratch.
+    main = _is_main_process()
+    staged = atomic_output_dir(cfg.output_dir, overwrite=cfg.overwrite_output_dir) if main else _scratch_dir()
+    with staged as out:
         work = out / "_trainer"
         if cfg.recipe == "sft":
             trainer = _train_sft(cfg, student, s_tok, samples, work)
@@ -299,6 +306,9 @@ def distill(
             trainer.remove_callback(PrinterCallback)
             trainer.remove_callback(ProgressCallback)
         trainer.train()
+        if not main:
+            trainer.accelerator.wait_for_everyone()
+            return Path(cfg.output_dir)
         model = trainer.model
         if hasattr(model, "merge_and_unload"):  # LoRA student: ship plain full weights any evaluator can load
             model = model.merge_and_unload()
@@ -314,7 +324,19 @@ def distill(
             "seconds": round(time.perf_counter() - started, 2),
         }
         (out / "distill.json").write_text(json.dumps(summary, indent=2, default=str))
+    trainer.accelerator.wait_for_everyone()
     return Path(cfg.output_dir)
+
+
+def _is_main_process() -> bool:
+    # torchrun and accelerate launch set RANK; a plain `python` run is the main (only) process.
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextlib.contextmanager
+def _scratch_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="distill-rank-") as tmp:
+        yield Path(tmp)
 
 
 def _unique(prompts: list[Any]) -> list[Any]:
@@ -343,6 +365,8 @@ def main(argv: list[str]) -> int:
         except ValueError as err:
             raise InputError(str(err)) from None
         path = distill(cfg)
+        if not _is_main_process():
+            return 0
         print(json.dumps(json.loads((path / "distill.json").read_text()), indent=2))
         return 0
 
