@@ -13,7 +13,8 @@ written to a temporary sibling of `output_dir` and renamed into place.
 Example:
     $ distillguard distill --config examples/configs/distill_tiny.yaml --recipe sft
     >>> from trl_distillguard.distill import distill
-    >>> from trl_distillguard.distill_config import DistillConfig
+    >>> from peft_orthoreg.trainer import sharded_parameters
+from trl_distillguard.distill_config import DistillConfig
     >>> # distill(DistillConfig(recipe="sft", teacher_model_name_or_path="teacher", student_model_name_or_path="student",
     >>> #                       dataset_name_or_path="prompts.jsonl", output_dir="student-sft", max_steps=50))
 """
@@ -33,6 +34,7 @@ from typing import Any
 
 import torch
 
+from peft_orthoreg.trainer import sharded_parameters
 from trl_distillguard.distill_config import DistillConfig
 from trl_distillguard.evaluate import (
     InputError,
@@ -300,6 +302,12 @@ def distill(
             trainer = _train_kd(cfg, student, s_tok, t_model, _unique(prompts), work)
         else:
             trainer = _train_uld(cfg, student, s_tok, cfg.teacher_model_name_or_path, samples, work)
+        sharding = sharded_parameters(trainer, trainer.model)
+        if sharding is not None:
+            raise InputError(
+                f"distill saves the student with save_pretrained, which needs whole parameters, but {sharding} "
+                "shards them: launch with DDP or DeepSpeed ZeRO-1/2 (examples/accelerate/ddp.yaml, zero2.yaml)"
+            )
         if quiet:  # inside a report: one outer progress bar, no per-step log lines
             from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
