@@ -8,7 +8,8 @@
   alignment (ByteLevel-BPE tokenizers only); `lmbda` = `on_policy_fraction`.
 
 The student is saved as a full model (a LoRA student is merged) with its tokenizer and a `distill.json` summary,
-written to a temporary sibling of `output_dir` and renamed into place.
+written to a temporary sibling of `output_dir` and renamed into place (by the main process only under `torchrun` /
+`accelerate launch`; parameters sharded by FSDP or ZeRO-3 are refused, as `save_pretrained` needs them whole).
 
 Example:
     $ distillguard distill --config examples/configs/distill_tiny.yaml --recipe sft
