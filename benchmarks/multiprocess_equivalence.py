@@ -52,13 +52,27 @@ LAYOUTS = {  # name -> (processes, per-device batch, gradient accumulation)
 SEEDED = "per-row seeds (layout-independent)"
 NONE = "none"
 NATIVE = "TRL's own (per-process seeds): agreement is statistical only, not checked against the tolerance"
+CALIBRATE = "distillguard calibrate --config examples/configs/tiny.yaml"
+DISTILL = "distillguard distill --config examples/configs/distill_tiny.yaml"
 CASES = {  # name -> (what runs, metrics compared, sampling during training)
-    "calibrate": ("distillguard calibrate --config examples/configs/tiny.yaml", ["loss", "reward", "rewards/calibration/mean", "kl", "completions/mean_length", "grad_norm"], SEEDED),
-    "sft": ("distillguard distill --config examples/configs/distill_tiny.yaml", ["loss", "grad_norm"], NONE),
-    "kd": ("distillguard distill --config examples/configs/distill_tiny.yaml --recipe kd --student_model_name_or_path examples/data/report_tiny/student_llama_a", ["loss", "grad_norm"], SEEDED),
-    "orthoreg": ("with_orthoreg(SFTTrainer), LoRA r=4 on q_proj/v_proj, λ=0.5 (this script's worker)", ["loss", "orthoreg", "grad_norm"], NONE),
-    "calibrate_native": ("distillguard calibrate as above, with TRL's own (per-process) sampling", ["loss", "reward", "reward_std", "grad_norm"], NATIVE),
-}  # fmt: skip
+    "calibrate": (
+        CALIBRATE,
+        ["loss", "reward", "rewards/calibration/mean", "kl", "completions/mean_length", "grad_norm"],
+        SEEDED,
+    ),
+    "sft": (DISTILL, ["loss", "grad_norm"], NONE),
+    "kd": (
+        f"{DISTILL} --recipe kd --student_model_name_or_path examples/data/report_tiny/student_llama_a",
+        ["loss", "grad_norm"],
+        SEEDED,
+    ),
+    "orthoreg": (
+        "with_orthoreg(SFTTrainer), LoRA r=4 on q_proj/v_proj, λ=0.5 (this script's worker)",
+        ["loss", "orthoreg", "grad_norm"],
+        NONE,
+    ),
+    "calibrate_native": (CALIBRATE, ["loss", "reward", "reward_std", "grad_norm"], NATIVE),
+}
 # TRL logs these as the mean over micro-batches of (global) token means: under gradient accumulation that is not the
 # global token mean of one big batch, so they are shown but not held to the tolerance in GA layouts.
 MICROBATCH_MEANS = {"kl"}
@@ -190,7 +204,8 @@ def worker(a: argparse.Namespace) -> None:
         rc = main(["--config", "examples/configs/distill_tiny.yaml", "--recipe", a.case,
                    "--teacher_model_name_or_path", str(m / "report_tiny/teacher"),
                    "--student_model_name_or_path", str(m / "report_tiny" / student), "--output_dir", str(out),
-                   *batch, "--trainer_kwargs", json.dumps({"gradient_accumulation_steps": a.ga, "disable_tqdm": True})])  # fmt: skip
+                   *batch, "--trainer_kwargs", json.dumps({"gradient_accumulation_steps": a.ga,
+                                                           "disable_tqdm": True})])  # fmt: skip
     else:
         out.mkdir(parents=True, exist_ok=True)  # every rank
         run_orthoreg(a, out)

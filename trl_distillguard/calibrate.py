@@ -6,8 +6,8 @@ TRL-style: `TrlParser` over (`CalibrateArguments`, `DistillGuardConfig`, `ModelC
 of the three at top level and command-line flags override it. The run trains in ``<output_dir>.partial`` (its
 checkpoints live there; resume with ``--resume_from_checkpoint <output_dir>.partial/checkpoint-N``) and, when it
 has finished, writes the calibrated teacher, its tokenizer and ``calibration.json`` there and renames it to
-``output_dir``: a directory at ``output_dir`` is always complete. Under ``torchrun`` / ``accelerate launch`` only the main
-process writes it; the others wait.
+``output_dir``: a directory at ``output_dir`` is always complete. Under ``torchrun`` / ``accelerate launch`` only
+the main process writes it; the others wait.
 
 Example:
     >>> from trl_distillguard.calibrate import main
