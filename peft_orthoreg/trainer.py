@@ -7,6 +7,8 @@ gradient accumulation the way the trainer scales its own loss, and logged as ``o
 - Any other model (full fine-tuning): pass ``orthoreg_weight``; W⁰ of the regularised 2-D weights is snapshotted
   once when the trainer is built. The snapshot costs one extra copy of those weights (≈ the whole model for the
   default targets); ``orthoreg_snapshot_device="cpu"`` keeps it in host memory (copied to the device each step).
+- More than one process: under DDP and DeepSpeed ZeRO-1/2 every rank holds whole parameters and computes the same
+  term on its replica (exact); FSDP and ZeRO-3 shard them, which is refused when the trainer is built.
 """
 
 from __future__ import annotations
@@ -72,6 +74,37 @@ def select_full_ft_weights(
     return chosen
 
 
+def sharded_parameters(trainer: Any, model: nn.Module) -> str | None:
+    """What shards the model's parameters across processes (FSDP, DeepSpeed ZeRO-3, DTensor), or None.
+
+    OrthoReg needs every regularised matrix whole: on a shard, the LoRA factor products and the dense ΔW term would
+    be computed on a fragment. DDP and ZeRO-1/2 keep whole parameters on every rank (None).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> sharded_parameters(SimpleNamespace(is_fsdp_enabled=True), nn.Linear(2, 2))
+        'FSDP'
+        >>> sharded_parameters(SimpleNamespace(), nn.Linear(2, 2)) is None
+        True
+    """
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return "FSDP"
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        state = getattr(getattr(trainer, "accelerator", None), "state", None)
+        if getattr(getattr(state, "deepspeed_plugin", None), "zero_stage", None) == 3:
+            return "DeepSpeed ZeRO-3"
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # pragma: no cover - torch built without distributed
+        DTensor = ()
+    for name, param in model.named_parameters():
+        if hasattr(param, "ds_numel"):  # DeepSpeed ZeRO-3 partitions parameters in place
+            return f"DeepSpeed ZeRO-3 (parameter {name} is partitioned)"
+        if isinstance(param, DTensor) or isinstance(param.data, DTensor):
+            return f"DTensor (parameter {name} is sharded)"
+    return None
+
+
 class _OrthoRegMixin:
     """The part of `with_orthoreg` that is mixed in front of the trainer class."""
 
@@ -101,6 +134,14 @@ class _OrthoRegMixin:
         self._orthoreg_full: list[tuple[str, nn.Parameter, torch.Tensor]] = []
         self._orthoreg_full_weight = 0.0
         model = self.accelerator.unwrap_model(self.model) if hasattr(self, "accelerator") else self.model
+        if _is_peft(model) or orthoreg_weight:
+            sharding = sharded_parameters(self, model)
+            if sharding is not None:
+                raise ValueError(
+                    f"with_orthoreg: parameters are sharded across processes ({sharding}), but OrthoReg needs each "
+                    "weight matrix whole on every rank: use DDP or DeepSpeed ZeRO-1/2 "
+                    "(examples/accelerate/ddp.yaml, zero2.yaml)"
+                )
         if _is_peft(model):
             if orthoreg_target_modules is not None or orthoreg_estimator != "exact":
                 raise ValueError(

@@ -225,3 +225,18 @@ def test_proxy_is_frozen_and_in_eval(student_dir):
     reward = CalibrationReward(student_dir)
     assert not reward.proxy.training
     assert not any(p.requires_grad for p in reward.proxy.parameters())
+
+
+def test_proxy_loading_modes_that_would_not_give_a_whole_proxy_are_refused(student_dir, monkeypatch):
+    import transformers.integrations
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_CPU_RAM_EFFICIENT_LOADING", "false")
+    assert CalibrationReward(str(student_dir)).proxy is not None  # FSDP itself is fine: the proxy stays whole
+    monkeypatch.setenv("FSDP_CPU_RAM_EFFICIENT_LOADING", "true")
+    with pytest.raises(ValueError, match="set fsdp_cpu_ram_efficient_loading: false"):
+        CalibrationReward(str(student_dir))
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.setattr(transformers.integrations, "is_deepspeed_zero3_enabled", lambda: True)
+    with pytest.raises(ValueError, match="ZeRO-3 would partition the proxy"):
+        CalibrationReward(str(student_dir))

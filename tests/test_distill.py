@@ -178,3 +178,14 @@ def test_config_validation_and_round_trip():
                 {"sample_temperature": 0.0, "num_samples_per_prompt": 2}, {"max_steps": 0}):  # fmt: skip
         with pytest.raises(ValueError, match=next(iter(bad))):
             DistillConfig(**bad)
+
+
+def test_sharded_parameters_are_refused_nothing_written(
+    teacher_dir, student_a_dir, prompts_file, tmp_path, monkeypatch
+):
+    import trl_distillguard.distill as distill_module
+
+    monkeypatch.setattr(distill_module, "sharded_parameters", lambda trainer, model: "FSDP")  # a fake launch
+    with pytest.raises(InputError, match="FSDP shards them: launch with DDP or DeepSpeed ZeRO-1/2"):
+        distill(_cfg("kd", teacher_dir, student_a_dir, prompts_file, tmp_path / "out"))
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []

@@ -286,3 +286,32 @@ def test_full_ft_target_selection(teacher_dir):
     assert tied == ["model.embed_tokens.weight"]
     model.model.layers[0].self_attn.q_proj.weight.requires_grad_(False)  # frozen weights are not regularised
     assert "model.layers.0.self_attn.q_proj.weight" not in [n for n, _ in select_full_ft_weights(model)]
+
+
+def test_sharded_parameters_are_refused(teacher_dir, tmp_path):
+    from types import SimpleNamespace
+
+    from peft_orthoreg.trainer import sharded_parameters
+
+    zero = lambda stage: SimpleNamespace(  # noqa: E731 - a fake DeepSpeed trainer
+        is_deepspeed_enabled=True,
+        accelerator=SimpleNamespace(
+            state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=stage))
+        ),
+    )
+    plain = torch.nn.Linear(2, 2)
+    assert sharded_parameters(SimpleNamespace(is_fsdp_enabled=True), plain) == "FSDP"
+    assert sharded_parameters(zero(3), plain) == "DeepSpeed ZeRO-3"
+    assert sharded_parameters(zero(2), plain) is None  # ZeRO-2 shards optimizer state, not parameters
+    assert sharded_parameters(SimpleNamespace(), plain) is None
+    # A ZeRO-3-partitioned parameter (DeepSpeed marks it with ds_numel) is refused by the trainer, LoRA and full FT.
+    args = TrainingArguments(output_dir=str(tmp_path / "sharded"), **COMMON)
+    for model, kwargs in (
+        (lora_model(teacher_dir, 0.5), {}),
+        (AutoModelForCausalLM.from_pretrained(teacher_dir), {"orthoreg_weight": 1.0}),
+    ):
+        next(p for p in model.parameters() if p.dim() == 2).ds_numel = 0
+        with pytest.raises(
+            ValueError, match=r"sharded across processes \(DeepSpeed ZeRO-3 \(parameter .*use DDP"
+        ):
+            with_orthoreg(Trainer)(model=model, args=args, **kwargs)

@@ -6,7 +6,8 @@ TRL-style: `TrlParser` over (`CalibrateArguments`, `DistillGuardConfig`, `ModelC
 of the three at top level and command-line flags override it. The run trains in ``<output_dir>.partial`` (its
 checkpoints live there; resume with ``--resume_from_checkpoint <output_dir>.partial/checkpoint-N``) and, when it
 has finished, writes the calibrated teacher, its tokenizer and ``calibration.json`` there and renames it to
-``output_dir``: a directory at ``output_dir`` is always complete.
+``output_dir``: a directory at ``output_dir`` is always complete. Under ``torchrun`` / ``accelerate launch`` only
+the main process writes it; the others wait.
 
 Example:
     >>> from trl_distillguard.calibrate import main
@@ -131,6 +132,11 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
                 )
     out = Path(args.output_dir)
     partial = _check_output_dir(out, args.resume_from_checkpoint)
+    # Under torchrun / accelerate launch every rank checks before any rank creates `partial`. `args.device` sets up
+    # the process group once, as the trainer would.
+    _ = args.device
+    state = args.distributed_state
+    state.wait_for_everyone()
     args.output_dir = str(partial)
     created = not partial.exists()
     try:
@@ -146,7 +152,10 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
             shutil.rmtree(partial)
         raise InputError(str(exc).splitlines()[0]) from None
     result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    trainer.save_model(str(partial))
+    trainer.save_model(str(partial))  # collective under FSDP/DeepSpeed; writes on the main process only
+    if not state.is_main_process:  # the main process writes the rest and renames; the others wait for it
+        state.wait_for_everyone()
+        return out
     trainer.processing_class.save_pretrained(str(partial))
     history = [h for h in trainer.state.log_history if "loss" in h]
     summary = {
@@ -172,6 +181,7 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     if out.exists():  # an empty directory (checked above)
         out.rmdir()
     partial.rename(out)
+    state.wait_for_everyone()
     return out
 
 
@@ -189,6 +199,8 @@ def main(argv: list[str]) -> int:
             out = calibrate(script, args, model_args)
         except ValueError as exc:  # config validation and TRL errors too, not only InputError
             raise InputError(str(exc).splitlines()[0]) from None
+        if args.process_index != 0:
+            return 0
         summary = json.loads((out / "calibration.json").read_text(encoding="utf-8"))
         print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
         print(f"calibrated teacher written to {out}")

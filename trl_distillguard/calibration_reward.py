@@ -395,6 +395,35 @@ def prompt_token_ids(tokenizer: Any, prompt: Any, what: str = "tokenizer") -> li
     return list(tokenizer(prompt)["input_ids"])
 
 
+def check_proxy_loading() -> None:
+    """Refuse the launch modes in which ``from_pretrained`` would not give this process a whole proxy.
+
+    The proxy is a frozen copy on every process, never wrapped by FSDP or DeepSpeed. FSDP's
+    ``cpu_ram_efficient_loading`` loads weights on rank 0 only (FSDP broadcasts them to the modules it wraps, not to
+    the proxy) and ZeRO-3 partitions every model loaded while it is active (``zero.Init``).
+
+    Example:
+        >>> check_proxy_loading()  # a plain or DDP run: nothing to refuse
+    """
+    import os
+
+    def on(var: str) -> bool:
+        return os.environ.get(var, "false").strip().lower() in {"1", "true", "yes", "on"}
+
+    if on("ACCELERATE_USE_FSDP") and on("FSDP_CPU_RAM_EFFICIENT_LOADING"):
+        raise ValueError(
+            "proxy_model_name_or_path: FSDP cpu_ram_efficient_loading loads weights on rank 0 only and the proxy is "
+            "not FSDP-wrapped: set fsdp_cpu_ram_efficient_loading: false in the accelerate config"
+        )
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if is_deepspeed_zero3_enabled():
+        raise ValueError(
+            "proxy_model_name_or_path: DeepSpeed ZeRO-3 would partition the proxy, which runs outside the DeepSpeed "
+            "engine: use ZeRO-2, DDP or FSDP for calibration with a proxy"
+        )
+
+
 def load_proxy_model(
     proxy: torch.nn.Module | str | Path, *, trust_remote_code: bool = False
 ) -> torch.nn.Module:
@@ -410,6 +439,7 @@ def load_proxy_model(
         path = str(proxy)
         if not path:
             raise ValueError("proxy_model_name_or_path is empty: give the path of a causal LM")
+        check_proxy_loading()
         looks_local = path.startswith((".", "/", "~")) or Path(path).expanduser().exists()
         if looks_local and not Path(path).expanduser().exists():
             raise ValueError(f"proxy_model_name_or_path: {path} does not exist")

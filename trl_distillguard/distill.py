@@ -8,27 +8,34 @@
   alignment (ByteLevel-BPE tokenizers only); `lmbda` = `on_policy_fraction`.
 
 The student is saved as a full model (a LoRA student is merged) with its tokenizer and a `distill.json` summary,
-written to a temporary sibling of `output_dir` and renamed into place.
+written to a temporary sibling of `output_dir` and renamed into place (by the main process only under `torchrun` /
+`accelerate launch`; parameters sharded by FSDP or ZeRO-3 are refused, as `save_pretrained` needs them whole).
 
 Example:
     $ distillguard distill --config examples/configs/distill_tiny.yaml --recipe sft
     >>> from trl_distillguard.distill import distill
-    >>> from trl_distillguard.distill_config import DistillConfig
+    >>> from peft_orthoreg.trainer import sharded_parameters
+from trl_distillguard.distill_config import DistillConfig
     >>> # distill(DistillConfig(recipe="sft", teacher_model_name_or_path="teacher", student_model_name_or_path="student",
     >>> #                       dataset_name_or_path="prompts.jsonl", output_dir="student-sft", max_steps=50))
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from peft_orthoreg.trainer import sharded_parameters
 from trl_distillguard.distill_config import DistillConfig
 from trl_distillguard.evaluate import (
     InputError,
@@ -285,7 +292,10 @@ def distill(
         prompts = [s["prompt"] for s in samples]
         if not samples:
             raise InputError("dataset: the prompt set is empty")
-    with atomic_output_dir(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as out:
+    # Under torchrun / accelerate launch only the main process writes `output_dir`; the others train in scratch.
+    main = _is_main_process()
+    staged = atomic_output_dir(cfg.output_dir, overwrite=cfg.overwrite_output_dir) if main else _scratch_dir()
+    with staged as out:
         work = out / "_trainer"
         if cfg.recipe == "sft":
             trainer = _train_sft(cfg, student, s_tok, samples, work)
@@ -293,12 +303,21 @@ def distill(
             trainer = _train_kd(cfg, student, s_tok, t_model, _unique(prompts), work)
         else:
             trainer = _train_uld(cfg, student, s_tok, cfg.teacher_model_name_or_path, samples, work)
+        sharding = sharded_parameters(trainer, trainer.model)
+        if sharding is not None:
+            raise InputError(
+                f"distill saves the student with save_pretrained, which needs whole parameters, but {sharding} "
+                "shards them: launch with DDP or DeepSpeed ZeRO-1/2 (examples/accelerate/ddp.yaml, zero2.yaml)"
+            )
         if quiet:  # inside a report: one outer progress bar, no per-step log lines
             from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
             trainer.remove_callback(PrinterCallback)
             trainer.remove_callback(ProgressCallback)
         trainer.train()
+        if not main:
+            trainer.accelerator.wait_for_everyone()
+            return Path(cfg.output_dir)
         model = trainer.model
         if hasattr(model, "merge_and_unload"):  # LoRA student: ship plain full weights any evaluator can load
             model = model.merge_and_unload()
@@ -314,7 +333,19 @@ def distill(
             "seconds": round(time.perf_counter() - started, 2),
         }
         (out / "distill.json").write_text(json.dumps(summary, indent=2, default=str))
+    trainer.accelerator.wait_for_everyone()
     return Path(cfg.output_dir)
+
+
+def _is_main_process() -> bool:
+    # torchrun and accelerate launch set RANK; a plain `python` run is the main (only) process.
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextlib.contextmanager
+def _scratch_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="distill-rank-") as tmp:
+        yield Path(tmp)
 
 
 def _unique(prompts: list[Any]) -> list[Any]:
@@ -343,6 +374,8 @@ def main(argv: list[str]) -> int:
         except ValueError as err:
             raise InputError(str(err)) from None
         path = distill(cfg)
+        if not _is_main_process():
+            return 0
         print(json.dumps(json.loads((path / "distill.json").read_text()), indent=2))
         return 0
 

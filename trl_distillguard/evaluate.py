@@ -116,13 +116,16 @@ def check_causal_lm(path: str, role: str, *, trust_remote_code: bool = False) ->
 
 
 def device() -> torch.device:
-    """The device models run on: CUDA when available, else CPU.
+    """The device models run on: CUDA when available (this process's GPU under torchrun), else CPU.
 
     Example:
         >>> device().type in {"cpu", "cuda"}
         True
     """
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    rank = os.environ.get("LOCAL_RANK")  # torchrun / accelerate launch: one GPU per process
+    return torch.device("cuda", int(rank)) if rank is not None else torch.device("cuda")
 
 
 def render_prompt(tokenizer, prompt: Any) -> str:
