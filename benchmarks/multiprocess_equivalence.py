@@ -298,7 +298,7 @@ def fmt(x: float) -> str:
     return "0" if x == 0 else f"{x:.2g}" if abs(x) < 1e-3 else f"{x:.4g}"
 
 
-def render_md(res: dict) -> str:
+def render_markdown(res: dict) -> str:
     run = res["run"]
     lines = [
         "# Multi-process equivalence (CPU, gloo)",
@@ -389,7 +389,7 @@ def driver(cases: list[str], out_dir: Path) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in (
         ("multiprocess.json", json.dumps(res, indent=1) + "\n"),
-        ("multiprocess.md", render_md(res)),
+        ("multiprocess.md", render_markdown(res)),
     ):
         tmp_file = out_dir / f".{name}.tmp"
         tmp_file.write_text(text)

@@ -17,6 +17,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 RENDERED_BY_SCRIPT = {
     "calibration_overhead": "calibration_overhead",
     "merge_speed": "merge_speed",
+    "multiprocess": "multiprocess_equivalence",
     "orthoreg_cost": "orthoreg_cost",
 }
 
