@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(format_methods())
         return 0
-    if args.command == "search-alpha":
+    if args.command in ("search-alpha", "single-scores"):
         from mergekit_plugins.search import run_search_from_args
 
         return run_search_from_args(args)
