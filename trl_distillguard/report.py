@@ -31,6 +31,7 @@ from trl_distillguard.evaluate import (
     atomic_output_dir,
     check_causal_lm,
     check_gold,
+    check_output_dir,
     evaluate,
     json_safe,
     load_causal_lm,
@@ -125,6 +126,7 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     _validate(cfg)
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)  # before any work
     started = time.perf_counter()
     verifier = resolve_verifier(cfg.verifier)
     train_prompts = prompts_of(
@@ -169,7 +171,8 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
         bar = tqdm(total=len(grid), desc="distil + evaluate")
         for t_name, t_path in cfg.teachers.items():
             teacher = load_causal_lm(t_path, f"teacher {t_name}")
-            res = evaluate(*teacher, eval_rows, verifier, desc=f"eval teacher {t_name}", **eval_kwargs)
+            bar.set_postfix_str(f"eval teacher {t_name}")
+            res = evaluate(*teacher, eval_rows, verifier, desc=None, **eval_kwargs)  # one bar: the outer one
             report["teachers"][t_name] = {"path": t_path, "score": res.score, "examples": res.completions[:3]}
             for seed in cfg.seed_list:
                 samples = None
@@ -177,7 +180,7 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
                     samples = sample_teacher(
                         *teacher, train_prompts, num_samples=base.num_samples_per_prompt,
                         temperature=base.sample_temperature, max_new_tokens=base.max_completion_length,
-                        batch_size=base.generation_batch_size, seed=seed,
+                        batch_size=base.generation_batch_size, seed=seed, desc=None,
                     )  # fmt: skip
                 for s_name, s_path in cfg.students.items():
                     for recipe in cfg.recipes:
@@ -305,8 +308,9 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
         ax.bar(xs, means, width, yerr=stds, capsize=3, label=t)
         for x, points in zip(xs, seeds, strict=True):
             ax.scatter([x] * len(points), points, s=9, color="black", zorder=3)
-    for _n, v in report["students"].items():
-        ax.axhline(v["initial_score"], ls=":", lw=1, color="gray")
+    for k, v in enumerate(report["students"].values()):
+        label = "students before distillation" if k == 0 else None
+        ax.axhline(v["initial_score"], ls=":", lw=1, color="gray", label=label)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("verifier score (held-out)")
     tops = [max([r["student_mean"] + r["student_std"], *r["scores"]]) for r in report["summary"]]
@@ -328,9 +332,11 @@ def main(argv: list[str]) -> int:
     """
     from trl import TrlParser
 
+    from trl_distillguard.config_file import parse_config
+
     def body() -> int:
         try:
-            (cfg,) = TrlParser((ReportConfig,), prog="distillguard report").parse_args_and_config(argv)
+            (cfg,) = parse_config(TrlParser((ReportConfig,), prog="distillguard report"), argv)
         except ValueError as err:
             raise InputError(str(err)) from None
         report = run_report(cfg)
