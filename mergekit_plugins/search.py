@@ -35,7 +35,14 @@ from mergekit_plugins.search_config import (
     SearchAlphaConfig,
     parse_grid,
 )
-from mergekit_plugins.yaml_command import OUR_METHODS, ConfigError, check_config, one_line, yaml_error
+from mergekit_plugins.yaml_command import (
+    OUR_METHODS,
+    ConfigError,
+    check_config,
+    one_line,
+    quiet_torch_dtype_warning,
+    yaml_error,
+)
 
 
 class SearchError(ValueError):
@@ -183,6 +190,7 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
     from mergekit_plugins.offline import set_offline_env
 
     set_offline_env()
+    quiet_torch_dtype_warning()
     from mergekit_plugins.plugins import load_plugins
 
     load_plugins()

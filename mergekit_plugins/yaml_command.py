@@ -92,6 +92,25 @@ def yaml_error(path: str, exc: Exception) -> str:
     )
 
 
+def quiet_torch_dtype_warning() -> None:
+    """Drop transformers' "`torch_dtype` is deprecated" warning, which mergekit triggers on every merge by setting
+    `config.torch_dtype` (nothing a user can change); every other warning stays.
+
+    Example:
+        >>> quiet_torch_dtype_warning()
+    """
+    import logging
+
+    class _Filter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "`torch_dtype` is deprecated" not in record.getMessage()
+
+    for name in ("transformers.configuration_utils", "transformers.modeling_utils"):
+        log = logging.getLogger(name)
+        if not any(type(f).__name__ == "_Filter" for f in log.filters):
+            log.addFilter(_Filter())
+
+
 def run_yaml(argv: list[str]) -> int:
     """Run `mergekit-yaml` with `argv` after `load_plugins()`; returns mergekit's exit code."""
     import click
@@ -100,6 +119,7 @@ def run_yaml(argv: list[str]) -> int:
     overwrite = "--overwrite" in argv
     argv = [a for a in argv if a != "--overwrite"]
     set_offline_env()
+    quiet_torch_dtype_warning()
     from mergekit.scripts.run_yaml import main as mergekit_yaml
 
     from mergekit_plugins.plugins import load_plugins

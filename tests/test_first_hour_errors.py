@@ -120,3 +120,14 @@ def test_ia3_adapter_is_named(tmp_path, capsys):
     assert main(["export", str(adapter), "--base", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert "the adapter is IA3; plain LoRA is required" in one_error_line(capsys, "peft-orthoreg")
     assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_in_the_other_clis(monkeypatch, capsys):
+    import mergekit_plugins.listing as listing
+
+    def boom():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(listing, "format_methods", boom)
+    assert merge_cli.main(["list"]) == 130
+    assert one_error_line(capsys, "mergekit-plugins") == "mergekit-plugins list: interrupted"
