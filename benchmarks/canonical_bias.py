@@ -120,6 +120,15 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    # the code that runs: recorded at the start (edits made while it runs do not count)
+    code_state = {
+        "git_commit": git("rev-parse", "HEAD"),
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
     rows = [json.loads(line) for line in Path(args.data).read_text().splitlines() if line.strip()]
     models = dict(m.split("=", 1) for m in args.model)
     chat = set(filter(None, args.chat.split(",")))
@@ -136,12 +145,8 @@ def main() -> None:
             }
         }
 
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
     result["run"] = {
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        **code_state,
         "command": "python benchmarks/canonical_bias.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}, 1 thread".strip(),
         "wall_s": time.perf_counter() - t0,
