@@ -68,3 +68,32 @@ def test_canonical_needs_a_policy_and_log_ratio(teacher_dir):
         CalibrationReward(teacher_dir, mode="proxy_logprob", policy_tokenization="canonical")
     with pytest.raises(ValueError, match="policy_tokenization='x' is unknown"):
         DistillGuardConfig(output_dir="unused", use_cpu=True, bf16=False, calibration_policy_tokenization="x")
+
+
+def test_trainer_rescores_canonically(tmp_path, teacher_dir, teacher):
+    """DistillGuardTrainer passes calibration_policy_tokenization='canonical' on and binds itself as the policy (the
+    rescoring itself is checked against the reference above); with the teacher as its own proxy every calibration
+    reward of step 1 is 0."""
+    from test_distillguard_trainer import config, dataset
+
+    from trl_distillguard import DistillGuardTrainer
+
+    rewards = []
+    args = config(
+        tmp_path, proxy_model_name_or_path=str(teacher_dir), calibration_policy_tokenization="canonical",
+        max_steps=1, beta=0.0,
+    )  # fmt: skip
+    trainer = DistillGuardTrainer(str(teacher_dir), reward_funcs=[], args=args, train_dataset=dataset())
+    assert trainer.calibration.policy_tokenization == "canonical"
+    assert trainer.calibration._policy["trainer"] is trainer
+    original = trainer.calibration.__call__
+
+    def spy(*a, **k):
+        out = original(*a, **k)
+        rewards.extend(r for r in out if r is not None)
+        return out
+
+    trainer.calibration.__call__ = spy
+    trainer.reward_funcs[-1] = spy
+    trainer.train()
+    assert rewards and max(abs(r) for r in rewards) < 1e-4
