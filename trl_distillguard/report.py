@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -19,7 +20,7 @@ import math
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,25 @@ def _check_recipes(cfg: ReportConfig, tokenizers: dict[str, Any], teacher_names:
                     check_byte_level(tok, role)
 
 
+@contextlib.contextmanager
+def only_our_progress_bar() -> Iterator[None]:
+    """Within the block, transformers' and datasets' own bars (loading weights, writing shards, dataset maps) are
+    off, so a report shows one bar; their previous state is restored after."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    states = (hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled())
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if states[0]:
+            hf_logging.enable_progress_bar()
+        if states[1]:
+            datasets.enable_progress_bars()
+
+
 def run_report(cfg: ReportConfig) -> dict[str, Any]:
     """Run the whole grid and write the report files into `cfg.output_dir`; returns the report as a dict.
 
@@ -155,7 +175,10 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
         "students": {},
         "runs": [],
     }
-    with atomic_output_dir(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as out:
+    with (
+        contextlib.ExitStack() as stack,
+        atomic_output_dir(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as out,
+    ):
         if cfg.evaluate_initial_students:
             for s_name, s_path in cfg.students.items():
                 model, tok = load_causal_lm(s_path, f"student {s_name}")
@@ -169,6 +192,7 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
             for r in cfg.recipes
         ]
         bar = tqdm(total=len(grid), desc="distil + evaluate")
+        stack.enter_context(only_our_progress_bar())
         for t_name, t_path in cfg.teachers.items():
             teacher = load_causal_lm(t_path, f"teacher {t_name}")
             bar.set_postfix_str(f"eval teacher {t_name}")
