@@ -131,3 +131,20 @@ def test_ctrl_c_in_the_other_clis(monkeypatch, capsys):
     monkeypatch.setattr(listing, "format_methods", boom)
     assert merge_cli.main(["list"]) == 130
     assert one_error_line(capsys, "mergekit-plugins") == "mergekit-plugins list: interrupted"
+
+
+def test_ctrl_c_during_calibrate_names_the_resume_command(tmp_path, monkeypatch, capsys):
+    import trl_distillguard.calibrate as calibrate
+
+    out = tmp_path / "cal"
+
+    def interrupted(script, args, model_args):
+        (out.with_name("cal.partial") / "checkpoint-2").mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(calibrate, "calibrate", interrupted)
+    assert cli.main(["calibrate", "--config", str(TINY), "--output_dir", str(out)]) == 130
+    line = one_error_line(capsys, "distillguard calibrate: interrupted; resume with: distillguard calibrate")
+    assert line.endswith(
+        f"--output_dir {out} --resume_from_checkpoint {out.with_name('cal.partial')}/checkpoint-2"
+    )
