@@ -51,7 +51,8 @@ from trl_distillguard.report_config import ReportConfig  # noqa: E402
 
 
 def digit_tokenizer(vocab_size: int, lines: list[str]):
-    """tests/tiny.py's ByteLevel BPE, with digits split one by one (numbers become compositional)."""
+    """tests/tiny.py's ByteLevel BPE for a Llama model (whose tokenizer.json AutoTokenizer keeps), with digits
+    split one by one (numbers become compositional)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -180,7 +181,8 @@ def main() -> None:
     work = Path(args.work)
     if not args.reuse:
         shutil.rmtree(work, ignore_errors=True)
-    tok_a = digit_tokenizer(400, tiny.corpus(1, mix=(0.8, 0.1, 0.1)))
+    # A: Qwen2's own pipeline (digits split), the one AutoTokenizer imposes on a qwen2 teacher; B: explicit.
+    tok_a = tiny.make_tokenizer(400, tiny.corpus(1, mix=(0.8, 0.1, 0.1)), model_type="qwen2")
     tok_b = digit_tokenizer(640, tiny.corpus(2, mix=(0.1, 0.6, 0.3)))
     train_pairs, eval_pairs = split_pairs(args.n_eval)
     distill_rows = arithmetic_rows(train_pairs[: args.n_distill_prompts])

@@ -35,8 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; Ctrl-C prints one line (status 130): outputs are staged, so nothing partial is left."""
     set_offline_env()  # never reach the hub by accident; export the variable as 0 to allow it
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print(f"mergekit-plugins {argv[0] if argv else ''}: interrupted".replace(" :", ":"), file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] == "yaml":  # everything after `yaml` belongs to mergekit-yaml
         from mergekit_plugins.yaml_command import run_yaml
 
@@ -54,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(format_methods())
         return 0
-    if args.command == "search-alpha":
+    if args.command in ("search-alpha", "single-scores"):
         from mergekit_plugins.search import run_search_from_args
 
         return run_search_from_args(args)

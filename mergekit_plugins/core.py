@@ -1,7 +1,9 @@
 """Pure-torch cores of TSV-M, Iso-C and Iso-CTS (no mergekit import): one home per formula.
 
 Every function takes the task deltas Δ_t = w_t·(θ_t − θ₀) of one 2-D weight and returns `merged`; the caller
-forms θ = θ₀ + α·merged. Arithmetic follows the official TSV-M and Iso repositories (DESIGN.md §1).
+forms θ = θ₀ + α·merged. Arithmetic follows the official code of TSV-M (Gargiulo et al., CVPR 2025) and of
+Iso-C / Iso-CTS (Marczak et al., ICML 2025): SVDs in float32 with ``full_matrices=False``, and polar(X) = P·Q, the
+nearest orthogonal matrix, from svd(X) = P·Σ·Q.
 
 **Low-rank rule.** An SVD's null-space singular vectors are arbitrary. Keeping them would give Iso-C's mean
 singular value to hundreds of arbitrary directions and make TSV-M orthogonalise real directions against

@@ -35,7 +35,14 @@ from mergekit_plugins.search_config import (
     SearchAlphaConfig,
     parse_grid,
 )
-from mergekit_plugins.yaml_command import OUR_METHODS, ConfigError, check_config, one_line
+from mergekit_plugins.yaml_command import (
+    OUR_METHODS,
+    ConfigError,
+    check_config,
+    one_line,
+    quiet_torch_dtype_warning,
+    yaml_error,
+)
 
 
 class SearchError(ValueError):
@@ -75,6 +82,22 @@ def load_callable(spec: str) -> Callable[..., Any]:
     if not callable(obj):
         raise SearchError(f"--eval {spec!r} is a {type(obj).__name__}, not a callable")
     return obj
+
+
+def make_evaluator(cfg: SearchAlphaConfig) -> Callable[..., Any]:
+    """`--eval` as a callable: a verifier name gives `evals.verifier_accuracy` on `--eval-data`, anything with a
+    colon is imported."""
+    from mergekit_plugins.evals import EvalSpecError, parse_eval_data, verifier_accuracy
+
+    try:
+        data = parse_eval_data(cfg.eval_data)
+        if ":" in cfg.eval:
+            if data:
+                raise EvalSpecError(f"--eval-data is for a verifier --eval, not the callable {cfg.eval!r}")
+            return load_callable(cfg.eval)
+        return verifier_accuracy(cfg.eval, data, max_new_tokens=cfg.max_new_tokens)
+    except EvalSpecError as exc:
+        raise SearchError(str(exc)) from None
 
 
 def check_scores(scores: Any, spec: str, alpha: float) -> dict[str, float]:
@@ -130,7 +153,9 @@ def _read_config(path: str) -> dict[str, Any]:
         check_config(config, where=path)
     except ConfigError as exc:
         raise SearchError(str(exc)) from None
-    except (OSError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
+        raise SearchError(yaml_error(path, exc)) from None
+    except OSError as exc:
         raise SearchError(f"{path}: {one_line(exc)}") from None
     return config
 
@@ -162,6 +187,7 @@ def _unit_delta(unit_dir: str, config: dict[str, Any]) -> tuple[dict[str, Any], 
 
 def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
     """Sweep α in memory; writes cfg.output_json and the PNG curve; returns the JSON content."""
+    quiet_torch_dtype_warning()
     from mergekit_plugins.plugins import load_plugins
 
     load_plugins()
@@ -175,7 +201,7 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
         raise SearchError(f"--grid: {exc}") from None
     if param == "alpha" and min(grid) <= 0:
         raise SearchError(f"--grid: {method} needs alpha > 0, got {min(grid)}")
-    evaluate = load_callable(cfg.eval)
+    evaluate = make_evaluator(cfg)
     single = _read_single(cfg.single_task_scores)
 
     import torch
@@ -311,22 +337,35 @@ def _plot(report: dict[str, Any], path: Path) -> None:
 
 
 def add_search_parser(sub: Any) -> None:
-    """The `search-alpha` sub-command, one option per `SearchAlphaConfig` field."""
+    """The `search-alpha` sub-command, one option per `SearchAlphaConfig` field, and `single-scores`."""
     p = sub.add_parser("search-alpha", help="choose α on validation with one merge and an in-memory sweep")
     helps = {f.name: f.metadata["help"] for f in fields(SearchAlphaConfig)}
-    p.add_argument("config", help=helps["config"])
-    p.add_argument("--eval", required=True, help=helps["eval"])
+    s = sub.add_parser(
+        "single-scores", help="write {task: score of its single-task model} for --single-task-scores"
+    )
+    for q in (p, s):
+        q.add_argument("config", help=helps["config"])
+        q.add_argument("--eval", required=True, help=helps["eval"])
+        q.add_argument(
+            "--eval-data", action="append", default=None, metavar="TASK=FILE", help=helps["eval_data"]
+        )
+        q.add_argument("--max-new-tokens", type=int, default=64, help=helps["max_new_tokens"])
+        q.add_argument("--output-dir", default="outputs/search-alpha", help=helps["output_dir"])
+        q.add_argument("--output-json", default=None, help=helps["output_json"])
+    s.set_defaults(single_scores=True)
     for name in ("grid", "single_task_scores", "output_png", "save_best"):
         p.add_argument(f"--{name.replace('_', '-')}", default=None, help=helps[name])
-    p.add_argument("--output-json", default="search_alpha.json", help=helps["output_json"])
-    p.add_argument("--device", default="cpu", help=helps["device"])
+    for q in (p, s):
+        q.add_argument("--device", default="cpu", help=helps["device"])
+        q.add_argument("--trust-remote-code", action="store_true", help=helps["trust_remote_code"])
     p.add_argument("--num-threads", type=int, default=None, help=helps["num_threads"])
-    p.add_argument("--trust-remote-code", action="store_true", help=helps["trust_remote_code"])
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
 
 def run_search_from_args(args: argparse.Namespace) -> int:
     """CLI entry: one-line errors, exit code 1 on bad input."""
+    if getattr(args, "single_scores", False):
+        return run_single_scores(args)
     cfg = SearchAlphaConfig(**{f.name: getattr(args, f.name) for f in fields(SearchAlphaConfig)})
     try:
         report = search_alpha(cfg)
@@ -341,4 +380,27 @@ def run_search_from_args(args: argparse.Namespace) -> int:
         f"best {report['parameter']} = {best['alpha']:g} ({report['criterion']} {best['mean']:.4f}); "
         f"results in {cfg.output_json}"
     )
+    return 0
+
+
+def run_single_scores(args: argparse.Namespace) -> int:
+    """`mergekit-plugins single-scores`: evaluate every model of the merge, write {task: its model's score}."""
+    from mergekit_plugins.evals import EvalSpecError, single_task_scores
+
+    cfg = SearchAlphaConfig(
+        config=args.config, eval=args.eval, eval_data=args.eval_data, max_new_tokens=args.max_new_tokens,
+        output_dir=args.output_dir, output_json=args.output_json or str(Path(args.output_dir) / "single.json"),
+        device=args.device, trust_remote_code=args.trust_remote_code,
+    )  # fmt: skip
+    try:
+        config = _read_config(cfg.config)
+        models = {Path(str(m["model"])).name: str(m["model"]) for m in config.get("models") or []}
+        scores = single_task_scores(
+            models, make_evaluator(cfg), device=cfg.device, trust_remote_code=cfg.trust_remote_code
+        )
+    except (SearchError, EvalSpecError) as exc:
+        print(f"mergekit-plugins single-scores: error: {exc}", file=sys.stderr)
+        return 1
+    _write_json(Path(cfg.output_json), scores)
+    print(f"single-task scores {scores} written to {cfg.output_json}")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 #: Default grids: the papers' α ∈ {0.1 … 3.0} for TSV-M / Iso, OrthoReg's linspace(0, 1, 21) for task arithmetic.
 DEFAULT_GRID_ALPHA = "0.1:3.0:0.1"
@@ -27,8 +28,22 @@ class SearchAlphaConfig:
     )
     eval: str = field(
         metadata={
-            "help": "Evaluation callable `package.module:function`, called as f(model, tokenizer) -> {task: score}."
+            "help": "A verifier name (math_answer, qa_exact_match, ...: greedy accuracy on each --eval-data task) or "
+            "an importable `package.module:function` called as f(model, tokenizer) -> {task: score}."
         }
+    )
+    eval_data: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "TASK=FILE.jsonl (repeatable): each task's rows (`prompt` + gold) for a verifier --eval."
+        },
+    )
+    max_new_tokens: int = field(
+        default=64, metadata={"help": "Greedy tokens generated per prompt by a verifier --eval."}
+    )
+    output_dir: str = field(
+        default="outputs/search-alpha",
+        metadata={"help": "Where outputs go unless given one by one (search_alpha.json, .png, single.json)."},
     )
     grid: str | None = field(
         default=None,
@@ -43,8 +58,9 @@ class SearchAlphaConfig:
             "help": "JSON file {task: score of the single-task model}; scores are divided by it (normalised)."
         },
     )
-    output_json: str = field(
-        default="search_alpha.json", metadata={"help": "Where the JSON results are written."}
+    output_json: str | None = field(
+        default=None,
+        metadata={"help": "Where the JSON results are written (default: OUTPUT_DIR/search_alpha.json)."},
     )
     output_png: str | None = field(
         default=None, metadata={"help": "Where the α curve is drawn (default: output_json with .png)."}
@@ -62,6 +78,10 @@ class SearchAlphaConfig:
         default=False, metadata={"help": "Passed to mergekit and transformers when loading models."}
     )
     progress: bool = field(default=True, metadata={"help": "Show a progress bar over the grid."})
+
+    def __post_init__(self) -> None:
+        if self.output_json is None:
+            self.output_json = str(Path(self.output_dir) / "search_alpha.json")
 
 
 def parse_grid(text: str) -> list[float]:

@@ -1,6 +1,7 @@
-"""`mergekit-plugins yaml CONFIG OUT [mergekit-yaml options]`: load the plugins, then run mergekit's own
-`mergekit-yaml` command (same options, same behaviour, same exit codes), writing to a temporary sibling of OUT
-that is renamed into place only when the merge succeeded.
+"""`mergekit-plugins yaml CONFIG OUT [mergekit-yaml options] [--overwrite]`: load the plugins, then run mergekit's
+own `mergekit-yaml` command (same options, same behaviour, same exit codes), writing to a temporary sibling of OUT
+that is renamed into place only when the merge succeeded. A non-empty OUT is refused (exit 2) unless `--overwrite`
+is given; a CONFIG that is not YAML is one line with its file, line and column (exit 2).
 
 Example:
     >>> run_yaml(["--help"])  # doctest: +SKIP
@@ -72,12 +73,53 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
+def yaml_error(path: str, exc: Exception) -> str:
+    """`file:line:col: not valid YAML (problem)` for a YAML parse error, else `file: error`.
+
+    Example:
+        >>> import yaml
+        >>> try:
+        ...     yaml.safe_load("a: [1")
+        ... except yaml.YAMLError as exc:
+        ...     print(yaml_error("c.yaml", exc))
+        c.yaml:1:6: not valid YAML (expected ',' or ']', but got '<stream end>')
+    """
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return f"{path}: {one_line(exc)}"
+    return (
+        f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML ({getattr(exc, 'problem', None) or exc})"
+    )
+
+
+def quiet_torch_dtype_warning() -> None:
+    """Drop transformers' "`torch_dtype` is deprecated" warning, which mergekit triggers on every merge by setting
+    `config.torch_dtype` (nothing a user can change); every other warning stays.
+
+    Example:
+        >>> quiet_torch_dtype_warning()
+    """
+    import logging
+
+    class _Filter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "`torch_dtype` is deprecated" not in record.getMessage()
+
+    for name in ("transformers.configuration_utils", "transformers.modeling_utils"):
+        log = logging.getLogger(name)
+        if not any(type(f).__name__ == "_Filter" for f in log.filters):
+            log.addFilter(_Filter())
+
+
 def run_yaml(argv: list[str]) -> int:
     """Run `mergekit-yaml` with `argv` after `load_plugins()`; returns mergekit's exit code."""
     import click
     import yaml
 
+    overwrite = "--overwrite" in argv
+    argv = [a for a in argv if a != "--overwrite"]
     set_offline_env()
+    quiet_torch_dtype_warning()
     from mergekit.scripts.run_yaml import main as mergekit_yaml
 
     from mergekit_plugins.plugins import load_plugins
@@ -91,10 +133,18 @@ def run_yaml(argv: list[str]) -> int:
         exc.show()
         return exc.exit_code
     config_file, out = ctx.params["config_file"], Path(ctx.params["out_path"])
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        print(
+            f"mergekit-plugins yaml: error: {out} exists and is not empty (pass --overwrite)", file=sys.stderr
+        )
+        return 2
     try:
         with open(config_file, encoding="utf-8") as fh:
             check_config(yaml.safe_load(fh), where=config_file)
-    except (OSError, yaml.YAMLError, ConfigError) as exc:
+    except yaml.YAMLError as exc:
+        print(f"mergekit-plugins yaml: error: {yaml_error(config_file, exc)}", file=sys.stderr)
+        return 2
+    except (OSError, ConfigError) as exc:
         print(
             f"mergekit-plugins yaml: error: {one_line(exc) if not isinstance(exc, ConfigError) else exc}",
             file=sys.stderr,

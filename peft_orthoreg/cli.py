@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"peft-orthoreg {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"peft-orthoreg {args.command}: interrupted", file=sys.stderr)
+        return 130
     parser.print_help()
     return 0
 

@@ -163,7 +163,8 @@ class TaskVector:
             )
         cfg = json.loads(cfg_file.read_text())
         if cfg.get("peft_type") != "LORA" or cfg.get("use_dora"):
-            raise ValueError(f"{cfg_file}: only plain LoRA adapters can be densified (peft_type/use_dora)")
+            kind = "DoRA" if cfg.get("peft_type") == "LORA" else cfg.get("peft_type")
+            raise ValueError(f"{cfg_file}: the adapter is {kind}; plain LoRA is required")
         from safetensors.torch import load_file
 
         saved = load_file(weights_file)

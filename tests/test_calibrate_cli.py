@@ -132,7 +132,7 @@ def test_existing_output_dir_is_refused(tmp_path, teacher_dir, student_dir, caps
     (tmp_path / "calibrated").mkdir()
     (tmp_path / "calibrated" / "keep.txt").write_text("mine")
     assert run(fixture_args(tmp_path, teacher_dir, student_dir)) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "exists and is not empty (pass --overwrite_output_dir true)" in capsys.readouterr().err
     assert (tmp_path / "calibrated" / "keep.txt").read_text() == "mine"
 
 

@@ -104,7 +104,7 @@ def test_failed_merge_keeps_an_existing_output(tasks, teacher_dir, tmp_path, cap
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("old")
     cfg = write_config(tmp_path / "c.yaml", "tsv", teacher_dir, tasks, alpha=-1)
-    assert cli.main(["yaml", str(cfg), str(tmp_path / "out")]) == 1
+    assert cli.main(["yaml", str(cfg), str(tmp_path / "out"), "--overwrite"]) == 1
     assert (tmp_path / "out" / "keep.txt").read_text() == "old"
 
 
@@ -186,7 +186,7 @@ def test_search_alpha_task_arithmetic_with_single_task_scores(tasks, teacher_dir
         (["--grid", "0:1:0.5"], "--grid: tsv needs alpha > 0"),
         (["--grid", "1:x:2"], "--grid: grid '1:x:2': expected start:stop:step"),
         (["--eval", "no_such_module_xyz:f"], "cannot be imported: ModuleNotFoundError"),
-        (["--eval", "test_merge_cli"], "expected `package.module:function`"),
+        (["--eval", "test_merge_cli"], "expected a verifier name (instruction_following, "),
         (["--eval", "test_merge_cli:returns_list"], "returned list at α=1.0; expected {task: score}"),
     ],
 )

@@ -126,7 +126,7 @@ def test_warns_when_every_student_is_the_proxy(teacher_dir, student_dir, data, t
     "change,match",
     [
         ({"eval_dataset": "nogold.jsonl"}, "no gold answers for verifier 'math_answer'"),
-        ({"train_dataset": "empty.jsonl"}, "prompt set is empty"),
+        ({"train_dataset": "empty.jsonl"}, r"train_dataset: .*empty\.jsonl has no rows"),
         ({"recipes": ["kd"]}, "shared vocabulary"),
         ({"verifier": "no_such_verifier"}, "not registered"),
         ({"students": "train.jsonl"}, "not a model directory"),

@@ -1,19 +1,26 @@
 """Tiny offline models and tokenizers for tests: built from configs in seconds, no hub, no downloads.
 
 - two ByteLevel-BPE tokenizers with clearly different vocabularies (A: 400 tokens, B: 640 tokens, trained on
-  different text), each with a chat template and pad/eos tokens;
+  different text), each with a chat template and pad/eos tokens; each is trained with the normalizer and
+  pre-tokenizer that `AutoTokenizer` imposes on its model type (A: Qwen2's, which splits digits; B: Llama's, i.e.
+  the saved tokenizer.json's own), so that it loads back exactly as trained, and `save_model` checks that it does;
 - a Qwen2 "teacher" on tokenizer A and a Llama "student" on tokenizer B;
 - `make_finetuned_copies`: N perturbed copies of a base model, for merge tests.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import random
+import tempfile
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
+    AutoConfig,
+    AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
@@ -21,6 +28,8 @@ from transformers import (
     Qwen2Config,
     Qwen2ForCausalLM,
 )
+
+from trl_distillguard.tokenizer_check import tokenizer_json_mismatch
 
 SPECIAL_TOKENS = ["<|pad|>", "<|endoftext|>", "<|user|>", "<|assistant|>", "<|system|>"]
 
@@ -54,19 +63,29 @@ def corpus(seed: int, mix: tuple[float, float, float], n_lines: int = 400) -> li
     return lines
 
 
-def make_tokenizer(vocab_size: int, lines: list[str]) -> PreTrainedTokenizerFast:
-    """Train a ByteLevel-BPE tokenizer of `vocab_size` on `lines` and wrap it for transformers."""
-    tok = Tokenizer(models.BPE())
+def _byte_level_bpe(vocab: dict[str, int] | None = None) -> Tokenizer:
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[] if vocab is not None else None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(lines, trainer=trainer)
+    return tok
+
+
+@functools.cache
+def imposed_pipeline(model_type: str) -> str:
+    """The normalizer and pre-tokenizer (tokenizer.json fields, as a JSON object) that `AutoTokenizer` gives a
+    ByteLevel-BPE tokenizer saved beside a `model_type` config: found by saving a two-token tokenizer and loading it
+    back, so it follows whatever transformers does for that model type (Qwen2: its own digit-splitting regex + NFC;
+    Llama: the saved tokenizer.json's own)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wrap(_byte_level_bpe({"<|endoftext|>": 0, "a": 1})).save_pretrained(tmp)
+        AutoConfig.for_model(model_type).save_pretrained(tmp)
+        loaded = json.loads(AutoTokenizer.from_pretrained(tmp).backend_tokenizer.to_str())
+    return json.dumps({k: loaded[k] for k in ("normalizer", "pre_tokenizer")})
+
+
+def wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    """A trained `tokenizers.Tokenizer` as a transformers tokenizer with pad/eos and the chat template."""
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|endoftext|>",
@@ -78,14 +97,29 @@ def make_tokenizer(vocab_size: int, lines: list[str]) -> PreTrainedTokenizerFast
     return wrapped
 
 
+def make_tokenizer(vocab_size: int, lines: list[str], model_type: str = "llama") -> PreTrainedTokenizerFast:
+    """Train a ByteLevel-BPE tokenizer of `vocab_size` on `lines` for a `model_type` model and wrap it for
+    transformers; trained with the pipeline `AutoTokenizer` will impose on that model type (`imposed_pipeline`)."""
+    spec = {**json.loads(_byte_level_bpe().to_str()), **json.loads(imposed_pipeline(model_type))}
+    tok = Tokenizer.from_str(json.dumps(spec))
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(lines, trainer=trainer)
+    return wrap(tok)
+
+
 def tokenizer_a() -> PreTrainedTokenizerFast:
-    """Trained mostly on arithmetic."""
-    return make_tokenizer(400, corpus(1, mix=(0.8, 0.1, 0.1)))
+    """The teacher's (a Qwen2 model): trained mostly on arithmetic, with Qwen2's pipeline (digits split)."""
+    return make_tokenizer(400, corpus(1, mix=(0.8, 0.1, 0.1)), model_type="qwen2")
 
 
 def tokenizer_b() -> PreTrainedTokenizerFast:
-    """Trained mostly on prose and letter puzzles: merges differ from A's."""
-    return make_tokenizer(640, corpus(2, mix=(0.1, 0.6, 0.3)))
+    """The student's (a Llama model): trained mostly on prose and letter puzzles: merges differ from A's."""
+    return make_tokenizer(640, corpus(2, mix=(0.1, 0.6, 0.3)), model_type="llama")
 
 
 def make_teacher(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Qwen2ForCausalLM:
@@ -129,12 +163,19 @@ def make_student(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForC
 
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, path: str | Path) -> Path:
-    """`save_pretrained` model + tokenizer into `path` (TRL reloads reference models from a path)."""
+    """`save_pretrained` model + tokenizer into `path` (TRL reloads reference models from a path); raises if
+    `AutoTokenizer.from_pretrained(path)` does not tokenize like the saved tokenizer.json (a model trained with one
+    tokenization must not be run with another)."""
     path = Path(path)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
+    problem = tokenizer_json_mismatch(AutoTokenizer.from_pretrained(path), path)
+    if problem:
+        raise RuntimeError(
+            f"{problem}: train the tokenizer with make_tokenizer(..., model_type={model.config.model_type!r})"
+        )
     return path
 
 

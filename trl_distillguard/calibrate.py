@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 # Also sets the offline env vars before TRL/transformers are imported.
-from trl_distillguard.evaluate import InputError, json_safe, run_cli
+from trl_distillguard.evaluate import InputError, check_output_dir, json_safe, run_cli
 
 
 @dataclass
@@ -50,6 +50,10 @@ class CalibrateArguments:
         metadata={"help": "Use at most this many rows (built-ins generate this many; default 64)."},
     )
     prompt_column: str = field(default="prompt", metadata={"help": "Column holding the prompts."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace a non-empty output_dir (it is replaced only when the run ends)."},
+    )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["math_answer"],
         metadata={
@@ -83,9 +87,8 @@ def resolve_reward(name: str) -> Any:
     )
 
 
-def _check_output_dir(out: Path, resume: str | None) -> Path:
-    if out.exists() and any(out.iterdir()):
-        raise InputError(f"output_dir: {out} already exists and is not empty; choose another or remove it")
+def _check_output_dir(out: Path, resume: str | None, overwrite: bool = False) -> Path:
+    check_output_dir(out, overwrite)
     partial = out.with_name(out.name + ".partial")
     if partial.exists() and not resume:
         raise InputError(
@@ -107,6 +110,10 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
         raise InputError("model_name_or_path: the teacher to calibrate is required")
     if not script.dataset_name:
         raise InputError("dataset_name: a prompt dataset (path or built-in name) is required")
+    out = Path(args.output_dir)
+    partial = _check_output_dir(
+        out, args.resume_from_checkpoint, script.overwrite_output_dir
+    )  # before any work
     rewards = [resolve_reward(name) for name in script.reward_funcs]
     try:
         dataset = load_prompt_dataset(
@@ -130,8 +137,6 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
                     "proxy_tokenizer_name_or_path: the prompts are conversational but the proxy tokenizer has no "
                     "chat template"
                 )
-    out = Path(args.output_dir)
-    partial = _check_output_dir(out, args.resume_from_checkpoint)
     # Under torchrun / accelerate launch every rank checks before any rank creates `partial`. `args.device` sets up
     # the process group once, as the trainer would.
     _ = args.device
@@ -172,14 +177,17 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
         "peft": bool(model_args.use_peft),
         "steps": trainer.state.global_step,
         "train_runtime_s": result.metrics.get("train_runtime"),
-        "final_metrics": json_safe(history[-1]) if history else {},
+        # no logged step when max_steps < logging_steps: the end-of-training metrics instead
+        "final_metrics": json_safe(history[-1] if history else result.metrics),
         "history": json_safe(history),
     }
     tmp = partial / "calibration.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     tmp.replace(partial / "calibration.json")
-    if out.exists():  # an empty directory (checked above)
-        out.rmdir()
+    if out.is_dir():  # empty, or replaced with --overwrite_output_dir (checked above)
+        shutil.rmtree(out)
+    elif out.exists():
+        out.unlink()
     partial.rename(out)
     state.wait_for_everyone()
     return out
@@ -189,21 +197,44 @@ def main(argv: list[str]) -> int:
     """`distillguard calibrate --config calibrate.yaml [--field value ...]`; returns the exit status."""
     from trl import ModelConfig, TrlParser
 
+    from trl_distillguard.config_file import parse_config
     from trl_distillguard.distillguard_config import DistillGuardConfig
 
     parser = TrlParser((CalibrateArguments, DistillGuardConfig, ModelConfig), prog="distillguard calibrate")
 
+    outputs: list[Path] = []
+
+    def resume_hint() -> str:
+        partial = outputs[0].with_name(outputs[0].name + ".partial") if outputs else None
+        checkpoints = (
+            sorted(partial.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if partial else []
+        )
+        if checkpoints:
+            return f"resume with: distillguard calibrate {' '.join(argv)} --resume_from_checkpoint {checkpoints[-1]}"
+        return (
+            f"no checkpoint was saved; remove {partial} to start again"
+            if partial and partial.exists()
+            else ""
+        )
+
     def body() -> int:
         try:
-            script, args, model_args = parser.parse_args_and_config(argv)
+            script, args, model_args = parse_config(parser, argv, cpu_defaults=True)
+            outputs.append(Path(args.output_dir))
             out = calibrate(script, args, model_args)
         except ValueError as exc:  # config validation and TRL errors too, not only InputError
             raise InputError(str(exc).splitlines()[0]) from None
         if args.process_index != 0:
             return 0
         summary = json.loads((out / "calibration.json").read_text(encoding="utf-8"))
-        print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
-        print(f"calibrated teacher written to {out}")
+        final = summary["final_metrics"]
+        shown = [k for k in final if k in ("reward", "kl", "train_loss") or k.startswith("rewards/")]
+        shown = [k for k in shown if k.endswith("/mean") or "/" not in k]
+        numbers = ", ".join(f"{k} {final[k]:.4g}" for k in shown if isinstance(final[k], (int, float)))
+        print(
+            f"calibrated teacher written to {out} ({summary['steps']} steps; last logged: {numbers or '-'})"
+        )
+        print(f"details: {out / 'calibration.json'}")
         return 0
 
-    return run_cli(body, "calibrate")
+    return run_cli(body, "calibrate", on_interrupt=resume_hint)

@@ -12,7 +12,9 @@ template), so teacher and proxy may have different vocabularies. The exact proxy
 
 log q(y|x) is the sum of the proxy's log-probabilities of the completion tokens (and that EOS). log pi(y|x) is the
 sum of the policy's log-probabilities of its own completion tokens (``completion_ids``, EOS included), at the
-sampling temperature. `normalization` divides both by the completion's UTF-8 byte length (default,
+sampling temperature; with ``policy_tokenization="canonical"``, of the policy tokenizer's own tokenization of the
+completion text instead (a sampled token path is not always the one re-encoding gives, and the proxy always scores
+the canonical one: this removes that bias at the cost of one no-grad policy forward over the rows that differ). `normalization` divides both by the completion's UTF-8 byte length (default,
 tokenizer-independent), by the proxy's completion-token count (EOS included), or not at all.
 
 Example:
@@ -34,11 +36,13 @@ from typing import Any
 import torch
 
 from trl_distillguard.data import is_conversational_prompt
+from trl_distillguard.tokenizer_check import warn_if_tokenizer_differs
 
 logger = logging.getLogger(__name__)
 
 NORMALIZATIONS = ("bytes", "tokens", "none")
 MODES = ("log_ratio", "proxy_logprob")
+POLICY_TOKENIZATIONS = ("sampled", "canonical")
 
 
 # ------------------------------------------------------------------------------------- pure-torch core
@@ -157,6 +161,8 @@ class CalibrationReward:
         batch_size: sequences per proxy (and policy) forward.
         policy_eos_token_ids: the policy's EOS ids (set by `bind_policy` or by `DistillGuardTrainer`); a completion
             whose last id is one of them gets the proxy's EOS appended.
+        policy_tokenization: ``"sampled"`` (default: log pi of the sampled ids) or ``"canonical"`` (log pi of the
+            policy tokenizer's re-encoding of the completion text, + the sampled EOS; needs a bound policy).
         trust_remote_code: passed when loading the proxy from a path.
 
     In a stock ``GRPOTrainer`` call ``reward.bind_policy(trainer)`` (or ``bind_policy(model, tokenizer)``) after
@@ -179,6 +185,7 @@ class CalibrationReward:
         batch_size: int = 16,
         policy_eos_token_ids: Sequence[int] | None = None,
         trust_remote_code: bool = False,
+        policy_tokenization: str = "sampled",
     ) -> None:
         if normalization not in NORMALIZATIONS:
             raise ValueError(
@@ -188,7 +195,9 @@ class CalibrationReward:
             raise ValueError(f"mode={mode!r} is unknown; choose one of {', '.join(MODES)}")
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
+        check_policy_tokenization(policy_tokenization, mode)
         self.normalization, self.mode, self.batch_size = normalization, mode, batch_size
+        self.policy_tokenization = policy_tokenization
         self.proxy = load_proxy_model(proxy_model, trust_remote_code=trust_remote_code)
         if proxy_tokenizer is None:
             proxy_tokenizer = (
@@ -328,6 +337,8 @@ class CalibrationReward:
                 policy_lp = [self._policy_logps[i] for i in idx]
             else:
                 policy_lp = self._policy_logprobs([prompts[i] for i in idx], [ids_list[i] for i in idx])
+            if self.policy_tokenization == "canonical":
+                self._rescore_canonical(prompts, texts, ids_list, ended, idx, policy_lp)
         denominators = []
         for k, i in enumerate(idx):
             den = self._denominator(texts[i], len(inputs[k][0]) - inputs[k][1])
@@ -339,6 +350,32 @@ class CalibrationReward:
                 rewards[i] = value
         self._log(log_metric, n, proxy_lp, policy_lp, denominators)
         return rewards
+
+    def _rescore_canonical(
+        self,
+        prompts: list,
+        texts: list[str],
+        ids_list: list,
+        ended: list[bool],
+        idx: list[int],
+        policy_lp: list,
+    ) -> None:
+        """Replace log pi, in place, by that of the canonical re-tokenization where the sampled ids differ."""
+        if self._policy is None:
+            raise RuntimeError(
+                "CalibrationReward(policy_tokenization='canonical') needs the policy: call reward.bind_policy(...)"
+            )
+        tok = self._policy["tokenizer"]
+        canonical = tok([texts[i] for i in idx], add_special_tokens=False)["input_ids"]
+        redo = []
+        for k, i in enumerate(idx):
+            canonical[k] = list(canonical[k]) + ids_list[i][-1:] * ended[i]  # keep the EOS actually sampled
+            if canonical[k] != ids_list[i]:
+                redo.append(k)
+        if redo:
+            logps = self._policy_logprobs([prompts[idx[k]] for k in redo], [canonical[k] for k in redo])
+            for k, lp in zip(redo, logps, strict=True):
+                policy_lp[k] = lp
 
     def _denominator(self, text: str, proxy_tokens: int) -> float:
         if self.normalization == "bytes":
@@ -373,6 +410,20 @@ class CalibrationReward:
         """Move the proxy to `device` (the trainer does this for you)."""
         self.proxy.to(device)
         return self
+
+
+def check_policy_tokenization(value: str, mode: str) -> None:
+    """Validate ``policy_tokenization`` (one line naming the field).
+
+    Example:
+        >>> check_policy_tokenization("canonical", "log_ratio")
+    """
+    if value not in POLICY_TOKENIZATIONS:
+        raise ValueError(
+            f"policy_tokenization={value!r} is unknown; choose one of {', '.join(POLICY_TOKENIZATIONS)}"
+        )
+    if value == "canonical" and mode != "log_ratio":
+        raise ValueError("policy_tokenization='canonical' rescoring log pi needs mode='log_ratio'")
 
 
 def prompt_token_ids(tokenizer: Any, prompt: Any, what: str = "tokenizer") -> list[int]:
@@ -478,6 +529,7 @@ def load_proxy_tokenizer(tokenizer: Any, *, trust_remote_code: bool = False) -> 
             raise ValueError(
                 f"proxy_tokenizer_name_or_path: cannot load a tokenizer from {tokenizer}: {first}"
             ) from exc
+        warn_if_tokenizer_differs(tokenizer, tokenizer.name_or_path)
     if getattr(tokenizer, "eos_token_id", None) is None:
         raise ValueError(
             f"proxy tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no eos_token: set one "

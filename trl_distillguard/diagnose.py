@@ -37,6 +37,7 @@ from trl_distillguard.evaluate import (
     InputError,
     _columns,
     atomic_output_dir,
+    check_output_dir,
     generate,
     json_safe,
     load_causal_lm,
@@ -238,6 +239,7 @@ def diagnose(cfg: DiagnoseConfig) -> dict[str, Any]:
     ):
         if not getattr(cfg, name):
             raise InputError(f"{name}: required")
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)  # before any work
     rows = load_rows(cfg.dataset_name_or_path, "dataset_name_or_path")[: cfg.max_prompts]
     prompts = prompts_of(rows, cfg.prompt_column, "dataset")
     verifier = resolve_verifier(cfg.verifier) if cfg.verifier else None
@@ -437,9 +439,11 @@ def main(argv: list[str]) -> int:
     """
     from trl import TrlParser
 
+    from trl_distillguard.config_file import parse_config
+
     def body() -> int:
         try:
-            (cfg,) = TrlParser((DiagnoseConfig,), prog="distillguard diagnose").parse_args_and_config(argv)
+            (cfg,) = parse_config(TrlParser((DiagnoseConfig,), prog="distillguard diagnose"), argv)
         except ValueError as err:
             raise InputError(str(err)) from None
         result = diagnose(cfg)

@@ -40,6 +40,7 @@ from trl_distillguard.distill_config import DistillConfig
 from trl_distillguard.evaluate import (
     InputError,
     atomic_output_dir,
+    check_output_dir,
     cut_at_eos,
     generate,
     load_causal_lm,
@@ -59,6 +60,7 @@ def sample_teacher(
     max_new_tokens: int = 64,
     batch_size: int = 16,
     seed: int = 0,
+    desc: str | None = "teacher samples",
 ) -> list[dict[str, Any]]:
     """The teacher's completions as prompt-completion rows (conversational prompts get assistant completions).
 
@@ -68,7 +70,7 @@ def sample_teacher(
     """
     gens = generate(
         teacher, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-        num_return_sequences=num_samples, batch_size=batch_size, seed=seed, desc="teacher samples",
+        num_return_sequences=num_samples, batch_size=batch_size, seed=seed, desc=desc,
     )  # fmt: skip
     rows = []
     for prompt, group in zip(prompts, gens, strict=True):
@@ -128,7 +130,7 @@ def _trainer_args(cfg: DistillConfig, out: Path) -> dict[str, Any]:
         "report_to": "none",
         "use_cpu": not on_gpu,
         "bf16": False,
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
         "dataloader_num_workers": 0,
     }
     args.update(cfg.trainer_kwargs or {})
@@ -270,6 +272,7 @@ def distill(
             raise InputError(f"{name}: required")
     if samples is None and not cfg.dataset_name_or_path:
         raise InputError("dataset_name_or_path: required")
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)  # before loading anything
     started = time.perf_counter()
     t_model, t_tok = teacher or load_causal_lm(cfg.teacher_model_name_or_path, "teacher_model_name_or_path")
     student, s_tok = load_causal_lm(cfg.student_model_name_or_path, "student_model_name_or_path")
@@ -368,9 +371,11 @@ def main(argv: list[str]) -> int:
     """
     from trl import TrlParser
 
+    from trl_distillguard.config_file import parse_config
+
     def body() -> int:
         try:
-            (cfg,) = TrlParser((DistillConfig,), prog="distillguard distill").parse_args_and_config(argv)
+            (cfg,) = parse_config(TrlParser((DistillConfig,), prog="distillguard distill"), argv)
         except ValueError as err:
             raise InputError(str(err)) from None
         path = distill(cfg)

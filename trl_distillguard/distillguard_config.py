@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
-from trl_distillguard.calibration_reward import MODES, NORMALIZATIONS
+from trl_distillguard.calibration_reward import MODES, NORMALIZATIONS, check_policy_tokenization
 
 
 @dataclass
@@ -41,6 +41,10 @@ class DistillGuardConfig(GRPOConfig):
             `"bytes"` (UTF-8 bytes of the completion, tokenizer-independent), `"tokens"` (proxy tokens) or `"none"`.
         calibration_batch_size (`int`, defaults to `16`):
             Sequences per proxy forward.
+        calibration_policy_tokenization (`str`, defaults to `"sampled"`):
+            log π of the sampled ids (`"sampled"`) or of the policy tokenizer's canonical re-encoding of the
+            completion text (`"canonical"`, one extra no-grad policy forward over the rows that differ): removes
+            the bias of sampled token paths that re-encoding never produces (the proxy always sees canonical text).
         beta (`float`, defaults to `0.1`, TRL's default is `0.0`):
             The KL anchor to the original teacher. Calibration must move *how* the teacher writes, not *what* it
             knows, and η < 0 rewards text the proxy finds unlikely, which gibberish satisfies: without an anchor the
@@ -83,6 +87,12 @@ class DistillGuardConfig(GRPOConfig):
         default=16,
         metadata={"help": "Sequences per proxy forward pass."},
     )
+    calibration_policy_tokenization: str = field(
+        default="sampled",
+        metadata={
+            "help": "log pi of the `sampled` ids or of the `canonical` re-tokenization of the completion text."
+        },
+    )
     beta: float = field(
         default=0.1,
         metadata={
@@ -113,6 +123,7 @@ class DistillGuardConfig(GRPOConfig):
                 f"calibration_normalization={self.calibration_normalization!r} is unknown; choose one of "
                 f"{', '.join(NORMALIZATIONS)}"
             )
+        check_policy_tokenization(self.calibration_policy_tokenization, self.calibration_mode)
         if self.calibration_batch_size < 1:
             raise ValueError(f"calibration_batch_size must be >= 1, got {self.calibration_batch_size}")
         # A proxy may also come as an object (`DistillGuardTrainer(proxy_model=...)`), so "η != 0 needs a proxy" is

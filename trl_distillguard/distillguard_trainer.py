@@ -37,6 +37,7 @@ from trl.trainer.utils import pad
 
 from trl_distillguard.calibration_reward import CalibrationReward
 from trl_distillguard.distillguard_config import DistillGuardConfig
+from trl_distillguard.tokenizer_check import warn_if_tokenizer_differs
 from trl_distillguard.trl_contract import check_trl_version, generate_fields
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class DistillGuardTrainer(GRPOTrainer):
                 mode=args.calibration_mode,
                 batch_size=args.calibration_batch_size,
                 trust_remote_code=args.trust_remote_code,
+                policy_tokenization=args.calibration_policy_tokenization,
             )
             weights = args.reward_weights
             if weights is None:
@@ -138,6 +140,10 @@ class DistillGuardTrainer(GRPOTrainer):
         if self.calibration is not None:
             self.calibration.policy_eos_token_ids = set(self.eos_token_ids)
             self.calibration.to(self.accelerator.device)
+            if args.calibration_policy_tokenization == "canonical":  # rescoring re-encoded text: the policy
+                self.calibration.bind_policy(self)
+        if isinstance(model, str) and processing_class is None:  # TRL loaded it with AutoTokenizer
+            warn_if_tokenizer_differs(self.processing_class, model)
 
     # -- policy log-probs, taken from GRPO's own computation -----------------------------------------------
     def _old_logps_expected(self) -> bool:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from mergekit_plugins.outputs import staged_dir
 from trl_distillguard.calibration_reward import eos_token_ids, prompt_token_ids
+from trl_distillguard.tokenizer_check import warn_if_tokenizer_differs
 
 
 class InputError(ValueError):
@@ -49,9 +50,12 @@ def load_rows(spec: str | os.PathLike, role: str = "dataset") -> list[dict[str, 
     from trl_distillguard.data import load_dataset_rows
 
     try:
-        return list(load_dataset_rows(spec))
+        rows = list(load_dataset_rows(spec))
     except (ValueError, FileNotFoundError) as err:
         raise InputError(f"{role}: {err}") from None
+    if not rows:
+        raise InputError(f"{role}: {spec} has no rows")
+    return rows
 
 
 def prompts_of(rows: Sequence[dict[str, Any]], column: str, role: str) -> list[Any]:
@@ -92,6 +96,7 @@ def load_causal_lm(
         raise InputError(
             f"{role}: cannot load {path!r} as a causal LM ({str(err).splitlines()[0]})"
         ) from None
+    warn_if_tokenizer_differs(tokenizer, tokenizer_path or path)  # e.g. qwen2 re-imposes Qwen2's regex
     if tokenizer.pad_token is None:  # generation needs padding; EOS as pad is the standard safe fallback
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -344,12 +349,23 @@ def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Itera
         >>> (root / "out" / "a.txt").read_text()
         'x'
     """
+    path = check_output_dir(path, overwrite)
+    with staged_dir(path) as tmp:  # the project's one temp-sibling-then-rename mechanism
+        yield tmp
+
+
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """`path`, or a one-line `InputError` when it is occupied and `overwrite` is false (call it before any work).
+
+    Example:
+        >>> check_output_dir("/no/such/dir").name
+        'dir'
+    """
     path = Path(path)
     occupied = (path.is_dir() and any(path.iterdir())) or (path.exists() and not path.is_dir())
     if occupied and not overwrite:
         raise InputError(f"output_dir: {path} exists and is not empty (pass --overwrite_output_dir true)")
-    with staged_dir(path) as tmp:  # the project's one temp-sibling-then-rename mechanism
-        yield tmp
+    return path
 
 
 def json_safe(obj: Any) -> Any:
@@ -372,8 +388,9 @@ def json_safe(obj: Any) -> Any:
     return str(obj)
 
 
-def run_cli(fn: Callable[[], int], prog: str) -> int:
-    """Run a subcommand body; an `InputError` becomes one line on stderr and exit status 2.
+def run_cli(fn: Callable[[], int], prog: str, on_interrupt: Callable[[], str] | None = None) -> int:
+    """Run a subcommand body; an `InputError` becomes one line on stderr and exit status 2, Ctrl-C one line
+    (plus `on_interrupt()`, e.g. the resume command) and status 130.
 
     Example:
         >>> def body():
@@ -388,3 +405,7 @@ def run_cli(fn: Callable[[], int], prog: str) -> int:
     except InputError as err:
         print(f"distillguard {prog}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        hint = on_interrupt() if on_interrupt else ""
+        print(f"distillguard {prog}: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)
+        return 130

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -19,7 +20,7 @@ import math
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from trl_distillguard.evaluate import (
     atomic_output_dir,
     check_causal_lm,
     check_gold,
+    check_output_dir,
     evaluate,
     json_safe,
     load_causal_lm,
@@ -115,6 +117,25 @@ def _check_recipes(cfg: ReportConfig, tokenizers: dict[str, Any], teacher_names:
                     check_byte_level(tok, role)
 
 
+@contextlib.contextmanager
+def only_our_progress_bar() -> Iterator[None]:
+    """Within the block, transformers' and datasets' own bars (loading weights, writing shards, dataset maps) are
+    off, so a report shows one bar; their previous state is restored after."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    states = (hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled())
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if states[0]:
+            hf_logging.enable_progress_bar()
+        if states[1]:
+            datasets.enable_progress_bars()
+
+
 def run_report(cfg: ReportConfig) -> dict[str, Any]:
     """Run the whole grid and write the report files into `cfg.output_dir`; returns the report as a dict.
 
@@ -125,6 +146,7 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     _validate(cfg)
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)  # before any work
     started = time.perf_counter()
     verifier = resolve_verifier(cfg.verifier)
     train_prompts = prompts_of(
@@ -153,7 +175,10 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
         "students": {},
         "runs": [],
     }
-    with atomic_output_dir(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as out:
+    with (
+        contextlib.ExitStack() as stack,
+        atomic_output_dir(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as out,
+    ):
         if cfg.evaluate_initial_students:
             for s_name, s_path in cfg.students.items():
                 model, tok = load_causal_lm(s_path, f"student {s_name}")
@@ -167,9 +192,11 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
             for r in cfg.recipes
         ]
         bar = tqdm(total=len(grid), desc="distil + evaluate")
+        stack.enter_context(only_our_progress_bar())
         for t_name, t_path in cfg.teachers.items():
             teacher = load_causal_lm(t_path, f"teacher {t_name}")
-            res = evaluate(*teacher, eval_rows, verifier, desc=f"eval teacher {t_name}", **eval_kwargs)
+            bar.set_postfix_str(f"eval teacher {t_name}")
+            res = evaluate(*teacher, eval_rows, verifier, desc=None, **eval_kwargs)  # one bar: the outer one
             report["teachers"][t_name] = {"path": t_path, "score": res.score, "examples": res.completions[:3]}
             for seed in cfg.seed_list:
                 samples = None
@@ -177,7 +204,7 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
                     samples = sample_teacher(
                         *teacher, train_prompts, num_samples=base.num_samples_per_prompt,
                         temperature=base.sample_temperature, max_new_tokens=base.max_completion_length,
-                        batch_size=base.generation_batch_size, seed=seed,
+                        batch_size=base.generation_batch_size, seed=seed, desc=None,
                     )  # fmt: skip
                 for s_name, s_path in cfg.students.items():
                     for recipe in cfg.recipes:
@@ -305,8 +332,9 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
         ax.bar(xs, means, width, yerr=stds, capsize=3, label=t)
         for x, points in zip(xs, seeds, strict=True):
             ax.scatter([x] * len(points), points, s=9, color="black", zorder=3)
-    for _n, v in report["students"].items():
-        ax.axhline(v["initial_score"], ls=":", lw=1, color="gray")
+    for k, v in enumerate(report["students"].values()):
+        label = "students before distillation" if k == 0 else None
+        ax.axhline(v["initial_score"], ls=":", lw=1, color="gray", label=label)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("verifier score (held-out)")
     tops = [max([r["student_mean"] + r["student_std"], *r["scores"]]) for r in report["summary"]]
@@ -328,9 +356,11 @@ def main(argv: list[str]) -> int:
     """
     from trl import TrlParser
 
+    from trl_distillguard.config_file import parse_config
+
     def body() -> int:
         try:
-            (cfg,) = TrlParser((ReportConfig,), prog="distillguard report").parse_args_and_config(argv)
+            (cfg,) = parse_config(TrlParser((ReportConfig,), prog="distillguard report"), argv)
         except ValueError as err:
             raise InputError(str(err)) from None
         report = run_report(cfg)
