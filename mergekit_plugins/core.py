@@ -244,7 +244,7 @@ def iso_cts_factors(
         True
     """
     us, ss, vs = [], [], []
-    for (ru, rs, rvh), scale in zip(residual_svds, scales):
+    for (ru, rs, rvh), scale in zip(residual_svds, scales, strict=True):
         keep = min(s_task, numerical_rank(rs, scale, rank_rtol))
         us.append(ru[:, :keep])
         ss.append(rs[:keep])
@@ -270,7 +270,7 @@ def tsv_merge(deltas: Sequence[torch.Tensor], rank_rtol: float = DEFAULT_RANK_RT
     if k == 0:
         return d.new_zeros(m, n)
     u, s, vh = svd(d)  # batched over tasks
-    left, right = tsv_factors(list(zip(u, s, vh)), k, rank_rtol)
+    left, right = tsv_factors(list(zip(u, s, vh, strict=True)), k, rank_rtol)
     return left @ right if left.shape[1] else d.new_zeros(m, n)
 
 
@@ -318,7 +318,7 @@ def iso_cts_merge(
             ru = basis @ ru
         else:
             ru, rs, rvh = svd(d - u_c @ (u_c.T @ d))
-        residuals = list(zip(ru, rs, rvh))
+        residuals = list(zip(ru, rs, rvh, strict=True))
     scales = [float(torch.linalg.matrix_norm(d[t])) for t in range(num_tasks)] if residuals else []
     left, right = iso_cts_factors(common, residuals, scales, s_task, rank_rtol)
     return left @ right if left.shape[1] else d.new_zeros(m, n)
