@@ -358,6 +358,12 @@ def main() -> None:
     torch.set_num_threads(1)
     start = time.perf_counter()
     load_before = os.getloadavg()
+    git = ["git", "-C", str(HERE)]
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if subprocess.run(
+        [*git, "status", "--porcelain", "--", ".."], capture_output=True, text=True
+    ).stdout.strip():
+        commit += " (with uncommitted changes)"
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
     rows, svd_s = per_matrix(args.full, args.repeats, shapes)
     whole = []
@@ -368,9 +374,6 @@ def main() -> None:
                 dict(zip(keys, map(int, args.whole_size.split(",")), strict=True)) if args.whole_size else {}
             )
             whole = whole_adapter(Path(tmp), svd_s, args.whole_methods.split(","), size)
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=HERE
-    ).stdout.strip()
     report = {
         "run": {
             "commit": commit,
