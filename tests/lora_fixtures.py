@@ -14,12 +14,18 @@ from mergekit_plugins import core, methods
 ADAPTERS = {
     "a": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"]),
     "b": dict(
-        r=6, lora_alpha=3, use_rslora=True, target_modules=["q_proj", "k_proj", "o_proj", "gate_proj"],
+        r=6,
+        lora_alpha=3,
+        use_rslora=True,
+        target_modules=["q_proj", "k_proj", "o_proj", "gate_proj"],
         layers_to_transform=[0],
     ),
     "c": dict(
-        r=2, lora_alpha=2, target_modules=["q_proj", "down_proj", "lm_head"],
-        rank_pattern={"down_proj": 5}, alpha_pattern={"down_proj": 10},
+        r=2,
+        lora_alpha=2,
+        target_modules=["q_proj", "down_proj", "lm_head"],
+        rank_pattern={"down_proj": 5},
+        alpha_pattern={"down_proj": 10},
     ),
 }
 
@@ -58,7 +64,9 @@ def peft_deltas(base_dir: Path, adapter_dir: Path) -> dict[str, torch.Tensor]:
     from peft.tuners.lora import LoraLayer
     from transformers import AutoModelForCausalLM
 
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto"), adapter_dir)
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto"), adapter_dir
+    )
     out = {}
     for name, module in model.base_model.model.named_modules():
         if isinstance(module, LoraLayer) and "default" in module.lora_A:

@@ -17,13 +17,27 @@ DTYPES = {"fp32": torch.float32, "fp64": torch.float64}
 TOL = {"fp32": dict(rtol=1e-5, atol=2e-5), "fp64": dict(rtol=1e-10, atol=1e-10)}
 
 
-@pytest.fixture(scope="module", params=sorted(DTYPES))
-def setup(request, tmp_path_factory, student_dir):
-    """(dtype name, base dir, adapter dirs, base weights, PEFT-densified deltas per adapter)."""
-    root = tmp_path_factory.mktemp(f"lora_{request.param}")
-    base = save_base(student_dir, root / "base", DTYPES[request.param])
-    adapters = [make_adapter(base, root / name, seed=i, **kw) for i, (name, kw) in enumerate(ADAPTERS.items())]
-    return request.param, base, adapters, state_dict(base), [peft_deltas(base, a) for a in adapters]
+@pytest.fixture(scope="module")
+def build(tmp_path_factory, student_dir):
+    """build(dtype) → (dtype, base dir, adapter dirs, base weights, PEFT-densified deltas per adapter), cached."""
+    cache = {}
+
+    def get(dtype: str = "fp32"):
+        if dtype not in cache:
+            root = tmp_path_factory.mktemp(f"lora_{dtype}")
+            base = save_base(student_dir, root / "base", DTYPES[dtype])
+            adapters = [
+                make_adapter(base, root / n, seed=i, **kw) for i, (n, kw) in enumerate(ADAPTERS.items())
+            ]
+            cache[dtype] = dtype, base, adapters, state_dict(base), [peft_deltas(base, a) for a in adapters]
+        return cache[dtype]
+
+    return get
+
+
+@pytest.fixture
+def setup(build):
+    return build("fp32")
 
 
 CASES = {
@@ -34,9 +48,10 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
 @pytest.mark.parametrize("method", sorted(CASES))
-def test_stock_peft_output_equals_dense_merge_of_densified_adapters(method, setup, tmp_path):
-    dtype, base, adapters, theta0, deltas = setup
+def test_stock_peft_output_equals_dense_merge_of_densified_adapters(method, dtype, build, tmp_path):
+    dtype, base, adapters, theta0, deltas = build(dtype)
     weights = [1.0, -0.5, 2.0]
     params = dict(CASES[method])
     summary = lora_merge(config(base, adapters, method, weights, **params), tmp_path / "out", progress=False)
@@ -62,7 +77,9 @@ def test_partial_targeting_lists_module_names_and_short_names_where_complete(set
     lora_merge(config(base, adapters, "tsv"), tmp_path / "out", progress=False)
     targets = set(json.loads((tmp_path / "out" / "adapter_config.json").read_text())["target_modules"])
     assert {"q_proj", "v_proj", "up_proj", "down_proj", "lm_head"} <= targets  # every layer: short names
-    assert "model.layers.0.self_attn.k_proj" in targets and "k_proj" not in targets  # layer 0 only: full names
+    assert (
+        "model.layers.0.self_attn.k_proj" in targets and "k_proj" not in targets
+    )  # layer 0 only: full names
 
 
 def test_merge_into_base_equals_peft_merge_and_copies_config_and_tokenizer(setup, tmp_path):
@@ -81,8 +98,6 @@ def test_mergekit_reads_the_output_as_base_plus_adapter_and_its_dense_tsv_agrees
     """mergekit densifies `base+adapter` paths into --lora-merge-cache: our adapter gives our merge, and mergekit's
     own dense route (our `tsv` method on `base+adapter_t` models) gives the same result as the factor route."""
     dtype, base, adapters, _, _ = setup
-    if dtype != "fp32":
-        pytest.skip("one dtype is enough for the mergekit round trip")
     from mergekit.config import MergeConfiguration
     from mergekit.merge import run_merge
     from mergekit.options import MergeOptions
@@ -90,7 +105,9 @@ def test_mergekit_reads_the_output_as_base_plus_adapter_and_its_dense_tsv_agrees
     import mergekit_plugins
 
     mergekit_plugins.load_plugins()
-    lora_merge(config(base, adapters, "tsv", alpha=0.8), tmp_path / "ours", merge_into_base=True, progress=False)
+    lora_merge(
+        config(base, adapters, "tsv", alpha=0.8), tmp_path / "ours", merge_into_base=True, progress=False
+    )
     dense = {
         "merge_method": "tsv",
         "base_model": str(base),
@@ -98,7 +115,10 @@ def test_mergekit_reads_the_output_as_base_plus_adapter_and_its_dense_tsv_agrees
         "parameters": {"alpha": 0.8},
         "dtype": "float32",
     }
-    passthrough = {"merge_method": "passthrough", "models": [{"model": f"{base}+{tmp_path / 'ours_adapter'}"}]}
+    passthrough = {
+        "merge_method": "passthrough",
+        "models": [{"model": f"{base}+{tmp_path / 'ours_adapter'}"}],
+    }
     lora_merge(config(base, adapters, "tsv", alpha=0.8), tmp_path / "ours_adapter", progress=False)
     options = MergeOptions(quiet=True, lora_merge_cache=str(tmp_path / "cache"))
     for name, cfg in (("dense", dense), ("passthrough", passthrough)):
@@ -116,7 +136,9 @@ def _peft_cat(base, adapters, weights):
     from peft.tuners.lora import LoraLayer
     from transformers import AutoModelForCausalLM
 
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapters[0], adapter_name="t0")
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(base), adapters[0], adapter_name="t0"
+    )
     for i, a in enumerate(adapters[1:], 1):
         model.load_adapter(a, adapter_name=f"t{i}")
     names = [f"t{i}" for i in range(len(adapters))]
@@ -132,7 +154,9 @@ def _peft_cat(base, adapters, weights):
 def test_against_peft_add_weighted_adapter_cat(rslora, tmp_path, student_dir):
     base = save_base(student_dir, tmp_path / "base", torch.float32)
     kw = dict(r=4, lora_alpha=8, use_rslora=rslora, target_modules=["q_proj", "v_proj", "down_proj"])
-    adapters = [make_adapter(base, tmp_path / f"a{i}", seed=i, **{**kw, "r": r}) for i, r in enumerate((4, 8))]
+    adapters = [
+        make_adapter(base, tmp_path / f"a{i}", seed=i, **{**kw, "r": r}) for i, r in enumerate((4, 8))
+    ]
     weights = [0.6, 1.5]
     peft_cat = _peft_cat(base, adapters, weights)
     deltas = [peft_deltas(base, a) for a in adapters]
