@@ -101,7 +101,7 @@ def read_adapter(path: str | Path, weight: float = 1.0) -> Adapter:
         )
     weights_file = path / ADAPTER_WEIGHTS
     if not weights_file.is_file():
-        other = "adapter_model.bin exists, but" if (path / "adapter_model.bin").exists() else "no"
+        other = "adapter_model.bin exists, but no" if (path / "adapter_model.bin").exists() else "no"
         raise LoraMergeError(f"{label}: {other} {ADAPTER_WEIGHTS} (lora-merge reads safetensors only)")
     try:
         tensors = load_file(weights_file)
