@@ -190,3 +190,12 @@ def test_runtime_failure_exits_1_with_one_line(tiny, tmp_path, capsys, monkeypat
     code, err = run(tmp_path, capsys, config(base, adapters, "tsv"))
     assert code == 1 and err.count("\n") == 1 and "disk on fire" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_example_config_parses():
+    from pathlib import Path
+
+    from mergekit_plugins.lora.config import parse_config
+
+    cfg = parse_config(Path(__file__).parents[1] / "examples" / "configs" / "merge_lora.yaml")
+    assert cfg.merge_method == "tsv" and [m.weight for m in cfg.models] == [1.0, 1.0, 0.5]
