@@ -7,6 +7,9 @@ in O((m + n)·R²) (`core.factor_svd`), and the method formulas are the ones the
 ⌊r/T⌋ and (k_c, s) arithmetic on r = min(m, n) and the same low-rank rule), so the result equals the dense method
 on the densified deltas, without forming any m × n matrix.
 
+`iso_cts` equals `iso_c` whenever Σ r_t ≤ k_c ≈ 0.8·min(m, n) (the usual case for LoRA: e.g. 4 × r = 16 on a
+4096-wide weight): the common space then holds every task direction and no residual remains, as for dense inputs.
+
 Example:
     >>> import torch
     >>> g = torch.Generator().manual_seed(0)
@@ -58,7 +61,8 @@ def merge_factors(
 
     `method`: ``task_arithmetic`` (Σ w_t B_t A_t: the factors side by side, rank Σ r_t, no SVD), ``tsv``,
     ``iso_c`` or ``iso_cts`` (equal to `core.tsv_merge` / `iso_c_merge` / `iso_cts_merge` of the deltas
-    w_t·B_t A_t). `weights` default to 1. `rank` keeps the top `rank` singular triplets of the result (an
+    w_t·B_t A_t). `weights` default to 1. `rank_rtol` is the SVD methods' low-rank rule (task_arithmetic has
+    none) and `common_space_fraction` Iso-CTS's f. `rank` keeps the top `rank` singular triplets of the result (an
     approximation: `truncate` reports the discarded energy); None keeps it exact. Computed in fp32 (fp64 for fp64
     inputs); the returned B carries the singular values and A has orthonormal rows (SVD methods).
 
