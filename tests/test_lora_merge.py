@@ -3,12 +3,15 @@ PEFT's own densified deltas; `--merge-into-base`; mergekit reads the output as `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 import yaml
 from lora_fixtures import ADAPTERS, config, dense_reference, make_adapter, peft_deltas, save_base, state_dict
+from peft import LoraConfig
+from safetensors.torch import load_file
 
 from mergekit_plugins import cli
 from mergekit_plugins.lora import lora_merge
@@ -60,6 +63,7 @@ def test_stock_peft_output_equals_dense_merge_of_densified_adapters(method, dtyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging sibling left
     cfg = json.loads((out / "adapter_config.json").read_text())
     assert cfg["peft_type"] == "LORA" and not cfg["use_rslora"] and not cfg["use_dora"]
+    assert set(cfg) <= {f.name for f in dataclasses.fields(LoraConfig)}  # nothing but stock PEFT fields
     assert summary["adapters"] == 3 and summary["modules"] == len(set().union(*deltas))
     alpha = params.pop("alpha")
     expected = dense_reference(theta0, deltas, method, weights, alpha, **params)
@@ -74,7 +78,9 @@ def test_stock_peft_output_equals_dense_merge_of_densified_adapters(method, dtyp
 
 def test_partial_targeting_lists_module_names_and_short_names_where_complete(setup, tmp_path):
     _, base, adapters, _, _ = setup
-    lora_merge(config(base, adapters, "tsv"), tmp_path / "out", progress=False)
+    lora_merge({**config(base, adapters, "tsv"), "dtype": "bfloat16"}, tmp_path / "out", progress=False)
+    tensors = load_file(tmp_path / "out" / "adapter_model.safetensors")
+    assert {t.dtype for t in tensors.values()} == {torch.bfloat16}  # `dtype` sets the written factors' dtype
     targets = set(json.loads((tmp_path / "out" / "adapter_config.json").read_text())["target_modules"])
     assert {"q_proj", "v_proj", "up_proj", "down_proj", "lm_head"} <= targets  # every layer: short names
     assert (
