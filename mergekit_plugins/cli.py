@@ -1,9 +1,10 @@
-"""Command line of `mergekit_plugins`: `yaml`, `list`, `search-alpha`, `plugins`.
+"""Command line of `mergekit_plugins`: `yaml`, `list`, `search-alpha`, `lora-merge`, `plugins`.
 
 Example:
     $ mergekit-plugins yaml merge.yaml ./merged --cuda
     $ mergekit-plugins list
     $ mergekit-plugins search-alpha merge.yaml --eval my_pkg.evals:score --output-json alpha.json
+    $ mergekit-plugins lora-merge merge_lora.yaml ./merged-adapter
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mergekit_plugins.search import add_search_parser
 
     add_search_parser(sub)
+    from mergekit_plugins.lora.cli import add_lora_parser
+
+    add_lora_parser(sub)
     return parser
 
 
@@ -67,6 +71,10 @@ def _main(argv: list[str]) -> int:
         from mergekit_plugins.search import run_search_from_args
 
         return run_search_from_args(args)
+    if args.command == "lora-merge":
+        from mergekit_plugins.lora.cli import run_lora_from_args
+
+        return run_lora_from_args(args)
     parser.print_help()
     return 0
 

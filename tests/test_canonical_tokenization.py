@@ -5,7 +5,7 @@ against the unpadded loop reference, with the tiny teacher as its own proxy (whe
 from __future__ import annotations
 
 import pytest
-from test_calibration_reward import slow_logprob
+from references import slow_logprob
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from trl_distillguard.calibration_reward import CalibrationReward

@@ -131,7 +131,7 @@ def test_embeddings_merge_as_mean_unless_svd_embeddings():
     tasks.append(
         {n: t + 0.1 * torch.randn(t.shape, generator=g, dtype=torch.float64) for n, t in base.items()}
     )
-    from test_merge_core import ref_iso_c
+    from references import ref_iso_c
 
     for svd_embeddings in (False, True):
         out = merge_state_dicts(
