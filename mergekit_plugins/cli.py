@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from distill_ortho_merge.cli import run_cli
+from distill_ortho_merge.offline import set_offline_env
 from mergekit_plugins import __version__
-from mergekit_plugins.offline import set_offline_env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,11 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run a subcommand; Ctrl-C prints one line (status 130): outputs are staged, so nothing partial is left."""
     set_offline_env()  # never reach the hub by accident; export the variable as 0 to allow it
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        print(f"mergekit-plugins {argv[0] if argv else ''}: interrupted".replace(" :", ":"), file=sys.stderr)
-        return 130
+    return run_cli(lambda: _main(argv), f"mergekit-plugins {argv[0]}" if argv else "mergekit-plugins")
 
 
 def _main(argv: list[str]) -> int:
@@ -57,11 +54,10 @@ def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "plugins":
+        from distill_ortho_merge.cli import print_plugins
         from mergekit_plugins.plugins import plugin_registry
 
-        for name, item in sorted(plugin_registry.registry().items()):
-            print(f"{name}\t{item.distribution}\t{item.plugin}")
-        return 0
+        return print_plugins(plugin_registry.registry())
     if args.command == "list":
         from mergekit_plugins.listing import format_methods
 

@@ -49,7 +49,8 @@ def verifier_accuracy(
         >>> # f = verifier_accuracy("math_answer", {"math": "examples/data/calibrate_tiny.jsonl"})
         >>> # f(model, tokenizer)  # {'math': 0.25}
     """
-    from trl_distillguard.evaluate import InputError, check_gold, evaluate, load_rows, resolve_verifier
+    from distill_ortho_merge.cli import InputError
+    from trl_distillguard.evaluate import check_gold, evaluate, load_rows, resolve_verifier
     from trl_distillguard.plugins import load_plugins, registry
 
     load_plugins()

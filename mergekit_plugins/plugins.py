@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import warnings
 
+from distill_ortho_merge.registry import PluginItem, PluginRegistry, PluginWarning
 from mergekit_plugins import hookspecs
-from mergekit_plugins.pluginkit import PluginItem, PluginRegistry, PluginWarning
 
 GROUP = "mergekit_plugins"
 THIRD_PARTY_ENV = "MERGEKIT_PLUGINS_THIRD_PARTY"

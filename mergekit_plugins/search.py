@@ -28,7 +28,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from mergekit_plugins.outputs import staged_dir, staged_file
+from distill_ortho_merge.outputs import staged_dir, staged_file
 from mergekit_plugins.search_config import (
     DEFAULT_GRID_ALPHA,
     DEFAULT_GRID_LAMBDA,
@@ -363,7 +363,7 @@ def add_search_parser(sub: Any) -> None:
 
 
 def run_search_from_args(args: argparse.Namespace) -> int:
-    """CLI entry: one-line errors, exit code 1 on bad input."""
+    """CLI entry: one-line errors; exit 2 on bad input (`SearchError`), 1 on a runtime failure."""
     if getattr(args, "single_scores", False):
         return run_single_scores(args)
     cfg = SearchAlphaConfig(**{f.name: getattr(args, f.name) for f in fields(SearchAlphaConfig)})
@@ -371,7 +371,7 @@ def run_search_from_args(args: argparse.Namespace) -> int:
         report = search_alpha(cfg)
     except SearchError as exc:
         print(f"mergekit-plugins search-alpha: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     except Exception as exc:  # noqa: BLE001 - mergekit / model errors: one actionable line
         print(f"mergekit-plugins search-alpha: error: {one_line(exc)}", file=sys.stderr)
         return 1
@@ -400,7 +400,7 @@ def run_single_scores(args: argparse.Namespace) -> int:
         )
     except (SearchError, EvalSpecError) as exc:
         print(f"mergekit-plugins single-scores: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     _write_json(Path(cfg.output_json), scores)
     print(f"single-task scores {scores} written to {cfg.output_json}")
     return 0

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mergekit_plugins.offline import set_offline_env
-from mergekit_plugins.outputs import staged_dir
+from distill_ortho_merge.offline import set_offline_env
+from distill_ortho_merge.outputs import staged_dir
 
 OUR_METHODS = ("tsv", "iso_c", "iso_cts")
 
@@ -149,7 +149,7 @@ def run_yaml(argv: list[str]) -> int:
             f"mergekit-plugins yaml: error: {one_line(exc) if not isinstance(exc, ConfigError) else exc}",
             file=sys.stderr,
         )
-        return 1
+        return 2  # an unreadable or invalid config is bad input, as in every other command
     try:
         with staged_dir(out) as staging:
             ctx.params["out_path"] = str(staging)

@@ -11,7 +11,8 @@ import argparse
 import json
 import sys
 
-from mergekit_plugins.offline import set_offline_env
+from distill_ortho_merge.cli import InputError, print_plugins, run_cli
+from distill_ortho_merge.offline import set_offline_env
 from peft_orthoreg import __version__
 
 
@@ -50,40 +51,40 @@ def main(argv: list[str] | None = None) -> int:
     set_offline_env()  # never reach the hub by accident; export the variable as 0 to allow it
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        if args.command == "plugins":
-            from peft_orthoreg.plugins import plugin_registry
+    if args.command is None:
+        parser.print_help()
+        return 0
 
-            for name, item in sorted(plugin_registry.registry().items()):
-                print(f"{name}\t{item.distribution}\t{item.plugin}")
-            return 0
-        if args.command == "diagnose":
-            from peft_orthoreg.diagnostics import diagnose, write_report
+    def body() -> int:
+        try:
+            return _run(args)
+        except (ValueError, FileNotFoundError, FileExistsError) as exc:  # what our loaders raise on bad input
+            raise InputError(str(exc)) from None
 
-            report = diagnose(args.inputs, base=args.base, names=args.names)
-            write_report(report, args.out)
-            print(
-                json.dumps(
-                    {"out": args.out, "mean_abs_cosine": report["mean_abs_cosine"], **report["summary"]}
-                )
-            )
-            return 0
-        if args.command == "export":
-            from peft_orthoreg.diagnostics import load_input
+    return run_cli(body, f"peft-orthoreg {args.command}")
 
-            tv = load_input(args.input, base=args.base)
-            if args.save_task_vector:
-                tv.save(args.save_task_vector)
-            tv.export_model(args.base, args.out, alpha=args.alpha)
-            print(f"wrote {args.out} (base {args.base} + {args.alpha} * task vector of {args.input})")
-            return 0
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"peft-orthoreg {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"peft-orthoreg {args.command}: interrupted", file=sys.stderr)
-        return 130
-    parser.print_help()
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "plugins":
+        from peft_orthoreg.plugins import plugin_registry
+
+        return print_plugins(plugin_registry.registry())
+    if args.command == "diagnose":
+        from peft_orthoreg.diagnostics import diagnose, write_report
+
+        report = diagnose(args.inputs, base=args.base, names=args.names)
+        write_report(report, args.out)
+        print(
+            json.dumps({"out": args.out, "mean_abs_cosine": report["mean_abs_cosine"], **report["summary"]})
+        )
+        return 0
+    from peft_orthoreg.diagnostics import load_input  # export
+
+    tv = load_input(args.input, base=args.base)
+    if args.save_task_vector:
+        tv.save(args.save_task_vector)
+    tv.export_model(args.base, args.out, alpha=args.alpha)
+    print(f"wrote {args.out} (base {args.base} + {args.alpha} * task vector of {args.input})")
     return 0
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from mergekit_plugins.outputs import staged_dir
+from distill_ortho_merge.outputs import staged_dir
 from peft_orthoreg.task_vector import TaskVector
 
 

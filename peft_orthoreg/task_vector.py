@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mergekit_plugins.outputs import staged_dir
+from distill_ortho_merge.outputs import staged_dir
 
 FORMAT = "peft_orthoreg.task_vector"
 FORMAT_VERSION = "1"

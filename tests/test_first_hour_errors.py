@@ -71,12 +71,12 @@ def test_non_empty_output_dir_is_refused_before_any_work(tmp_path, capsys):
 
 
 def test_ctrl_c_is_one_line_with_the_resume_hint(capsys):
-    from trl_distillguard.evaluate import run_cli
+    from distill_ortho_merge.cli import run_cli
 
     def body() -> int:
         raise KeyboardInterrupt
 
-    assert run_cli(body, "calibrate", on_interrupt=lambda: "resume with: x") == 130
+    assert run_cli(body, "distillguard calibrate", on_interrupt=lambda: "resume with: x") == 130
     assert (
         one_error_line(capsys, "distillguard calibrate")
         == "distillguard calibrate: interrupted; resume with: x"
@@ -100,7 +100,8 @@ def test_cpu_settings_are_picked_without_an_accelerator(tmp_path):
 
 
 def test_empty_dataset_names_the_file(tmp_path):
-    from trl_distillguard.evaluate import InputError, load_rows
+    from distill_ortho_merge.cli import InputError
+    from trl_distillguard.evaluate import load_rows
 
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")

@@ -66,13 +66,13 @@ def run_bad(capsys, tmp_path, cfg):
 def test_bad_parameters(method, params, needle, tasks, teacher_dir, tmp_path, capsys):
     cfg = write_config(tmp_path / "c.yaml", method, teacher_dir, tasks, **params)
     rc, err, left = run_bad(capsys, tmp_path, cfg)
-    assert rc == 1 and len(err) == 1 and needle in err[0] and left == []
+    assert rc == 2 and len(err) == 1 and needle in err[0] and left == []
 
 
 def test_no_base_model(tasks, tmp_path, capsys):
     cfg = write_config(tmp_path / "c.yaml", "iso_c", None, tasks)
     rc, err, left = run_bad(capsys, tmp_path, cfg)
-    assert rc == 1 and "needs `base_model`" in err[0] and left == []
+    assert rc == 2 and "needs `base_model`" in err[0] and left == []
 
 
 def test_shape_mismatch_names_the_tensor(tasks, teacher_dir, tmp_path, capsys):
@@ -104,7 +104,7 @@ def test_failed_merge_keeps_an_existing_output(tasks, teacher_dir, tmp_path, cap
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("old")
     cfg = write_config(tmp_path / "c.yaml", "tsv", teacher_dir, tasks, alpha=-1)
-    assert cli.main(["yaml", str(cfg), str(tmp_path / "out"), "--overwrite"]) == 1
+    assert cli.main(["yaml", str(cfg), str(tmp_path / "out"), "--overwrite"]) == 2  # alpha < 0: bad input
     assert (tmp_path / "out" / "keep.txt").read_text() == "old"
 
 
@@ -196,7 +196,7 @@ def test_search_alpha_bad_input(args, needle, tasks, teacher_dir, tmp_path, caps
     argv += ["--output-json", str(tmp_path / "x.json"), "--no-progress"]
     for i in range(0, len(args), 2):
         argv[argv.index(args[i]) + 1] = args[i + 1]
-    assert cli.main(argv) == 1
+    assert cli.main(argv) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mergekit-plugins")]
     assert len(err) == 1 and needle in err[0], err
     assert not (tmp_path / "x.json").exists()
@@ -204,7 +204,7 @@ def test_search_alpha_bad_input(args, needle, tasks, teacher_dir, tmp_path, caps
 
 def test_search_alpha_refuses_nonlinear_methods(tasks, teacher_dir, tmp_path, capsys):
     cfg = write_config(tmp_path / "c.yaml", "slerp", teacher_dir, tasks[:1], t=0.5)
-    assert cli.main(["search-alpha", str(cfg), "--eval", "test_merge_cli:peaked_eval"]) == 1
+    assert cli.main(["search-alpha", str(cfg), "--eval", "test_merge_cli:peaked_eval"]) == 2
     assert "not of the form θ₀ + α·merged" in capsys.readouterr().err
 
 

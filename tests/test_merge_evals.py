@@ -66,7 +66,7 @@ def test_single_scores_then_search_alpha(merge_config, tmp_path, capsys):
     ],
 )
 def test_bad_eval_options_are_one_line(args, needle, merge_config, tmp_path, capsys):
-    assert cli.main(["single-scores", str(merge_config), *args, "--output-dir", str(tmp_path / "o")]) == 1
+    assert cli.main(["single-scores", str(merge_config), *args, "--output-dir", str(tmp_path / "o")]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mergekit-plugins")]
     assert len(err) == 1 and needle in err[0], err
     assert not (tmp_path / "o").exists()

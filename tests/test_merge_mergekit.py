@@ -20,8 +20,8 @@ from merge_helpers import (
 )
 
 import mergekit_plugins
+from distill_ortho_merge.registry import PluginItem, PluginWarning
 from mergekit_plugins import cli
-from mergekit_plugins.pluginkit import PluginItem, PluginWarning
 
 PTH = Path(mergekit_plugins.__file__).parent / "distill_ortho_merge_mergekit_plugins.pth"
 

@@ -19,7 +19,7 @@ def test_wheel_install_makes_plain_mergekit_yaml_see_tsv(tmp_path, teacher_dir, 
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    for pkg in ("mergekit_plugins", "trl_distillguard", "peft_orthoreg"):
+    for pkg in ("distill_ortho_merge", "mergekit_plugins", "trl_distillguard", "peft_orthoreg"):
         shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     pip = [sys.executable, "-m", "pip"]
     subprocess.run(

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from mergekit_plugins.pluginkit import PROJECT_DISTRIBUTION, PluginRegistry, PluginWarning
+from distill_ortho_merge.registry import PROJECT_DISTRIBUTION, PluginRegistry, PluginWarning
 
 PACKAGES = {
     "trl_distillguard": ("trl_distillguard_rewards", "TRL_DISTILLGUARD_THIRD_PARTY"),

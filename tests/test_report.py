@@ -12,7 +12,8 @@ import pytest
 import tiny
 import torch
 
-from trl_distillguard.evaluate import InputError, evaluate, generate, load_causal_lm, resolve_verifier
+from distill_ortho_merge.cli import InputError
+from trl_distillguard.evaluate import evaluate, generate, load_causal_lm, resolve_verifier
 from trl_distillguard.report import main, mean_std, run_report, summarize
 from trl_distillguard.report_config import ReportConfig
 

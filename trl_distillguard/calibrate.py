@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 # Also sets the offline env vars before TRL/transformers are imported.
-from trl_distillguard.evaluate import InputError, check_output_dir, json_safe, run_cli
+from distill_ortho_merge.cli import InputError, run_cli
+from trl_distillguard.evaluate import check_output_dir, json_safe
 
 
 @dataclass
@@ -237,4 +238,4 @@ def main(argv: list[str]) -> int:
         print(f"details: {out / 'calibration.json'}")
         return 0
 
-    return run_cli(body, "calibrate", on_interrupt=resume_hint)
+    return run_cli(body, "distillguard calibrate", on_interrupt=resume_hint)

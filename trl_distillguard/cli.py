@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from mergekit_plugins.offline import set_offline_env
+from distill_ortho_merge.offline import set_offline_env
 from trl_distillguard import __version__
 
 # subcommand -> ("module:function taking argv and returning an exit code", one-line help)
@@ -29,11 +29,10 @@ USAGE = "usage: distillguard [--help] [--version] COMMAND [ARGS]"
 
 def list_plugins(argv: list[str]) -> int:
     """Print every registered reward function with the distribution it came from."""
+    from distill_ortho_merge.cli import print_plugins
     from trl_distillguard.plugins import registry
 
-    for name, item in sorted(registry().items()):
-        print(f"{name}\t{item.distribution}\t{item.plugin}")
-    return 0
+    return print_plugins(registry())
 
 
 def print_help() -> None:

@@ -16,7 +16,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from trl_distillguard.evaluate import InputError
+from distill_ortho_merge.cli import InputError
 
 
 def closest(name: str, valid: Iterable[str]) -> str | None:

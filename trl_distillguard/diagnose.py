@@ -31,10 +31,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from distill_ortho_merge.cli import InputError, run_cli
 from trl_distillguard import traps
 from trl_distillguard.calibration_reward import right_pad
 from trl_distillguard.evaluate import (
-    InputError,
     _columns,
     atomic_output_dir,
     check_output_dir,
@@ -44,7 +44,6 @@ from trl_distillguard.evaluate import (
     load_rows,
     prompts_of,
     resolve_verifier,
-    run_cli,
     tokenize_prompt,
 )
 
@@ -453,4 +452,4 @@ def main(argv: list[str]) -> int:
         print(f"wrote {Path(cfg.output_dir) / 'diagnose.json'} and diagnose.png")
         return 0
 
-    return run_cli(body, "diagnose")
+    return run_cli(body, "distillguard diagnose")

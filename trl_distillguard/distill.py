@@ -35,10 +35,10 @@ from typing import Any
 
 import torch
 
+from distill_ortho_merge.cli import InputError, run_cli
 from peft_orthoreg.trainer import sharded_parameters
 from trl_distillguard.distill_config import DistillConfig
 from trl_distillguard.evaluate import (
-    InputError,
     atomic_output_dir,
     check_output_dir,
     cut_at_eos,
@@ -46,7 +46,6 @@ from trl_distillguard.evaluate import (
     load_causal_lm,
     load_rows,
     prompts_of,
-    run_cli,
 )
 
 
@@ -384,4 +383,4 @@ def main(argv: list[str]) -> int:
         print(json.dumps(json.loads((path / "distill.json").read_text()), indent=2))
         return 0
 
-    return run_cli(body, "distill")
+    return run_cli(body, "distillguard distill")

@@ -24,18 +24,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from mergekit_plugins.outputs import staged_dir
+from distill_ortho_merge.cli import InputError
+from distill_ortho_merge.outputs import staged_dir
 from trl_distillguard.calibration_reward import eos_token_ids, prompt_token_ids
 from trl_distillguard.tokenizer_check import warn_if_tokenizer_differs
-
-
-class InputError(ValueError):
-    """Bad user input: the CLI prints its one-line message and exits with status 2.
-
-    Example:
-        >>> str(InputError("eval dataset: the prompt set is empty"))
-        'eval dataset: the prompt set is empty'
-    """
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -386,26 +378,3 @@ def json_safe(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, int, bool)):
         return obj
     return str(obj)
-
-
-def run_cli(fn: Callable[[], int], prog: str, on_interrupt: Callable[[], str] | None = None) -> int:
-    """Run a subcommand body; an `InputError` becomes one line on stderr and exit status 2, Ctrl-C one line
-    (plus `on_interrupt()`, e.g. the resume command) and status 130.
-
-    Example:
-        >>> def body():
-        ...     raise InputError("recipe: bad")
-        >>> run_cli(body, "distill")  # prints "distillguard distill: error: recipe: bad" to stderr
-        2
-    """
-    import sys
-
-    try:
-        return fn()
-    except InputError as err:
-        print(f"distillguard {prog}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        hint = on_interrupt() if on_interrupt else ""
-        print(f"distillguard {prog}: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)
-        return 130

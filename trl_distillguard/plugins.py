@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from mergekit_plugins.pluginkit import PluginItem, PluginRegistry
+from distill_ortho_merge.registry import PluginItem, PluginRegistry
 from trl_distillguard import hookspecs
 
 GROUP = "trl_distillguard"

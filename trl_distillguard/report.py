@@ -26,9 +26,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from distill_ortho_merge.cli import InputError, run_cli
 from trl_distillguard.distill import check_byte_level, check_shared_vocab, distill, sample_teacher
 from trl_distillguard.evaluate import (
-    InputError,
     atomic_output_dir,
     check_causal_lm,
     check_gold,
@@ -39,7 +39,6 @@ from trl_distillguard.evaluate import (
     load_rows,
     prompts_of,
     resolve_verifier,
-    run_cli,
 )
 from trl_distillguard.report_config import ReportConfig
 
@@ -368,4 +367,4 @@ def main(argv: list[str]) -> int:
         print(f"wrote {Path(cfg.output_dir) / 'report.json'}, report.md, report.png")
         return 0
 
-    return run_cli(body, "report")
+    return run_cli(body, "distillguard report")

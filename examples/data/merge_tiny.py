@@ -22,7 +22,7 @@ def build(root: Path = Path("models")) -> Path:
     """Write `root/base` and `root/task_*` (each through a temporary sibling, renamed when complete)."""
     import tiny
 
-    from mergekit_plugins.outputs import staged_dir
+    from distill_ortho_merge.outputs import staged_dir
 
     tok = tiny.tokenizer_a()
     base = tiny.make_teacher(tok)

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from distill_ortho_merge.outputs import staged_dir
 from mergekit_plugins.lora.adapters import (
     ADAPTER_WEIGHTS,
     PREFIX,
@@ -36,7 +37,6 @@ from mergekit_plugins.lora.adapters import (
 from mergekit_plugins.lora.config import LoraMergeConfig, LoraMergeError, parse_config
 from mergekit_plugins.lora.factors import merge_factors, truncate
 from mergekit_plugins.methods import is_embedding
-from mergekit_plugins.outputs import staged_dir
 
 DTYPES = {
     "float32": torch.float32,

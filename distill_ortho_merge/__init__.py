@@ -1,0 +1,15 @@
+"""The machinery the three plugin packages share, in one neutral home that imports no ML framework.
+
+- `registry`: plugin discovery through entry points and pluggy (`PluginRegistry`);
+- `outputs`: outputs written to a hidden temporary sibling and renamed into place (`staged_dir`, `staged_file`);
+- `offline`: the Hugging Face offline defaults our command lines set (`set_offline_env`);
+- `cli`: one command-line convention (`InputError` → one line, exit 2; runtime failure → one line, exit 1;
+  Ctrl-C → one line, exit 130) and the one `plugins` listing.
+
+`trl_distillguard`, `peft_orthoreg` and `mergekit_plugins` import from here; nothing here imports them.
+
+Example:
+    >>> from distill_ortho_merge.cli import InputError
+    >>> issubclass(InputError, ValueError)
+    True
+"""
