@@ -11,7 +11,7 @@
 3. Students that are NOT the proxy: a Llama on tokenizer B (another seed) and a Llama on tokenizer A; recipe
    `sft` (and any others in `--recipes`); `--seeds` seeds; greedy evaluation on the held-out pairs.
 4. `distillguard report` machinery writes report.json/.md/.png; `distillguard diagnose` runs on the original
-   teacher and its sft student (the proxy, tokenizer B).
+   teacher and its sft student (the proxy, tokenizer B) into `OUT/diagnose/`; `OUT/run.json` records the run.
 
     python benchmarks/distillability_report.py --out benchmarks/results/report_arith --seeds 3 --calibrate
 
@@ -23,8 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import random
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -255,7 +257,7 @@ def main() -> None:
     diag = diagnose(
         DiagnoseConfig(
             teacher_model_name_or_path=str(teacher), student_model_name_or_path=str(proxy),
-            dataset_name_or_path=str(evals), output_dir=f"{args.out}_diagnose", overwrite_output_dir=True,
+            dataset_name_or_path=str(evals), output_dir=f"{args.out}/diagnose", overwrite_output_dir=True,
             max_prompts=64, num_samples=2, max_new_tokens=16, verifier="math_answer",
         )
     )  # fmt: skip
@@ -263,6 +265,11 @@ def main() -> None:
     seconds["total"] = time.perf_counter() - t0
     meta = {
         "command": "python " + " ".join(sys.argv),
+        "git_commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip(),
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
+        "wall_s": round(seconds["total"], 1),
         "note": note,
         "teachers": teachers,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
