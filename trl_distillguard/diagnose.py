@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ from tqdm.auto import tqdm
 from distill_ortho_merge.cli import InputError, run_cli
 from trl_distillguard import traps
 from trl_distillguard.calibration_reward import right_pad
+from trl_distillguard.diagnose_config import DiagnoseConfig
+from trl_distillguard.diagnose_plot import plot_diagnosis
 from trl_distillguard.evaluate import (
     _columns,
     atomic_output_dir,
@@ -46,65 +48,6 @@ from trl_distillguard.evaluate import (
     resolve_verifier,
     tokenize_prompt,
 )
-
-
-@dataclass
-class DiagnoseConfig:
-    """What to diagnose and how (every field documented in `metadata`).
-
-    Example:
-        >>> DiagnoseConfig(top_k=20).temperature
-        1.0
-    """
-
-    teacher_model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Local path of the teacher."}
-    )
-    student_model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Local path of the student."}
-    )
-    dataset_name_or_path: str | None = field(
-        default=None,
-        metadata={"help": "Prompt set: a local .jsonl/.json/.parquet file or a directory of them."},
-    )
-    prompt_column: str = field(default="prompt", metadata={"help": "Column holding the prompts."})
-    output_dir: str | None = field(
-        default=None, metadata={"help": "Where diagnose.json and diagnose.png go."}
-    )
-    overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Replace an existing non-empty output_dir."}
-    )
-    max_prompts: int = field(default=64, metadata={"help": "Use at most this many prompts (the first ones)."})
-    num_samples: int = field(default=1, metadata={"help": "Samples per prompt from each model."})
-    temperature: float = field(
-        default=1.0, metadata={"help": "Sampling temperature of both models (1 = unbiased KL estimates)."}
-    )
-    max_new_tokens: int = field(default=64, metadata={"help": "Maximum new tokens per sample."})
-    batch_size: int = field(default=16, metadata={"help": "Sequences per generation / scoring batch."})
-    seed: int = field(default=0, metadata={"help": "Sampling seed."})
-    top_k: int = field(
-        default=10, metadata={"help": "Tail noise: the teacher's mass outside its top-k tokens."}
-    )
-    ngram_n: int = field(default=3, metadata={"help": "Repeated n-gram rate: n (whitespace words)."})
-    degenerate_min_run: int = field(
-        default=4,
-        metadata={"help": "Degenerate-token rate: a run of this many identical tokens is degenerate."},
-    )
-    verifier: str | None = field(
-        default=None,
-        metadata={"help": "Optional task verifier (registered name) for overconfidence on wrong answers."},
-    )
-    markers: list[str] = field(
-        default_factory=lambda: list(traps.DEFAULT_MARKERS),
-        metadata={"help": "Self-correction marker phrases (case-insensitive, word-bounded)."},
-    )
-
-    def __post_init__(self) -> None:
-        for name in ("max_prompts", "num_samples", "max_new_tokens", "batch_size", "top_k", "ngram_n"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if not math.isfinite(self.temperature) or self.temperature <= 0:
-            raise ValueError(f"temperature: must be > 0 (samples estimate the KL), got {self.temperature}")
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -361,7 +304,7 @@ def diagnose(cfg: DiagnoseConfig) -> dict[str, Any]:
     }
     with atomic_output_dir(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as out:
         (out / "diagnose.json").write_text(json.dumps(json_safe(result), indent=2, allow_nan=False))
-        _plot(result, all_ratios, tail_mass, per_sampler, out / "diagnose.png")
+        plot_diagnosis(result, all_ratios, tail_mass, per_sampler, out / "diagnose.png")
     return result
 
 
@@ -377,57 +320,6 @@ _FORMULAS = {
     "overconfidence": "mean over wrong answers of the mean per-token max_v q(v | prefix)",
     "self_correction": "fraction of samples with a marker and a changed last number after it",
 }
-
-
-def _plot(result, ratios, tail_mass, per_sampler, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
-    ax = axes[0]
-    ax.hist(tail_mass.numpy(), bins=30, color="tab:orange", log=True)
-    ax.locator_params(axis="x", nbins=4)
-    ax.set(
-        title=f"tail noise: teacher mass outside top-{result['tail_noise']['top_k']}",
-        xlabel="tail mass",
-        ylabel="positions",
-    )
-    ax = axes[1]
-    ax.hist(ratios.numpy(), bins=40, color="tab:blue")
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set(title="gap: log q - log p per aligned span\n(student samples)", xlabel="nats", ylabel="spans")
-    ax = axes[2]
-    off = result["off_policy"]
-    ax.bar(["teacher samples\n(off-policy)", "student samples\n(on-policy)"], [off["off_policy"], off["on_policy"]],
-           color=["tab:gray", "tab:red"])  # fmt: skip
-    ax.set(title=f"exposure gap = {off['gap']:.3f}", ylabel="sum |log-ratio| per byte")
-    ax = axes[3]
-    sym = result["symptoms"]
-    names = {"repeated_ngram_rate": "repeated\nn-grams", "degenerate_token_rate": "degenerate\ntokens",
-             "marker_rate": "self-correction\nmarkers", "overconfidence": "max-prob on\nwrong answers"}  # fmt: skip
-
-    def value(who: str, key: str) -> float:
-        if key == "marker_rate":
-            return sym[who]["self_correction"]["marker_rate"]
-        if key == "overconfidence":
-            return sym[who].get("overconfidence", {}).get("wrong", float("nan"))
-        return sym[who][key]
-
-    x = list(range(len(names)))
-    for offset, who in ((-0.2, "teacher"), (0.2, "student")):
-        vals = [value(who, k) for k in names]
-        bars = ax.bar(
-            [i + offset for i in x], [0 if v != v else v for v in vals], 0.4, label=f"{who} samples"
-        )
-        ax.bar_label(bars, labels=["n/a" if v != v else f"{v:.2f}" for v in vals], fontsize=7)
-    ax.set_xticks(x, list(names.values()), fontsize=8)
-    ax.set(title="symptoms", ylim=(0, 1.1))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def main(argv: list[str]) -> int:
