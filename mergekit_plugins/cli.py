@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("list", help="every merge method mergekit can run, with its distribution and parameters")
     sub.add_parser("plugins", help="list the registered plugins and where they come from")
-    from mergekit_plugins.search import add_search_parser
+    from mergekit_plugins.search_cli import add_search_parser
 
     add_search_parser(sub)
     from mergekit_plugins.lora.cli import add_lora_parser
@@ -64,7 +64,7 @@ def _main(argv: list[str]) -> int:
         print(format_methods())
         return 0
     if args.command in ("search-alpha", "single-scores"):
-        from mergekit_plugins.search import run_search_from_args
+        from mergekit_plugins.search_cli import run_search_from_args
 
         return run_search_from_args(args)
     if args.command == "lora-merge":

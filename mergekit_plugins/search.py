@@ -14,17 +14,14 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import importlib
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +141,8 @@ def _run_mergekit(config: dict[str, Any], out: str, cfg: SearchAlphaConfig) -> N
     )
 
 
-def _read_config(path: str) -> dict[str, Any]:
+def read_merge_config(path: str) -> dict[str, Any]:
+    """The merge YAML at `path`, checked like `mergekit-plugins yaml` checks it; `SearchError` on bad input."""
     import yaml
 
     try:
@@ -191,7 +189,7 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
     from mergekit_plugins.plugins import load_plugins
 
     load_plugins()
-    config = _read_config(cfg.config)
+    config = read_merge_config(cfg.config)
     method = config.get("merge_method")
     param = scale_parameter(method)
     try:
@@ -264,7 +262,7 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
         with staged_dir(cfg.save_best) as staging:
             _run_mergekit(_with_scale(config, param, best["alpha"]), str(staging), cfg)
         report["saved"] = str(Path(cfg.save_best))
-    _write_json(Path(cfg.output_json), report)
+    write_json(Path(cfg.output_json), report)
     _plot(report, Path(cfg.output_png or Path(cfg.output_json).with_suffix(".png")))
     return report
 
@@ -303,7 +301,8 @@ def _summarise(alpha: float, scores: dict[str, float], single: dict[str, float] 
     }
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """`data` as indented JSON at `path`, staged (a temporary sibling renamed into place)."""
     with staged_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
@@ -334,73 +333,3 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     with staged_file(path) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
-
-
-def add_search_parser(sub: Any) -> None:
-    """The `search-alpha` sub-command, one option per `SearchAlphaConfig` field, and `single-scores`."""
-    p = sub.add_parser("search-alpha", help="choose α on validation with one merge and an in-memory sweep")
-    helps = {f.name: f.metadata["help"] for f in fields(SearchAlphaConfig)}
-    s = sub.add_parser(
-        "single-scores", help="write {task: score of its single-task model} for --single-task-scores"
-    )
-    for q in (p, s):
-        q.add_argument("config", help=helps["config"])
-        q.add_argument("--eval", required=True, help=helps["eval"])
-        q.add_argument(
-            "--eval-data", action="append", default=None, metavar="TASK=FILE", help=helps["eval_data"]
-        )
-        q.add_argument("--max-new-tokens", type=int, default=64, help=helps["max_new_tokens"])
-        q.add_argument("--output-dir", default="outputs/search-alpha", help=helps["output_dir"])
-        q.add_argument("--output-json", default=None, help=helps["output_json"])
-    s.set_defaults(single_scores=True)
-    for name in ("grid", "single_task_scores", "output_png", "save_best"):
-        p.add_argument(f"--{name.replace('_', '-')}", default=None, help=helps[name])
-    for q in (p, s):
-        q.add_argument("--device", default="cpu", help=helps["device"])
-        q.add_argument("--trust-remote-code", action="store_true", help=helps["trust_remote_code"])
-    p.add_argument("--num-threads", type=int, default=None, help=helps["num_threads"])
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
-
-
-def run_search_from_args(args: argparse.Namespace) -> int:
-    """CLI entry: one-line errors; exit 2 on bad input (`SearchError`), 1 on a runtime failure."""
-    if getattr(args, "single_scores", False):
-        return run_single_scores(args)
-    cfg = SearchAlphaConfig(**{f.name: getattr(args, f.name) for f in fields(SearchAlphaConfig)})
-    try:
-        report = search_alpha(cfg)
-    except SearchError as exc:
-        print(f"mergekit-plugins search-alpha: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - mergekit / model errors: one actionable line
-        print(f"mergekit-plugins search-alpha: error: {one_line(exc)}", file=sys.stderr)
-        return 1
-    best = report["best"]
-    print(
-        f"best {report['parameter']} = {best['alpha']:g} ({report['criterion']} {best['mean']:.4f}); "
-        f"results in {cfg.output_json}"
-    )
-    return 0
-
-
-def run_single_scores(args: argparse.Namespace) -> int:
-    """`mergekit-plugins single-scores`: evaluate every model of the merge, write {task: its model's score}."""
-    from mergekit_plugins.evals import EvalSpecError, single_task_scores
-
-    cfg = SearchAlphaConfig(
-        config=args.config, eval=args.eval, eval_data=args.eval_data, max_new_tokens=args.max_new_tokens,
-        output_dir=args.output_dir, output_json=args.output_json or str(Path(args.output_dir) / "single.json"),
-        device=args.device, trust_remote_code=args.trust_remote_code,
-    )  # fmt: skip
-    try:
-        config = _read_config(cfg.config)
-        models = {Path(str(m["model"])).name: str(m["model"]) for m in config.get("models") or []}
-        scores = single_task_scores(
-            models, make_evaluator(cfg), device=cfg.device, trust_remote_code=cfg.trust_remote_code
-        )
-    except (SearchError, EvalSpecError) as exc:
-        print(f"mergekit-plugins single-scores: error: {exc}", file=sys.stderr)
-        return 2
-    _write_json(Path(cfg.output_json), scores)
-    print(f"single-task scores {scores} written to {cfg.output_json}")
-    return 0
