@@ -34,7 +34,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 def measure(path: str, rows: list[dict], chat: bool, samples: int, max_new_tokens: int, seed: int) -> dict:
     """Sample, then score every completion with the model as its own proxy, both ways."""
     from trl_distillguard.calibration_reward import CalibrationReward
-    from trl_distillguard.evaluate import generate, load_causal_lm, resolve_verifier
+    from trl_distillguard.generation import generate
+    from trl_distillguard.loading import load_causal_lm
+    from trl_distillguard.plugins import resolve_reward
 
     model, tok = load_causal_lm(path, "model")
     prompts = [[{"role": "user", "content": r["prompt"]}] if chat else r["prompt"] for r in rows]
@@ -55,7 +57,7 @@ def measure(path: str, rows: list[dict], chat: bool, samples: int, max_new_token
         list(tok(texts[i], add_special_tokens=False)["input_ids"]) + eos[i] for i in range(len(flat))
     ]
     odd = [i for i in keep if canonical[i] != ids[i]]
-    verifier = resolve_verifier("math_answer")
+    verifier = resolve_reward("math_answer", "verifier")
     right = verifier(prompts=ps, completions=texts, answer=[f[1].get("answer", "") for f in flat])
     mean = lambda xs: statistics.fmean(xs) if xs else None  # noqa: E731
     return {

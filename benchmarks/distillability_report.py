@@ -44,10 +44,12 @@ torch.set_num_threads(1)
 import tiny  # noqa: E402
 from transformers import LlamaForCausalLM, Qwen2ForCausalLM  # noqa: E402
 
+from distill_ortho_merge.outputs import json_safe  # noqa: E402
 from trl_distillguard.diagnose import DiagnoseConfig, diagnose  # noqa: E402
 from trl_distillguard.distill import distill  # noqa: E402
 from trl_distillguard.distill_config import DistillConfig  # noqa: E402
-from trl_distillguard.evaluate import json_safe, load_causal_lm, resolve_verifier  # noqa: E402
+from trl_distillguard.loading import load_causal_lm  # noqa: E402
+from trl_distillguard.plugins import resolve_reward  # noqa: E402
 from trl_distillguard.report import run_report  # noqa: E402
 from trl_distillguard.report_config import ReportConfig  # noqa: E402
 
@@ -152,7 +154,7 @@ def calibrate(src: Path, proxy: Path, train_rows, out: Path, eta: float, steps: 
         proxy_model_name_or_path=str(proxy), distillability=eta,
     )  # fmt: skip
     trainer = DistillGuardTrainer(
-        model=str(src), reward_funcs=[resolve_verifier("math_answer")], args=args,
+        model=str(src), reward_funcs=[resolve_reward("math_answer", "verifier")], args=args,
         train_dataset=Dataset.from_list(train_rows),
     )  # fmt: skip
     trainer.train()

@@ -14,11 +14,15 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from distill_ortho_merge.cli import InputError
 
 
 def replace_dir(src: Path, dst: Path) -> None:
@@ -69,3 +73,56 @@ def staged_file(target: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write into; rename it to `path` only when the block succeeds.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> with atomic_output_dir(root / "out") as tmp:
+        ...     _ = (tmp / "a.txt").write_text("x")
+        >>> (root / "out" / "a.txt").read_text()
+        'x'
+    """
+    path = check_output_dir(path, overwrite)
+    with staged_dir(path) as tmp:  # the project's one temp-sibling-then-rename mechanism
+        yield tmp
+
+
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """`path`, or a one-line `InputError` when it is occupied and `overwrite` is false (call it before any work).
+
+    Example:
+        >>> check_output_dir("/no/such/dir").name
+        'dir'
+    """
+    path = Path(path)
+    occupied = (path.is_dir() and any(path.iterdir())) or (path.exists() and not path.is_dir())
+    if occupied and not overwrite:
+        raise InputError(f"output_dir: {path} exists and is not empty (pass --overwrite_output_dir true)")
+    return path
+
+
+def json_safe(obj: Any) -> Any:
+    """`obj` with tensors as lists and non-finite floats as None, so the file is strict JSON.
+
+    Example:
+        >>> json_safe({"a": float("nan"), "b": [1.0, float("inf")]})
+        {'a': None, 'b': [1.0, None]}
+    """
+    if hasattr(obj, "tolist") and not isinstance(
+        obj, (str, bytes)
+    ):  # a tensor or an array (no torch import here)
+        obj = obj.tolist()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)

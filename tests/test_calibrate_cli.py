@@ -9,8 +9,8 @@ import pytest
 import tiny
 from transformers import AutoModelForCausalLM
 
-from trl_distillguard.calibrate import resolve_reward
 from trl_distillguard.cli import main as cli_main
+from trl_distillguard.plugins import resolve_reward
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_YAML = ROOT / "examples" / "configs" / "tiny.yaml"

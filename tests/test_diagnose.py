@@ -11,7 +11,7 @@ import torch
 
 from distill_ortho_merge.cli import InputError
 from trl_distillguard.diagnose import DiagnoseConfig, _aligned_ratios, diagnose, main, score_texts
-from trl_distillguard.evaluate import load_causal_lm
+from trl_distillguard.loading import load_causal_lm
 
 PROMPTS = ["What is 3 + 4?", "Reverse abc:", "the teacher"]
 TEXTS = [" The answer is 7. #### 7", " cba. Sort abc: abc.", " model learns from the student"]

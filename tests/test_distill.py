@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 from distill_ortho_merge.cli import InputError
 from trl_distillguard.distill import check_byte_level, distill, main, sample_teacher
 from trl_distillguard.distill_config import DistillConfig
-from trl_distillguard.evaluate import load_causal_lm
+from trl_distillguard.loading import load_causal_lm
 
 
 @pytest.fixture(scope="module")

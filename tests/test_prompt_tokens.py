@@ -11,7 +11,7 @@ from tokenizers import processors
 
 from distill_ortho_merge.cli import InputError
 from trl_distillguard.calibration_reward import prompt_token_ids
-from trl_distillguard.evaluate import generate, tokenize_prompt
+from trl_distillguard.generation import generate, tokenize_prompt
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,10 @@ import tiny
 import torch
 
 from distill_ortho_merge.cli import InputError
-from trl_distillguard.evaluate import evaluate, generate, load_causal_lm, resolve_verifier
+from trl_distillguard.evaluate import evaluate
+from trl_distillguard.generation import generate
+from trl_distillguard.loading import load_causal_lm
+from trl_distillguard.plugins import resolve_reward
 from trl_distillguard.report import main, mean_std, run_report, summarize
 from trl_distillguard.report_config import ReportConfig
 
@@ -75,7 +78,7 @@ def test_report_end_to_end_two_seeds(teacher_dir, perturbed_teacher_dir, student
     # The teacher score in the report is the deterministic greedy evaluation, recomputed independently.
     model, tok = load_causal_lm(str(teacher_dir), "t")
     rows = [json.loads(x) for x in (data / "eval.jsonl").read_text().splitlines()]
-    again = evaluate(model, tok, rows, resolve_verifier("math_answer"), max_new_tokens=6, desc=None)
+    again = evaluate(model, tok, rows, resolve_reward("math_answer", "verifier"), max_new_tokens=6, desc=None)
     assert report["teachers"]["original"]["score"] == again.score
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -129,7 +132,7 @@ def test_warns_when_every_student_is_the_proxy(teacher_dir, student_dir, data, t
         ({"eval_dataset": "nogold.jsonl"}, "no gold answers for verifier 'math_answer'"),
         ({"train_dataset": "empty.jsonl"}, r"train_dataset: .*empty\.jsonl has no rows"),
         ({"recipes": ["kd"]}, "shared vocabulary"),
-        ({"verifier": "no_such_verifier"}, "not registered"),
+        ({"verifier": "no_such_verifier"}, "verifier: .no_such_verifier. is not a registered reward"),
         ({"students": "train.jsonl"}, "not a model directory"),
     ],
 )

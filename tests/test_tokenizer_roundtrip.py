@@ -68,7 +68,7 @@ def test_loaders_warn_on_a_mismatch(tokenizer_b, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="trl_distillguard.tokenizer_check"):
         assert warn_if_tokenizer_differs(loaded, bad)
     assert "tokenizer.json" in caplog.text
-    from trl_distillguard.evaluate import load_causal_lm
+    from trl_distillguard.loading import load_causal_lm
 
     tiny.make_teacher(tokenizer_b).save_pretrained(bad)
     caplog.clear()

@@ -17,16 +17,17 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Also sets the offline env vars before TRL/transformers are imported.
 from distill_ortho_merge.cli import InputError, run_cli
-from trl_distillguard.evaluate import check_output_dir, json_safe
+from distill_ortho_merge.outputs import check_output_dir, json_safe
+
+# Also sets the offline env vars before TRL/transformers are imported.
+from trl_distillguard.plugins import resolve_reward
 
 
 @dataclass
@@ -65,29 +66,6 @@ class CalibrateArguments:
     )
 
 
-def resolve_reward(name: str) -> Any:
-    """A reward function by registry name, else by import path ``module.attr`` (the attribute is used as is).
-
-    Example:
-        >>> resolve_reward("math_answer").__name__
-        'math_answer'
-    """
-    from trl_distillguard.plugins import registry
-
-    items = registry()
-    if name in items:
-        return items[name].obj
-    if "." in name:
-        module, attr = name.rsplit(".", 1)
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise InputError(f"reward_funcs: cannot import {name!r} ({type(exc).__name__}: {exc})") from None
-    raise InputError(
-        f"reward_funcs: {name!r} is not a registered reward ({', '.join(sorted(items))}) nor a `module.attr` path"
-    )
-
-
 def _check_output_dir(out: Path, resume: str | None, overwrite: bool = False) -> Path:
     check_output_dir(out, overwrite)
     partial = out.with_name(out.name + ".partial")
@@ -115,7 +93,7 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     partial = _check_output_dir(
         out, args.resume_from_checkpoint, script.overwrite_output_dir
     )  # before any work
-    rewards = [resolve_reward(name) for name in script.reward_funcs]
+    rewards = [resolve_reward(name, "reward_funcs") for name in script.reward_funcs]
     try:
         dataset = load_prompt_dataset(
             script.dataset_name, prompt_column=script.prompt_column, size=script.dataset_size, seed=args.seed

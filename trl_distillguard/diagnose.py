@@ -32,22 +32,15 @@ import torch
 from tqdm.auto import tqdm
 
 from distill_ortho_merge.cli import InputError, run_cli
+from distill_ortho_merge.outputs import atomic_output_dir, check_output_dir, json_safe
 from trl_distillguard import traps
 from trl_distillguard.calibration_reward import right_pad
 from trl_distillguard.diagnose_config import DiagnoseConfig
 from trl_distillguard.diagnose_plot import plot_diagnosis
-from trl_distillguard.evaluate import (
-    _columns,
-    atomic_output_dir,
-    check_output_dir,
-    generate,
-    json_safe,
-    load_causal_lm,
-    load_rows,
-    prompts_of,
-    resolve_verifier,
-    tokenize_prompt,
-)
+from trl_distillguard.evaluate import _columns, load_rows, prompts_of
+from trl_distillguard.generation import generate, tokenize_prompt
+from trl_distillguard.loading import load_causal_lm
+from trl_distillguard.plugins import resolve_reward
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -184,7 +177,7 @@ def diagnose(cfg: DiagnoseConfig) -> dict[str, Any]:
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)  # before any work
     rows = load_rows(cfg.dataset_name_or_path, "dataset_name_or_path")[: cfg.max_prompts]
     prompts = prompts_of(rows, cfg.prompt_column, "dataset")
-    verifier = resolve_verifier(cfg.verifier) if cfg.verifier else None
+    verifier = resolve_reward(cfg.verifier, "verifier") if cfg.verifier else None
     teacher, t_tok = load_causal_lm(cfg.teacher_model_name_or_path, "teacher_model_name_or_path")
     student, s_tok = load_causal_lm(cfg.student_model_name_or_path, "student_model_name_or_path")
     shared_vocab = t_tok.get_vocab() == s_tok.get_vocab()

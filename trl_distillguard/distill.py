@@ -14,8 +14,7 @@ written to a temporary sibling of `output_dir` and renamed into place (by the ma
 Example:
     $ distillguard distill --config examples/configs/distill_tiny.yaml --recipe sft
     >>> from trl_distillguard.distill import distill
-    >>> from peft_orthoreg.trainer import sharded_parameters
-from trl_distillguard.distill_config import DistillConfig
+    >>> from trl_distillguard.distill_config import DistillConfig
     >>> # distill(DistillConfig(recipe="sft", teacher_model_name_or_path="teacher", student_model_name_or_path="student",
     >>> #                       dataset_name_or_path="prompts.jsonl", output_dir="student-sft", max_steps=50))
 """
@@ -36,17 +35,12 @@ from typing import Any
 import torch
 
 from distill_ortho_merge.cli import InputError, run_cli
+from distill_ortho_merge.outputs import atomic_output_dir, check_output_dir
 from peft_orthoreg.trainer import sharded_parameters
 from trl_distillguard.distill_config import DistillConfig
-from trl_distillguard.evaluate import (
-    atomic_output_dir,
-    check_output_dir,
-    cut_at_eos,
-    generate,
-    load_causal_lm,
-    load_rows,
-    prompts_of,
-)
+from trl_distillguard.evaluate import load_rows, prompts_of
+from trl_distillguard.generation import cut_at_eos, generate
+from trl_distillguard.loading import load_causal_lm
 
 
 def sample_teacher(

@@ -11,6 +11,11 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from distill_ortho_merge.cli import InputError
 from distill_ortho_merge.registry import PluginItem, PluginRegistry
 from trl_distillguard import hookspecs
 
@@ -28,3 +33,25 @@ def load_plugins() -> list[str]:
 def registry() -> dict[str, PluginItem]:
     """Every item by name, with the plugin and the distribution that provided it."""
     return plugin_registry.registry()
+
+
+def resolve_reward(name: str, role: str = "reward_funcs") -> Callable[..., Any]:
+    """A reward function (or verifier) by registry name, else by import path `module:attr` or `module.attr` (the
+    attribute is used as is, as `trl grpo --reward_funcs` does); one-line `InputError`s name `role`.
+
+    Example:
+        >>> resolve_reward("qa_exact_match", "verifier")(prompts=["q"], completions=["Paris"], answer=["paris"])
+        [1.0]
+    """
+    items = registry()
+    if name in items:
+        return items[name].obj
+    module, sep, attr = name.partition(":") if ":" in name else name.rpartition(".")
+    if not sep:
+        raise InputError(
+            f"{role}: {name!r} is not a registered reward ({', '.join(sorted(items))}) nor a `module:attr` path"
+        )
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"{role}: cannot import {name!r} ({type(exc).__name__}: {exc})") from None

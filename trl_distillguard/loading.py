@@ -1,0 +1,73 @@
+"""Loading a causal LM and its tokenizer for the commands (teacher, proxy, student), with one-line errors naming
+the role, and the device models run on.
+
+Example:
+    >>> device().type in {"cpu", "cuda"}
+    True
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from distill_ortho_merge.cli import InputError
+from trl_distillguard.tokenizer_check import warn_if_tokenizer_differs
+
+
+def load_causal_lm(
+    path: str, role: str, *, trust_remote_code: bool = False, tokenizer_path: str | None = None
+):
+    """(model, tokenizer) from a local path, with a one-line error naming `role` when it is not a causal LM.
+
+    Example:
+        >>> # model, tok = load_causal_lm("path/to/teacher", "teacher_model_name_or_path")
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    check_causal_lm(path, role, trust_remote_code=trust_remote_code)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch.float32, trust_remote_code=trust_remote_code
+        )
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise InputError(
+            f"{role}: cannot load {path!r} as a causal LM ({str(err).splitlines()[0]})"
+        ) from None
+    warn_if_tokenizer_differs(tokenizer, tokenizer_path or path)  # e.g. qwen2 re-imposes Qwen2's regex
+    if tokenizer.pad_token is None:  # generation needs padding; EOS as pad is the standard safe fallback
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return model.to(device()).eval(), tokenizer
+
+
+def check_causal_lm(path: str, role: str, *, trust_remote_code: bool = False) -> None:
+    """Fail early (one line naming `role`) when `path` is not a causal-LM directory; loads the config only.
+
+    Example:
+        >>> # check_causal_lm("prompts.jsonl", "teacher")  # InputError: teacher: ... is not a model directory
+    """
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{role}: {path!r} is not a model directory ({str(err).splitlines()[0]})") from None
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not trust_remote_code:
+        raise InputError(f"{role}: {path!r} is a {config.model_type!r} model, not a causal LM")
+
+
+def device() -> torch.device:
+    """The device models run on: CUDA when available (this process's GPU under torchrun), else CPU.
+
+    Example:
+        >>> device().type in {"cpu", "cuda"}
+        True
+    """
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    rank = os.environ.get("LOCAL_RANK")  # torchrun / accelerate launch: one GPU per process
+    return torch.device("cuda", int(rank)) if rank is not None else torch.device("cuda")
