@@ -35,7 +35,13 @@ from mergekit_plugins.search_config import (
     SearchAlphaConfig,
     parse_grid,
 )
-from mergekit_plugins.yaml_command import OUR_METHODS, ConfigError, check_config, one_line
+from mergekit_plugins.yaml_command import (
+    OUR_METHODS,
+    ConfigError,
+    check_config,
+    one_line,
+    resolve_config_models,
+)
 
 
 class SearchError(ValueError):
@@ -128,6 +134,7 @@ def _read_config(path: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as fh:
             config = yaml.safe_load(fh)
         check_config(config, where=path)
+        config = resolve_config_models(config, where=path)  # built-in names / GGUF files -> directories
     except ConfigError as exc:
         raise SearchError(str(exc)) from None
     except (OSError, yaml.YAMLError) as exc:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 # Also sets the offline env vars before TRL/transformers are imported.
-from trl_distillguard.evaluate import InputError, json_safe, run_cli
+from trl_distillguard.evaluate import InputError, json_safe, resolve_model_path, run_cli
 
 
 @dataclass
@@ -113,10 +113,15 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
         )
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(f"dataset_name: {exc}") from None
+    # TRL's GRPOTrainer takes the teacher as a path string (and reloads the KL anchor from it): resolve names
+    # and GGUF files to a local directory first, like the proxy.
+    teacher = resolve_model_path(model_args.model_name_or_path, "model_name_or_path")
     if args.proxy_model_name_or_path:
-        proxy_path = Path(args.proxy_model_name_or_path).expanduser()
-        if not proxy_path.exists():
-            raise InputError(f"proxy_model_name_or_path: {args.proxy_model_name_or_path} does not exist")
+        args.proxy_model_name_or_path = resolve_model_path(args.proxy_model_name_or_path, "proxy_model_name_or_path")
+        if args.proxy_tokenizer_name_or_path:
+            args.proxy_tokenizer_name_or_path = resolve_model_path(
+                args.proxy_tokenizer_name_or_path, "proxy_tokenizer_name_or_path"
+            )
         if is_conversational_prompt(dataset[0]["prompt"]):
             try:
                 tok = load_proxy_tokenizer(args.proxy_tokenizer_name_or_path or args.proxy_model_name_or_path)
@@ -133,7 +138,7 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     created = not partial.exists()
     try:
         trainer = DistillGuardTrainer(
-            model_args.model_name_or_path,
+            teacher,
             reward_funcs=rewards,
             args=args,
             train_dataset=dataset,

@@ -38,6 +38,7 @@ from trl_distillguard.evaluate import (
     load_causal_lm,
     load_rows,
     prompts_of,
+    resolve_model_path,
     run_cli,
 )
 
@@ -292,7 +293,8 @@ def distill(
         elif cfg.recipe == "kd":
             trainer = _train_kd(cfg, student, s_tok, t_model, _unique(prompts), work)
         else:
-            trainer = _train_uld(cfg, student, s_tok, cfg.teacher_model_name_or_path, samples, work)
+            teacher_dir = resolve_model_path(cfg.teacher_model_name_or_path, "teacher_model_name_or_path")
+            trainer = _train_uld(cfg, student, s_tok, teacher_dir, samples, work)
         if quiet:  # inside a report: one outer progress bar, no per-step log lines
             from transformers.trainer_callback import PrinterCallback, ProgressCallback
 

@@ -36,6 +36,7 @@ from trl_distillguard.evaluate import (
     load_causal_lm,
     load_rows,
     prompts_of,
+    resolve_model_path,
     resolve_verifier,
     run_cli,
 )
@@ -125,6 +126,11 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     _validate(cfg)
+    # Built-in names and *.gguf files become local directories (converted once) before anything compares paths.
+    cfg.teachers = {n: resolve_model_path(p, f"teacher {n}") for n, p in cfg.teachers.items()}
+    cfg.students = {n: resolve_model_path(p, f"student {n}") for n, p in cfg.students.items()}
+    if cfg.proxy_model_name_or_path:
+        cfg.proxy_model_name_or_path = resolve_model_path(cfg.proxy_model_name_or_path, "proxy_model_name_or_path")
     started = time.perf_counter()
     verifier = resolve_verifier(cfg.verifier)
     train_prompts = prompts_of(
