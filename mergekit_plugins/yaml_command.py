@@ -145,8 +145,9 @@ def run_yaml(argv: list[str]) -> int:
         return 1
     try:
         with staged_dir(out) as staging:
-            if resolved != config:  # built-in names / GGUF files: mergekit reads a copy naming the directories
-                ctx.params["config_file"] = str(staging.parent / "resolved_config.yml")  # removed with the stage
+            # built-in names / GGUF files: mergekit reads a copy naming the directories (removed with the stage)
+            if resolved != config:
+                ctx.params["config_file"] = str(staging.parent / "resolved_config.yml")
                 Path(ctx.params["config_file"]).write_text(yaml.safe_dump(resolved, sort_keys=False))
             ctx.params["out_path"] = str(staging)
             with ctx:

@@ -117,7 +117,9 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     # and GGUF files to a local directory first, like the proxy.
     teacher = resolve_model_path(model_args.model_name_or_path, "model_name_or_path")
     if args.proxy_model_name_or_path:
-        args.proxy_model_name_or_path = resolve_model_path(args.proxy_model_name_or_path, "proxy_model_name_or_path")
+        args.proxy_model_name_or_path = resolve_model_path(
+            args.proxy_model_name_or_path, "proxy_model_name_or_path"
+        )
         if args.proxy_tokenizer_name_or_path:
             args.proxy_tokenizer_name_or_path = resolve_model_path(
                 args.proxy_tokenizer_name_or_path, "proxy_tokenizer_name_or_path"

@@ -130,7 +130,9 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
     cfg.teachers = {n: resolve_model_path(p, f"teacher {n}") for n, p in cfg.teachers.items()}
     cfg.students = {n: resolve_model_path(p, f"student {n}") for n, p in cfg.students.items()}
     if cfg.proxy_model_name_or_path:
-        cfg.proxy_model_name_or_path = resolve_model_path(cfg.proxy_model_name_or_path, "proxy_model_name_or_path")
+        cfg.proxy_model_name_or_path = resolve_model_path(
+            cfg.proxy_model_name_or_path, "proxy_model_name_or_path"
+        )
     started = time.perf_counter()
     verifier = resolve_verifier(cfg.verifier)
     train_prompts = prompts_of(
