@@ -61,6 +61,7 @@ class BuiltinModel:
     locate: Callable[[Path], Path]  # cache dir -> the GGUF file (may assemble it there)
     description: str
     license: str
+    chat_template: str | None = None  # added at conversion when the GGUF carries none
 
     @property
     def install_command(self) -> str:
@@ -89,6 +90,21 @@ def _gemma_gguf(work: Path) -> Path:
         raise ModelError(f"gemma-3-270m: {exc}") from None
 
 
+# Gemma 3's turn format (the GGUF of the base model has no template; the tokens exist in its vocabulary): a system
+# message is prepended to the first user turn, the assistant role is called "model".
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}{%- set first = messages[0]['content'] + '\n\n' -%}"
+    "{%- set loop_messages = messages[1:] -%}{%- else -%}{%- set first = '' -%}{%- set loop_messages = messages -%}"
+    "{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first if loop.first else '') + message['content'] | trim"
+    " + '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "smollm2-135m-instruct": BuiltinModel(
         "smollm2-135m-instruct",
@@ -105,6 +121,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         _gemma_gguf,
         "Gemma-3-270M base (Gemma 3, 268M, 262k SentencePiece), Q4_K_M GGUF",
         "Gemma terms of use (https://ai.google.dev/gemma/terms)",
+        GEMMA3_CHAT_TEMPLATE,
     ),
 }
 
@@ -178,7 +195,7 @@ def resolve_model(spec: str | os.PathLike, role: str = "model") -> Path:
         work.mkdir(parents=True, exist_ok=True)
         gguf = model.locate(work)
         try:
-            return convert_gguf(gguf, out, role, source=text)
+            return convert_gguf(gguf, out, role, source=text, chat_template=model.chat_template)
         finally:
             if gguf.parent == work:  # an assembled file: the converted directory replaces it
                 gguf.unlink(missing_ok=True)
@@ -223,12 +240,14 @@ def resolve_model_str(spec: str | os.PathLike | None, role: str = "model") -> st
     return str(resolve_model(spec, role)) if spec else spec
 
 
-def convert_gguf(gguf: Path, out: Path, role: str = "model", *, source: str = "") -> Path:
+def convert_gguf(
+    gguf: Path, out: Path, role: str = "model", *, source: str = "", chat_template: str | None = None
+) -> Path:
     """De-quantise `gguf` into `out` (fp32 `save_pretrained` model + tokenizer), staged and renamed.
 
     A GGUF-loaded model is flagged as quantised and refuses `save_pretrained`, so its state dict is copied into
     a fresh model of the same config without ``quantization_config``. The tokenizer is saved from the GGUF's own
-    (`save_tokenizer`), so the directory tokenises exactly like the GGUF.
+    (`save_tokenizer`), so the directory tokenises exactly like the GGUF; `chat_template` is set when it has none.
 
     Example:
         >>> # convert_gguf(Path("m.gguf"), cache_dir() / "gguf" / "m")
@@ -245,6 +264,8 @@ def convert_gguf(gguf: Path, out: Path, role: str = "model", *, source: str = ""
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelError(f"{role}: cannot read {gguf} as a GGUF causal LM ({_first_line(exc)})") from None
+    if chat_template and not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = chat_template
     config = loaded.config
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
