@@ -138,3 +138,43 @@ def test_cli_data_list(capsys):
     assert distillguard(["data", "list"]) == 0
     out = capsys.readouterr().out
     assert "reasoning_gym:<task>" in out and "ifbench" in out and "mmlu_fewshot" in out
+
+
+@pytest.mark.parametrize(
+    ("iid", "text", "kwargs", "want"),
+    [
+        ("count:word_count_range", "one, two three!", {"min_words": 3.0, "max_words": 3.0}, True),
+        ("count:word_count_range", "one two", {"min_words": 3.0, "max_words": 5.0}, False),
+        ("count:unique_word_count", "A a b, c.", {"N": 3.0}, True),
+        ("count:unique_word_count", "a a a", {"N": 2.0}, False),
+        ("words:repeats", "x x y", {"small_n": 2.0}, True),
+        ("words:repeats", "x, x x", {"small_n": 2.0}, False),
+        (
+            "count:keywords_multiple",
+            "a b b c c c d d d d d e e e e e e e",
+            dict(zip(["keyword1", "keyword2", "keyword3", "keyword4", "keyword5"], "abcde")),
+            True,
+        ),
+        (
+            "count:keywords_multiple",
+            "a",
+            dict(zip(["keyword1", "keyword2", "keyword3", "keyword4", "keyword5"], "abcde")),
+            False,
+        ),
+        ("words:no_consecutive", "red apple blue cat", {}, True),
+        ("words:no_consecutive", "red rabbit", {}, False),
+        ("format:parentheses", "(a [b {c (d [e])}])", {}, True),
+        ("format:parentheses", "((( )))", {}, False),
+        ("format:quotes", '"a \'b "c" b\' a"', {}, True),
+        ("format:quotes", "\"a 'b' a\"", {}, False),
+        ("words:prime_lengths", "to the house", {}, True),
+        ("words:prime_lengths", "a cat", {}, False),
+        ("format:no_whitespace", "nospace", {}, True),
+        ("format:list", "!?!? a\n!?!? b", {"sep": "!?!?"}, True),
+        ("format:list", "!?!? a", {"sep": "!?!?"}, False),
+    ],
+)
+def test_ifbench_checkers(iid, text, kwargs, want):
+    from trl_distillguard.verifiers import check_instruction
+
+    assert check_instruction(iid, text, kwargs) is want

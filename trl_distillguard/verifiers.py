@@ -48,6 +48,7 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
 
+from trl_distillguard.ifbench_checkers import IFBENCH_CHECKERS
 from trl_distillguard.task_data import extract_final_answer, reasoning_gym
 
 __all__ = [
@@ -540,6 +541,7 @@ INSTRUCTION_CHECKERS: dict[str, Callable[..., bool]] = {
         t.strip().lower().startswith(prompt_to_repeat.strip().lower())
     ),
     "combination:two_responses": _two_responses,
+    **IFBENCH_CHECKERS,  # a subset of IFBench's own instruction types
 }
 
 
