@@ -178,3 +178,10 @@ def test_ifbench_checkers(iid, text, kwargs, want):
     from trl_distillguard.verifiers import check_instruction
 
     assert check_instruction(iid, text, kwargs) is want
+
+
+def test_every_ifbench_checker_has_a_case():
+    from trl_distillguard.ifbench_checkers import IFBENCH_CHECKERS
+
+    cases = test_ifbench_checkers.pytestmark[0].args[1]
+    assert {c[0] for c in cases} == set(IFBENCH_CHECKERS)
