@@ -185,3 +185,13 @@ def test_every_ifbench_checker_has_a_case():
 
     cases = test_ifbench_checkers.pytestmark[0].args[1]
     assert {c[0] for c in cases} == set(IFBENCH_CHECKERS)
+
+
+def test_reasoning_gym_verifier_is_registered_for_trl():
+    import importlib
+
+    from trl_distillguard.plugins import registry
+
+    assert registry()["reasoning_gym"].builtin  # distillguard's reward_funcs / verifier names
+    # `trl grpo --reward_funcs trl_distillguard.verifiers.reasoning_gym` imports the module and takes the attribute
+    assert importlib.import_module("trl_distillguard.verifiers").reasoning_gym is T.reasoning_gym
