@@ -71,10 +71,10 @@ def data_main(argv: list[str]) -> int:
     parser.parse_args(argv)
     from trl_distillguard.task_data import dataset_table
 
-    print(f"{'spec':<28} {'available':<9} verifier             description")
+    print(f"{'spec':<28} {'available':<9} {'verifier':<22} description")
     for row in dataset_table():
         print(
-            f"{row['spec']:<28} {'yes' if row['available'] else 'no':<9} {row['verifier']:<20} {row['description']}"
+            f"{row['spec']:<28} {'yes' if row['available'] else 'no':<9} {row['verifier']:<22} {row['description']}"
         )
         if not row["available"]:
             print(f"  install: {row['install']}")
