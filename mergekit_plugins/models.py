@@ -283,11 +283,11 @@ def convert_gguf(
 
 
 def save_tokenizer(tokenizer: Any, out: Path) -> None:
-    """Save a GGUF-built tokenizer so that `AutoTokenizer.from_pretrained(out)` loads the same class.
+    """Save a GGUF-built tokenizer so that `AutoTokenizer.from_pretrained(out)` tokenises exactly like it.
 
-    transformers 5 maps some model types to a specific tokenizer class (e.g. Gemma's) that rebuilds the
-    normaliser/pre-tokeniser from its own defaults and ignores the saved ``tokenizer.json`` pipeline; naming
-    the generic fast class in ``tokenizer_config.json`` keeps the exact pipeline that was loaded from the GGUF.
+    ``tokenizer_config.json`` names the generic fast class, so loading uses the saved ``tokenizer.json`` pipeline
+    as is rather than a model-type-specific class that transformers 5 may substitute (with transformers 5.24 the
+    Gemma class gives the same ids on our probe strings too; the generic class does not depend on that).
     """
     tokenizer.save_pretrained(out)
     cfg_file = out / "tokenizer_config.json"
