@@ -116,6 +116,7 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     # TRL's GRPOTrainer takes the teacher as a path string (and reloads the KL anchor from it): resolve names
     # and GGUF files to a local directory first, like the proxy.
     teacher = resolve_model_path(model_args.model_name_or_path, "model_name_or_path")
+    proxy_spec = args.proxy_model_name_or_path  # as given (a name stays a name in calibration.json)
     if args.proxy_model_name_or_path:
         args.proxy_model_name_or_path = resolve_model_path(
             args.proxy_model_name_or_path, "proxy_model_name_or_path"
@@ -156,7 +157,7 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     history = [h for h in trainer.state.log_history if "loss" in h]
     summary = {
         "teacher": model_args.model_name_or_path,
-        "proxy": args.proxy_model_name_or_path,
+        "proxy": proxy_spec,
         "distillability": args.distillability,
         "calibration_mode": args.calibration_mode,
         "calibration_normalization": args.calibration_normalization,
