@@ -38,6 +38,7 @@ from mergekit_plugins.yaml_command import (
     check_config,
     one_line,
     quiet_torch_dtype_warning,
+    resolve_config_models,
     yaml_error,
 )
 
@@ -149,6 +150,7 @@ def read_merge_config(path: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as fh:
             config = yaml.safe_load(fh)
         check_config(config, where=path)
+        config = resolve_config_models(config, where=path)  # built-in names / GGUF files -> directories
     except ConfigError as exc:
         raise SearchError(str(exc)) from None
     except yaml.YAMLError as exc:

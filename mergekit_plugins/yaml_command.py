@@ -55,6 +55,47 @@ def check_config(config: Any, where: str = "config") -> None:
         check(f"parameters.{key}", key, params.get(key))
 
 
+def resolve_config_models(config: Any, where: str = "config") -> Any:
+    """A copy of a merge config whose built-in model names and ``*.gguf`` paths (``base_model``, ``models[].model``,
+    ``slices[].sources[].model``, a ``+lora`` suffix kept) are replaced by their converted local directories
+    (`distill_ortho_merge.models.resolve_model`); anything else is left for mergekit. Raises `ConfigError`.
+
+    Example:
+        >>> resolve_config_models({"base_model": "some/dir", "models": [{"model": "other/dir"}]})["base_model"]
+        'some/dir'
+    """
+    import copy
+
+    from distill_ortho_merge.models import BUILTIN_MODELS, ModelError, resolve_model
+
+    if not isinstance(config, dict):
+        return config
+    config = copy.deepcopy(config)
+
+    def fix(ref: Any, field: str) -> Any:
+        if not isinstance(ref, str):
+            return ref
+        head, plus, lora = ref.partition("+")
+        if head not in BUILTIN_MODELS and not head.endswith(".gguf"):
+            return ref
+        try:
+            return f"{resolve_model(head, f'{where}: {field}')}{plus}{lora}"
+        except ModelError as exc:
+            raise ConfigError(str(exc)) from None
+
+    config["base_model"] = fix(config.get("base_model"), "base_model") if "base_model" in config else None
+    if config["base_model"] is None:
+        del config["base_model"]
+    for i, model in enumerate(config.get("models") or []):
+        if isinstance(model, dict):
+            model["model"] = fix(model.get("model"), f"models[{i}].model")
+    for i, sl in enumerate(config.get("slices") or []):
+        for j, src in enumerate((sl or {}).get("sources") or []):
+            if isinstance(src, dict):
+                src["model"] = fix(src.get("model"), f"slices[{i}].sources[{j}].model")
+    return config
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -140,7 +181,9 @@ def run_yaml(argv: list[str]) -> int:
         return 2
     try:
         with open(config_file, encoding="utf-8") as fh:
-            check_config(yaml.safe_load(fh), where=config_file)
+            config = yaml.safe_load(fh)
+        check_config(config, where=config_file)
+        resolved = resolve_config_models(config, where=config_file)
     except yaml.YAMLError as exc:
         print(f"mergekit-plugins yaml: error: {yaml_error(config_file, exc)}", file=sys.stderr)
         return 2
@@ -152,6 +195,10 @@ def run_yaml(argv: list[str]) -> int:
         return 2  # an unreadable or invalid config is bad input, as in every other command
     try:
         with staged_dir(out) as staging:
+            # built-in names / GGUF files: mergekit reads a copy naming the directories (removed with the stage)
+            if resolved != config:
+                ctx.params["config_file"] = str(staging.parent / "resolved_config.yml")
+                Path(ctx.params["config_file"]).write_text(yaml.safe_dump(resolved, sort_keys=False))
             ctx.params["out_path"] = str(staging)
             with ctx:
                 mergekit_yaml.invoke(ctx)

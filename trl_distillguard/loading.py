@@ -26,6 +26,8 @@ def load_causal_lm(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    path = resolve_model_path(path, role)
+    tokenizer_path = resolve_model_path(tokenizer_path, role) if tokenizer_path else None
     check_causal_lm(path, role, trust_remote_code=trust_remote_code)
     try:
         model = AutoModelForCausalLM.from_pretrained(
@@ -52,12 +54,31 @@ def check_causal_lm(path: str, role: str, *, trust_remote_code: bool = False) ->
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+    path = resolve_model_path(path, role)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise InputError(f"{role}: {path!r} is not a model directory ({str(err).splitlines()[0]})") from None
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not trust_remote_code:
         raise InputError(f"{role}: {path!r} is a {config.model_type!r} model, not a causal LM")
+
+
+def resolve_model_path(spec: str | os.PathLike, role: str) -> str:
+    """A local model directory for a directory, ``*.gguf`` file or built-in name (`distill_ortho_merge.models`),
+    converting a GGUF once into the cache; bad specs become one-line `InputError`s naming `role`.
+
+    Example:
+        >>> resolve_model_path("./no/such/dir", "teacher")
+        Traceback (most recent call last):
+        ...
+        distill_ortho_merge.cli.InputError: teacher: ./no/such/dir does not exist
+    """
+    from distill_ortho_merge.models import ModelError, resolve_model
+
+    try:
+        return str(resolve_model(spec, role))
+    except ModelError as err:
+        raise InputError(str(err)) from None
 
 
 def device() -> torch.device:

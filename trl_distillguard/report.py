@@ -30,7 +30,7 @@ from distill_ortho_merge.cli import InputError, run_cli
 from distill_ortho_merge.outputs import atomic_output_dir, check_output_dir, json_safe
 from trl_distillguard.distill import check_byte_level, check_shared_vocab, distill, sample_teacher
 from trl_distillguard.evaluate import check_gold, evaluate, load_rows, prompts_of
-from trl_distillguard.loading import check_causal_lm, load_causal_lm
+from trl_distillguard.loading import check_causal_lm, load_causal_lm, resolve_model_path
 from trl_distillguard.plugins import resolve_reward
 from trl_distillguard.report_config import ReportConfig
 
@@ -138,6 +138,13 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
 
     _validate(cfg)
     check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)  # before any work
+    # Built-in names and *.gguf files become local directories (converted once) before anything compares paths.
+    cfg.teachers = {n: resolve_model_path(p, f"teacher {n}") for n, p in cfg.teachers.items()}
+    cfg.students = {n: resolve_model_path(p, f"student {n}") for n, p in cfg.students.items()}
+    if cfg.proxy_model_name_or_path:
+        cfg.proxy_model_name_or_path = resolve_model_path(
+            cfg.proxy_model_name_or_path, "proxy_model_name_or_path"
+        )
     started = time.perf_counter()
     verifier = resolve_reward(cfg.verifier, "verifier")
     train_prompts = prompts_of(

@@ -22,6 +22,8 @@ verifier                   columns
                            instruction, or a JSON string of that list); ``instruction_following_loose`` is the
                            IFEval "loose" variant (also tries the response without its first/last line and
                            without ``*``)
+``reasoning_gym``          ``rg_task`` and ``rg_entry`` (``reasoning_gym:<task>`` datasets): reasoning-gym's own
+                           ``score_answer`` of the text after the last ``Answer:`` (`trl_distillguard.task_data`)
 =========================  ========================================================================================
 
 Rows with a missing/None gold answer score ``None``. The ``extract_*`` helpers return *the scored answer*
@@ -41,6 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from trl_distillguard.task_data import extract_final_answer, reasoning_gym
 from trl_distillguard.verifiers.choice import extract_choice, multiple_choice
 from trl_distillguard.verifiers.common import completion_text
 from trl_distillguard.verifiers.instructions import (
@@ -67,6 +70,7 @@ __all__ = [
     "parse_number",
     "qa_exact_match",
     "qa_f1",
+    "reasoning_gym",
     "check_instruction",
     "INSTRUCTION_CHECKERS",
 ]
@@ -80,6 +84,7 @@ VERIFIERS: dict[str, Callable[..., list[float | None]]] = {
     "multiple_choice": multiple_choice,
     "instruction_following": instruction_following,
     "instruction_following_loose": instruction_following_loose,
+    "reasoning_gym": reasoning_gym,
 }
 
 _EXTRACTORS: dict[str, Callable[[str], str | None]] = {
@@ -89,6 +94,7 @@ _EXTRACTORS: dict[str, Callable[[str], str | None]] = {
     "multiple_choice": extract_choice,
     "instruction_following": lambda t: t.strip(),
     "instruction_following_loose": lambda t: t.strip(),
+    "reasoning_gym": extract_final_answer,
 }
 
 

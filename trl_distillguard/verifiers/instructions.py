@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from trl_distillguard.verifiers.common import column_values, completion_text
+from trl_distillguard.verifiers.ifbench import IFBENCH_CHECKERS
 
 
 def _words(text: str) -> list[str]:
@@ -151,6 +152,7 @@ INSTRUCTION_CHECKERS: dict[str, Callable[..., bool]] = {
         t.strip().lower().startswith(prompt_to_repeat.strip().lower())
     ),
     "combination:two_responses": _two_responses,
+    **IFBENCH_CHECKERS,  # a subset of IFBench's own instruction types
 }
 
 
