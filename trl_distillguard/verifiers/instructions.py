@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from trl_distillguard.verifiers.common import column_values, completion_text
@@ -98,62 +99,73 @@ def _two_responses(text: str, **_: Any) -> bool:
     return nonempty[0] != nonempty[1]
 
 
-#: IFEval instruction ids -> checker(text, **kwargs) -> bool. Register more by adding entries.
-INSTRUCTION_CHECKERS: dict[str, Callable[..., bool]] = {
-    "length_constraints:number_words": lambda t, num_words, relation=None, **_: _relation(
-        len(_words(t)), relation, num_words
-    ),
-    "length_constraints:number_sentences": lambda t, num_sentences, relation=None, **_: _relation(
-        len(_sentences(t)), relation, num_sentences
-    ),
-    "length_constraints:number_paragraphs": _paragraphs,
-    "length_constraints:nth_paragraph_first_word": _nth_paragraph,
-    "keywords:existence": lambda t, keywords, **_: all(
-        re.search(re.escape(k), t, flags=re.IGNORECASE) for k in keywords
-    ),
-    "keywords:forbidden_words": lambda t, forbidden_words, **_: (
-        not any(re.search(r"\b" + re.escape(w) + r"\b", t, flags=re.IGNORECASE) for w in forbidden_words)
-    ),
-    "keywords:frequency": lambda t, keyword, frequency, relation=None, **_: _relation(
-        len(re.findall(re.escape(keyword), t, flags=re.IGNORECASE)), relation, frequency
-    ),
-    "keywords:letter_frequency": lambda t, letter, let_frequency, let_relation=None, **_: _relation(
-        t.lower().count(letter.lower()), let_relation, let_frequency
-    ),
-    "detectable_format:json_format": _json,
-    "detectable_format:number_bullet_lists": lambda t, num_bullets, **_: (
-        (
-            len(re.findall(r"^\s*\*[^\*].*$", t, flags=re.MULTILINE))
-            + len(re.findall(r"^\s*-.*$", t, flags=re.MULTILINE))
-        )
-        == num_bullets
-    ),
-    "detectable_format:title": lambda t, **_: any(
-        m.strip("<>").strip() for m in re.findall(r"<<[^\n]+>>", t)
-    ),
-    "detectable_format:number_highlighted_sections": _highlights,
-    "detectable_format:multiple_sections": _sections,
-    "detectable_format:constrained_response": lambda t, **_: any(
-        opt in t for opt in ("My answer is yes.", "My answer is no.", "My answer is maybe.")
-    ),
-    "startend:end_checker": lambda t, end_phrase, **_: t.strip().lower().endswith(end_phrase.strip().lower()),
-    "startend:quotation": lambda t, **_: len(t.strip()) > 1 and t.strip()[0] == '"' and t.strip()[-1] == '"',
-    "change_case:english_lowercase": lambda t, **_: t.islower(),
-    "change_case:english_capital": lambda t, **_: t.isupper(),
-    "change_case:capital_word_frequency": lambda t, capital_frequency, capital_relation=None, **_: _relation(
-        sum(1 for w in _words(t) if w.isupper() and not w.isdigit()), capital_relation, capital_frequency
-    ),
-    "punctuation:no_comma": lambda t, **_: "," not in t,
-    "detectable_content:postscript": _postscript,
-    "detectable_content:number_placeholders": lambda t, num_placeholders, **_: (
-        len(re.findall(r"\[.*?\]", t)) >= num_placeholders
-    ),
-    "combination:repeat_prompt": lambda t, prompt_to_repeat, **_: (
-        t.strip().lower().startswith(prompt_to_repeat.strip().lower())
-    ),
-    "combination:two_responses": _two_responses,
-    **IFBENCH_CHECKERS,  # a subset of IFBench's own instruction types
-}
+#: The built-in checks, IFEval instruction id -> checker(text, **kwargs) -> bool (read-only: a plugin adds
+#: others through the `trl_distillguard_instruction_checks` hook).
+INSTRUCTION_CHECKERS: Mapping[str, Callable[..., bool]] = MappingProxyType(
+    {
+        "length_constraints:number_words": lambda t, num_words, relation=None, **_: _relation(
+            len(_words(t)), relation, num_words
+        ),
+        "length_constraints:number_sentences": lambda t, num_sentences, relation=None, **_: _relation(
+            len(_sentences(t)), relation, num_sentences
+        ),
+        "length_constraints:number_paragraphs": _paragraphs,
+        "length_constraints:nth_paragraph_first_word": _nth_paragraph,
+        "keywords:existence": lambda t, keywords, **_: all(
+            re.search(re.escape(k), t, flags=re.IGNORECASE) for k in keywords
+        ),
+        "keywords:forbidden_words": lambda t, forbidden_words, **_: (
+            not any(re.search(r"\b" + re.escape(w) + r"\b", t, flags=re.IGNORECASE) for w in forbidden_words)
+        ),
+        "keywords:frequency": lambda t, keyword, frequency, relation=None, **_: _relation(
+            len(re.findall(re.escape(keyword), t, flags=re.IGNORECASE)), relation, frequency
+        ),
+        "keywords:letter_frequency": lambda t, letter, let_frequency, let_relation=None, **_: _relation(
+            t.lower().count(letter.lower()), let_relation, let_frequency
+        ),
+        "detectable_format:json_format": _json,
+        "detectable_format:number_bullet_lists": lambda t, num_bullets, **_: (
+            (
+                len(re.findall(r"^\s*\*[^\*].*$", t, flags=re.MULTILINE))
+                + len(re.findall(r"^\s*-.*$", t, flags=re.MULTILINE))
+            )
+            == num_bullets
+        ),
+        "detectable_format:title": lambda t, **_: any(
+            m.strip("<>").strip() for m in re.findall(r"<<[^\n]+>>", t)
+        ),
+        "detectable_format:number_highlighted_sections": _highlights,
+        "detectable_format:multiple_sections": _sections,
+        "detectable_format:constrained_response": lambda t, **_: any(
+            opt in t for opt in ("My answer is yes.", "My answer is no.", "My answer is maybe.")
+        ),
+        "startend:end_checker": lambda t, end_phrase, **_: (
+            t.strip().lower().endswith(end_phrase.strip().lower())
+        ),
+        "startend:quotation": lambda t, **_: (
+            len(t.strip()) > 1 and t.strip()[0] == '"' and t.strip()[-1] == '"'
+        ),
+        "change_case:english_lowercase": lambda t, **_: t.islower(),
+        "change_case:english_capital": lambda t, **_: t.isupper(),
+        "change_case:capital_word_frequency": lambda t, capital_frequency, capital_relation=None, **_: (
+            _relation(
+                sum(1 for w in _words(t) if w.isupper() and not w.isdigit()),
+                capital_relation,
+                capital_frequency,
+            )
+        ),
+        "punctuation:no_comma": lambda t, **_: "," not in t,
+        "detectable_content:postscript": _postscript,
+        "detectable_content:number_placeholders": lambda t, num_placeholders, **_: (
+            len(re.findall(r"\[.*?\]", t)) >= num_placeholders
+        ),
+        "combination:repeat_prompt": lambda t, prompt_to_repeat, **_: (
+            t.strip().lower().startswith(prompt_to_repeat.strip().lower())
+        ),
+        "combination:two_responses": _two_responses,
+        **IFBENCH_CHECKERS,  # a subset of IFBench's own instruction types
+    }
+)
 
 
 def _loose_variants(text: str) -> list[str]:
@@ -174,7 +186,9 @@ def check_instruction(
         >>> check_instruction("punctuation:no_comma", "no commas here")
         True
     """
-    checker = INSTRUCTION_CHECKERS.get(instruction_id)
+    from trl_distillguard.plugins import instruction_checks  # built-ins and plugins' checks
+
+    checker = instruction_checks().get(instruction_id)
     if checker is None:
         return None
     args = {k: v for k, v in (kwargs or {}).items() if v is not None}
