@@ -80,9 +80,9 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     """Run the calibration and return the output directory (see the module docstring)."""
     from trl import get_peft_config
 
-    from trl_distillguard.calibration_reward import load_proxy_tokenizer
     from trl_distillguard.data import is_conversational_prompt, load_prompt_dataset
     from trl_distillguard.distillguard_trainer import DistillGuardTrainer
+    from trl_distillguard.proxy_loading import load_proxy_tokenizer
 
     if not model_args.model_name_or_path:
         raise InputError("model_name_or_path: the teacher to calibrate is required")

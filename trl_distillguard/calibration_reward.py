@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from trl_distillguard.data import is_conversational_prompt
-from trl_distillguard.tokenizer_check import warn_if_tokenizer_differs
+from trl_distillguard.proxy_loading import load_proxy_model, load_proxy_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -444,101 +444,3 @@ def prompt_token_ids(tokenizer: Any, prompt: Any, what: str = "tokenizer") -> li
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a string or a list of chat messages, got {type(prompt).__name__}")
     return list(tokenizer(prompt)["input_ids"])
-
-
-def check_proxy_loading() -> None:
-    """Refuse the launch modes in which ``from_pretrained`` would not give this process a whole proxy.
-
-    The proxy is a frozen copy on every process, never wrapped by FSDP or DeepSpeed. FSDP's
-    ``cpu_ram_efficient_loading`` loads weights on rank 0 only (FSDP broadcasts them to the modules it wraps, not to
-    the proxy) and ZeRO-3 partitions every model loaded while it is active (``zero.Init``).
-
-    Example:
-        >>> check_proxy_loading()  # a plain or DDP run: nothing to refuse
-    """
-    import os
-
-    def on(var: str) -> bool:
-        return os.environ.get(var, "false").strip().lower() in {"1", "true", "yes", "on"}
-
-    if on("ACCELERATE_USE_FSDP") and on("FSDP_CPU_RAM_EFFICIENT_LOADING"):
-        raise ValueError(
-            "proxy_model_name_or_path: FSDP cpu_ram_efficient_loading loads weights on rank 0 only and the proxy is "
-            "not FSDP-wrapped: set fsdp_cpu_ram_efficient_loading: false in the accelerate config"
-        )
-    from transformers.integrations import is_deepspeed_zero3_enabled
-
-    if is_deepspeed_zero3_enabled():
-        raise ValueError(
-            "proxy_model_name_or_path: DeepSpeed ZeRO-3 would partition the proxy, which runs outside the DeepSpeed "
-            "engine: use ZeRO-2, DDP or FSDP for calibration with a proxy"
-        )
-
-
-def load_proxy_model(
-    proxy: torch.nn.Module | str | Path, *, trust_remote_code: bool = False
-) -> torch.nn.Module:
-    """The proxy as a frozen causal LM in eval mode; a path is loaded with ``AutoModelForCausalLM``.
-
-    Example:
-        >>> load_proxy_model("/no/such/dir")  # doctest: +SKIP
-        ValueError: proxy_model_name_or_path: /no/such/dir does not exist ...
-    """
-    if isinstance(proxy, (str, Path)):
-        from transformers import AutoModelForCausalLM
-
-        from distill_ortho_merge.models import resolve_model
-
-        path = str(proxy)
-        if not path:
-            raise ValueError("proxy_model_name_or_path is empty: give the path of a causal LM")
-        check_proxy_loading()
-        path = str(resolve_model(path, "proxy_model_name_or_path"))  # a directory, *.gguf or built-in name
-        try:
-            model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code)
-        except Exception as exc:  # noqa: BLE001 - one actionable line instead of a long traceback
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(
-                f"proxy_model_name_or_path: cannot load a causal LM from {path}: {first}"
-            ) from exc
-    elif isinstance(proxy, torch.nn.Module):
-        model = proxy
-    else:
-        raise TypeError(f"proxy_model must be a torch module or a path, got {type(proxy).__name__}")
-    model.eval()
-    model.requires_grad_(False)
-    return model
-
-
-def load_proxy_tokenizer(tokenizer: Any, *, trust_remote_code: bool = False) -> Any:
-    """The proxy tokenizer, loaded from a path if needed; a missing pad token becomes EOS (safe: attention masks
-    and right padding mean pad ids are never scored) with a warning; a missing EOS is an error."""
-    if isinstance(tokenizer, (str, Path)):
-        from transformers import AutoTokenizer
-
-        if not str(tokenizer):
-            raise ValueError(
-                "proxy_tokenizer_name_or_path is empty and the proxy model has no path to load one from"
-            )
-        from distill_ortho_merge.models import resolve_model
-
-        tokenizer = resolve_model(tokenizer, "proxy_tokenizer_name_or_path")
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer), trust_remote_code=trust_remote_code)
-        except Exception as exc:  # noqa: BLE001
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(
-                f"proxy_tokenizer_name_or_path: cannot load a tokenizer from {tokenizer}: {first}"
-            ) from exc
-        warn_if_tokenizer_differs(tokenizer, tokenizer.name_or_path)
-    if getattr(tokenizer, "eos_token_id", None) is None:
-        raise ValueError(
-            f"proxy tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no eos_token: set one "
-            "(it is appended when the policy's completion ended with EOS)"
-        )
-    if tokenizer.pad_token_id is None:
-        logger.warning(
-            "proxy tokenizer has no pad token: using its EOS token %r for padding", tokenizer.eos_token
-        )
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
