@@ -80,6 +80,44 @@ def test_cross_tokenizer_gap_equals_sequence_log_ratio(teacher_dir, student_dir)
     assert any(len(s.ids) != len(t.ids) for s, t in zip(s_scored, t_scored))
 
 
+def metaspace_tokenizer():
+    """A SentencePiece-style (Metaspace) BPE tokenizer, like Gemma's: not ByteLevel, so TRL GOLD has no offsets."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    alphabet = [f"<0x{b:02X}>" for b in range(256)]
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<unk>", "<eos>", *alphabet], show_progress=False
+    )
+    tok.train_from_iterator(tiny.corpus(3, mix=(0.3, 0.4, 0.3)), trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<eos>", pad_token="<eos>", unk_token="<unk>"
+    )
+
+
+def test_gap_with_a_sentencepiece_style_student_equals_sequence_log_ratio(teacher_dir):
+    """Byte offsets from character offsets (non-ByteLevel tokenizers, e.g. Gemma's): the same exact identity."""
+    teacher, t_tok = load_causal_lm(str(teacher_dir), "t")
+    s_tok = metaspace_tokenizer()
+    student = tiny.make_student(s_tok, seed=4)
+    texts = [*TEXTS[:2], " naïve café — done"]  # multi-byte characters go through byte-fallback pieces
+    eos = [True, False, True]
+    s_scored = score_texts(student, s_tok, PROMPTS, texts, eos, top_k=5, keep_full=False, batch_size=2)
+    t_scored = score_texts(teacher, t_tok, PROMPTS, texts, eos, top_k=5, keep_full=False, batch_size=3)
+    for i, (prompt, text) in enumerate(zip(PROMPTS, texts)):
+        ratios = _aligned_ratios(s_scored[i], t_scored[i])
+        expected = ref_logp(student, s_tok, prompt, text, eos[i]) - ref_logp(
+            teacher, t_tok, prompt, text, eos[i]
+        )
+        assert float(ratios.sum()) == pytest.approx(expected, abs=1e-4)
+    assert any(
+        "<0x" in t for t in s_tok.convert_ids_to_tokens(s_scored[2].ids)
+    )  # byte fallback was exercised
+
+
 def test_scoring_does_not_depend_on_batching(teacher_dir):
     teacher, tok = load_causal_lm(str(teacher_dir), "t")
     one = score_texts(teacher, tok, PROMPTS, TEXTS, [True] * 3, top_k=5, keep_full=False, batch_size=1)

@@ -72,14 +72,43 @@ def _encode_completion(tokenizer, text: str, add_eos: bool) -> tuple[list[int], 
             tokenizer.backend_tokenizer, [text], add_special_tokens=False
         )
     except (NotImplementedError, AttributeError):
-        raise InputError(
-            f"diagnose aligns texts by byte offsets, which needs ByteLevel-BPE tokenizers; {tokenizer.name_or_path!r} "
-            "is not one"
-        ) from None
+        ids, offsets = _char_offsets_as_bytes(tokenizer, text)  # SentencePiece-style (Gemma, Llama 2, ...)
     if add_eos:  # EOS covers no bytes: GOLD's convention (len, len)
         n = len(text.encode("utf-8"))
         ids, offsets = [*ids, tokenizer.eos_token_id], [*offsets, (n, n)]
     return list(ids), [tuple(o) for o in offsets]
+
+
+def _char_offsets_as_bytes(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """Byte offsets of a non-ByteLevel fast tokenizer's tokens, from its character offsets (TRL GOLD computes
+    them for ByteLevel-BPE only). Byte-fallback tokens that share one character's span get one byte each; the
+    token ends must then rise to the text's last byte, else the texts cannot be aligned (one-line error)."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise InputError(
+            f"diagnose needs a fast tokenizer for byte offsets; {tokenizer.name_or_path!r} is not one"
+        )
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, char_spans = list(enc["input_ids"]), list(enc["offset_mapping"])
+    to_byte = [0]
+    for ch in text:
+        to_byte.append(to_byte[-1] + len(ch.encode("utf-8")))
+    spans = [(to_byte[a], to_byte[b]) for a, b in char_spans]
+    i = 0
+    while i < len(spans):  # runs of tokens on one multi-byte character: byte-fallback pieces, one byte each
+        j = i
+        while j + 1 < len(spans) and spans[j + 1] == spans[i]:
+            j += 1
+        start, end = spans[i]
+        if j > i and end - start == j - i + 1:
+            spans[i : j + 1] = [(start + k, start + k + 1) for k in range(j - i + 1)]
+        i = j + 1
+    ends = [e for _, e in spans]
+    if ends != sorted(ends) or (ends and ends[-1] != to_byte[-1]):
+        raise InputError(
+            f"diagnose aligns texts by byte offsets, and {tokenizer.name_or_path!r} gives offsets that do not "
+            "cover the text in order"
+        )
+    return ids, spans
 
 
 @torch.no_grad()
@@ -182,7 +211,7 @@ def diagnose(cfg: DiagnoseConfig) -> dict[str, Any]:
     student, s_tok = load_causal_lm(cfg.student_model_name_or_path, "student_model_name_or_path")
     shared_vocab = t_tok.get_vocab() == s_tok.get_vocab()
     for tok in (t_tok, s_tok):
-        _encode_completion(tok, "ok", False)  # fails early (one line) for a non-ByteLevel tokenizer
+        _encode_completion(tok, "ok", False)  # fails early (one line) for a tokenizer without byte offsets
 
     samples, texts, flags, scored = {}, {}, {}, {}
     gen_kwargs = dict(
