@@ -184,12 +184,12 @@ def train(
         if regulariser is not None:
             reg = regulariser()
             loss = loss + reg
-            reg_last = float(reg)
+            reg_last = float(reg.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        ce_last = float(ce)
+        ce_last = float(ce.detach())
         if log is not None and (step + 1) % max(1, steps // 4) == 0:
             log(f"step {step + 1}/{steps} ce {ce_last:.3f} reg {reg_last:.4g}")
     model.eval()
