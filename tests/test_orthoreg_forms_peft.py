@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from test_orthoreg_peft import peft_reference, randomise_b
 from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
 import peft_orthoreg.hookspecs
@@ -17,7 +18,6 @@ from peft_orthoreg import OrthoLoraConfig, with_orthoreg
 from peft_orthoreg.hookspecs import hookimpl
 from peft_orthoreg.lora import form_loss, inter_task_loss, scale_free_loss
 from peft_orthoreg.orthoreg import dense_inter_task_loss, dense_scale_free_loss
-from test_orthoreg_peft import peft_reference, randomise_b
 
 TARGETS = ["q_proj", "o_proj", "down_proj", "embed_tokens"]  # tall, wide, square and an Embedding
 
