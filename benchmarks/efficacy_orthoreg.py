@@ -46,8 +46,8 @@ VARIANTS = {
     "inter_task_1": ("inter_task", 1.0),
 }
 METHODS = ("task_arithmetic", "ties", "tsv", "iso_c", "iso_cts")
-GRID = {m: (0.2, 0.4, 0.6, 0.8, 1.0, 1.3, 1.6) for m in METHODS}
-GRID["ties"] = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)  # TIES averages the agreeing entries: its scale is one task's
+GRID = {m: (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0) for m in METHODS}
+GRID["ties"] = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)  # TIES averages the agreeing entries: its scale is one task's
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 HP = {  # one fine-tune per task; batch 128 (this machine's per-step overhead dominates small batches)
     "base_steps": 400,

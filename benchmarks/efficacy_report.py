@@ -234,6 +234,16 @@ def render(
         if (p := work / "lora" / v / "seed0" / "xi.json").exists()
     }
     results["run"] = run
+    run["finetune_seconds_total"] = round(
+        sum(
+            single.get("seconds", 0.0)
+            for rows in results["modes"].values()
+            for agg in rows.values()
+            for seed in agg["per_seed"]
+            for single in seed["single"].values()
+        ),
+        1,
+    )
     for name, text in (
         ("run.json", json.dumps(run, indent=1)),
         ("results.json", json.dumps(results, indent=1)),
