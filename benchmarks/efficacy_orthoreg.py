@@ -45,9 +45,18 @@ VARIANTS = {
     "scale_free_1": ("scale_free", 1.0),
     "inter_task_1": ("inter_task", 1.0),
 }
+CORE = ("plain", "paper_1", "scale_free_1", "inter_task_1")
 METHODS = ("task_arithmetic", "ties", "tsv", "iso_c", "iso_cts")
 GRID = {m: (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0) for m in METHODS}
-GRID["ties"] = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)  # TIES averages the agreeing entries: its scale is one task's
+GRID["ties"] = (
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+)  # TIES averages the agreeing entries: its scale is one task's
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 HP = {  # one fine-tune per task; batch 128 (this machine's per-step overhead dominates small batches)
     "base_steps": 400,
@@ -392,7 +401,16 @@ def main(argv: list[str] | None = None) -> int:
                 {t: {k: toy.accuracy(model, split(t, k)) for k in ("val", "test")} for t in toy.TASKS},
             )
         base_acc = {t: v["test"] for t, v in json.loads(base_path.read_text()).items()}
-        jobs = [(m, v, s) for m in modes for s in range(args.seeds) for v in variants]  # LoRA first
+        # LoRA first; within a mode the headline variants for every seed first, then the other λ values.
+        tier = {v: int(v not in CORE) for v in variants}
+        jobs = [
+            (m, v, s)
+            for m in modes
+            for t in (0, 1)
+            for s in range(args.seeds)
+            for v in variants
+            if tier[v] == t
+        ]
         for i, (m, v, s) in enumerate(jobs):
             if i % shards == shard:
                 log(f"job {i + 1}/{len(jobs)}: {m}/{v}/seed{s}")
