@@ -59,6 +59,18 @@ def welch(a: list[float], b: list[float]) -> dict[str, Any]:
     }
 
 
+def pooled_gap(merged: list[float], single: dict[str, dict], base: list[float]) -> float:
+    """(Σ merged − Σ base) / (Σ single − Σ base) over the tasks (in task order, as the base accuracies).
+
+    Example:
+        >>> pooled_gap([0.5, 0.5], {"a": {"test": 1.0}, "b": {"test": 0.5}}, [0.0, 0.5])
+        0.5
+    """
+    singles = [v["test"] for v in single.values()]
+    gain = sum(singles) - sum(base)
+    return (sum(merged) - sum(base)) / gain if gain else float("nan")
+
+
 def collect(work: Path, variants: dict, methods: tuple[str, ...]) -> dict[str, Any]:
     """Every finished (mode, variant, seed) from the cache, aggregated."""
     base_path = work / "base_acc.json"
@@ -85,11 +97,19 @@ def collect(work: Path, variants: dict, methods: tuple[str, ...]) -> dict[str, A
             for key in ("mean_tau_norm", "mean_abs_cos", "mean_effective_rank"):
                 agg[key] = mean_std([s["merge"][key] for s in per_seed])
             agg["methods"] = {}
+            base_test = [out["base_acc"][t]["test"] for t in out["base_acc"]] if out["base_acc"] else None
             for m in methods:
                 agg["methods"][m] = {
                     key: mean_std([s["merge"]["merges"][m][key] for s in per_seed])
                     for key in ("abs", "norm", "gap_closed", "alpha")
                 }
+                if base_test is not None:  # pooled over tasks: stable where a single-task gain is ≈ 0
+                    agg["methods"][m]["gap_closed_pooled"] = mean_std(
+                        [
+                            pooled_gap(s["merge"]["merges"][m]["test_acc"], s["single"], base_test)
+                            for s in per_seed
+                        ]
+                    )
                 agg["methods"][m]["norm_per_seed"] = [s["merge"]["merges"][m]["norm"] for s in per_seed]
             agg["per_seed"] = per_seed
             rows[variant] = agg
@@ -138,7 +158,7 @@ def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
                 f"| {variant} | {len(agg['seeds'])} | {_f(agg['single_test'])} | " + " | ".join(cells) + " |"
             ]
         lines += ["", "Task arithmetic in detail (α chosen on validation):", ""]
-        lines += ["| fine-tuning | merged abs | merged norm | gap closed | α | ‖τ‖ | mean \\|cos\\| | eff. rank | Δ norm vs plain (95 % CI) | Welch t (df) | p |"]  # fmt: skip
+        lines += ["| fine-tuning | merged abs | merged norm | gap closed (pooled) | α | ‖τ‖ | mean \\|cos\\| | eff. rank | Δ norm vs plain (95 % CI) | Welch t (df) | p |"]  # fmt: skip
         lines += ["|---|---|---|---|---|---|---|---|---|---|---|"]
         for variant, agg in rows.items():
             ta = agg["methods"]["task_arithmetic"]
@@ -153,7 +173,8 @@ def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
                     p,
                 ]
             lines += [
-                f"| {variant} | {_f(ta['abs'])} | {_f(ta['norm'])} | {_f(ta['gap_closed'])} | {_f(ta['alpha'], 2)} | "
+                f"| {variant} | {_f(ta['abs'])} | {_f(ta['norm'])} | {_f(ta.get('gap_closed_pooled', ta['gap_closed']))} | "
+                f"{_f(ta['alpha'], 2)} | "
                 f"{_f(agg['mean_tau_norm'], 2)} | {_f(agg['mean_abs_cos'], 4)} | {_f(agg['mean_effective_rank'], 1)} | "
                 + " | ".join(wcells)
                 + " |"
@@ -162,6 +183,12 @@ def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
         lines += ["| fine-tuning | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
         for variant, agg in rows.items():
             lines += [f"| {variant} | " + " | ".join(_f(agg["methods"][m]["abs"]) for m in methods) + " |"]
+        if all("gap_closed_pooled" in agg["methods"][m] for agg in rows.values() for m in methods):
+            lines += ["", "Gap closed (pooled) per method:", ""]
+            lines += ["| fine-tuning | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+            for variant, agg in rows.items():
+                cells = [_f(agg["methods"][m]["gap_closed_pooled"]) for m in methods]
+                lines += [f"| {variant} | " + " | ".join(cells) + " |"]
         lines += [""]
     if results.get("xi"):
         lines += ["## Weight disentanglement ξ(α₁, α₂) (LoRA, seed 0; lower = more disentangled)", ""]
