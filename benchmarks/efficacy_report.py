@@ -210,19 +210,26 @@ def plot(results: dict[str, Any], methods: tuple[str, ...], out: Path) -> None:
 
     modes = list(results["modes"])
     if modes:
-        fig, axes = plt.subplots(1, len(modes), figsize=(7 * len(modes), 4), squeeze=False)
-        for ax, mode in zip(axes[0], modes, strict=True):
+        panels = [
+            ("norm", "normalised test accuracy", (0, 1.1)),
+            ("gap_closed_pooled", "gap closed (pooled)", None),
+        ]
+        fig, axes = plt.subplots(2, len(modes), figsize=(7 * len(modes), 7), squeeze=False)
+        for col, mode in enumerate(modes):
             rows = results["modes"][mode]
             width = 0.8 / len(rows)
-            for i, (variant, agg) in enumerate(rows.items()):
-                ms = [agg["methods"][m]["norm"] for m in methods]
-                xs = [j + i * width for j in range(len(methods))]
-                ax.bar(xs, [m[0] for m in ms], width, yerr=[m[1] for m in ms], label=variant, capsize=2)
-            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(methods))], methods)
-            ax.set_ylabel("normalised test accuracy")
-            ax.set_title(f"{mode}: merge of K = 4 task vectors")
-            ax.set_ylim(0, 1.1)
-            ax.legend(fontsize=7)
+            for row, (key, label, ylim) in enumerate(panels):
+                ax = axes[row][col]
+                for i, (variant, agg) in enumerate(rows.items()):
+                    ms = [agg["methods"][m].get(key, (math.nan, 0.0)) for m in methods]
+                    xs = [j + i * width for j in range(len(methods))]
+                    ax.bar(xs, [m[0] for m in ms], width, yerr=[m[1] for m in ms], label=variant, capsize=2)
+                ax.set_xticks([j + 0.4 - width / 2 for j in range(len(methods))], methods)
+                ax.set_ylabel(label)
+                if ylim:
+                    ax.set_ylim(*ylim)
+                ax.set_title(f"{mode}: merge of K = 4 task vectors (mean ± std over seeds)")
+                ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out / "bars.png", dpi=90)
         plt.close(fig)
