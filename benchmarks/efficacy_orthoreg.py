@@ -45,6 +45,10 @@ VARIANTS = {
     "scale_free_0.01": ("scale_free", 0.01),
     "scale_free_1": ("scale_free", 1.0),
     "inter_task_1": ("inter_task", 1.0),
+    "l2_1": (
+        "l2_norm",
+        1.0,
+    ),  # control: plain shrinkage Σ‖ΔW‖_F, registered below as a third-party form would be
 }
 CORE = ("plain", "paper_1", "scale_free_0.01", "inter_task_1")  # scale_free_1 stalls learning (seed 0)
 METHODS = ("task_arithmetic", "ties", "tsv", "iso_c", "iso_cts")
@@ -139,6 +143,35 @@ def model_at(base: dict[str, torch.Tensor], delta: dict[str, torch.Tensor] | Non
 
 
 # -- fine-tuning ---------------------------------------------------------------------------------------------
+class _ControlPlugin:
+    """A benchmark-local `peft_orthoreg` plugin: the ``l2_norm`` form Σ_l ‖s·B·A‖_F (shrinks ΔW in every direction,
+    the control for the inter-task form's shrinkage), exact from the factors: ‖sBA‖²_F = s²·tr(BᵀB·AAᵀ)."""
+
+    @staticmethod
+    def l2_norm(model, adapter_name=None, *, norm=None):
+        from peft_orthoreg.lora import iter_lora_factors
+        from peft_orthoreg.orthoreg import safe_sqrt
+
+        terms = [
+            s * s * ((b.T @ b) * (a @ a.T)).sum()
+            for _, _, (a, b, s) in iter_lora_factors(model, adapter_name)
+        ]
+        return torch.stack([t if norm == "fro_squared" else safe_sqrt(t) for t in terms]).sum()
+
+    from peft_orthoreg.hookspecs import hookimpl
+
+    @hookimpl
+    def peft_orthoreg_regularizers(self):
+        return {"l2_norm": self.l2_norm}
+
+
+def _register_control() -> None:
+    from peft_orthoreg.plugins import plugin_registry
+
+    if "l2_norm" not in plugin_registry.registry():
+        plugin_registry.register(_ControlPlugin(), name="efficacy-control")
+
+
 def finetune_lora(base, variant: str, seed: int, t: int, previous: list[dict]) -> tuple[dict, dict]:
     """LoRA task vector of task t (dense ΔW per weight) and its factors (for later inter-task references)."""
     from peft import LoraConfig, get_peft_model
@@ -147,6 +180,7 @@ def finetune_lora(base, variant: str, seed: int, t: int, previous: list[dict]) -
     from peft_orthoreg.lora import form_loss, iter_lora_factors
 
     form, lam = VARIANTS[variant]
+    _register_control()
     refs = [f"t{s}" for s in range(t)] if form == "inter_task" else []
     if form == "inter_task" and not refs:
         form, lam = "paper", 0.0  # the first task has nothing to be orthogonal to: plain
