@@ -405,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
     p.add_argument("--render-only", action="store_true")
+    p.add_argument("--note", default="", help="recorded with this invocation in run.json")
     p.add_argument("--quick", action="store_true", help="a few steps and items: a smoke test of the pipeline")
     args = p.parse_args(argv)
     if args.quick:
@@ -455,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
         "wall_s": round(time.time() - start, 1),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **({"note": args.note} if args.note else {}),
     }
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
