@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         tvs[task], models[task], summary[f"train_{task}"] = train(base, task, args, out)
     a, b = (tvs[t] for t in args.tasks)
     summary["tau_norms"] = {t: round(float(tvs[t].norm()), 4) for t in args.tasks}
-    from peft_orthoreg.diagnose import diagnose
+    from peft_orthoreg.diagnostics import diagnose
 
     summary["tau_abs_cosine"] = round(diagnose([a, b])["mean_abs_cosine"], 4)
     cfg = {"merge_method": args.method, "base_model": args.model, "dtype": "float32",

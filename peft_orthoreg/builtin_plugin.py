@@ -7,21 +7,58 @@ from typing import Any
 from peft_orthoreg.hookspecs import hookimpl
 
 
-def orthoreg(model: Any, adapter_name: str | None = None) -> Any:
+def _fixed_norm(fixed: str, norm: str | None) -> str:
+    if norm is not None and norm != fixed:
+        raise ValueError(
+            f"norm={norm!r}: this regulariser always uses {fixed!r}; use the form 'paper' instead"
+        )
+    return fixed
+
+
+def orthoreg(model: Any, adapter_name: str | None = None, *, norm: str | None = None) -> Any:
     """Σ_l ‖G_l − I‖_F over the model's LoRA layers (exact factor form); see `peft_orthoreg.orthoreg_loss`."""
     from peft_orthoreg.lora import orthoreg_loss
 
-    return orthoreg_loss(model, adapter_name, norm="fro")
+    return orthoreg_loss(model, adapter_name, norm=_fixed_norm("fro", norm))
 
 
-def orthoreg_squared(model: Any, adapter_name: str | None = None) -> Any:
+def orthoreg_squared(model: Any, adapter_name: str | None = None, *, norm: str | None = None) -> Any:
     """Σ_l ‖G_l − I‖²_F over the model's LoRA layers (the paper's text); see `peft_orthoreg.orthoreg_loss`."""
     from peft_orthoreg.lora import orthoreg_loss
 
-    return orthoreg_loss(model, adapter_name, norm="fro_squared")
+    return orthoreg_loss(model, adapter_name, norm=_fixed_norm("fro_squared", norm))
+
+
+def paper(model: Any, adapter_name: str | None = None, *, norm: str | None = None) -> Any:
+    """``orthoreg_form="paper"``: ‖G − I‖ with each adapter's ``orthoreg_norm``; see `peft_orthoreg.orthoreg_loss`."""
+    from peft_orthoreg.lora import orthoreg_loss
+
+    return orthoreg_loss(model, adapter_name, norm=norm)
+
+
+def scale_free(model: Any, adapter_name: str | None = None, *, norm: str | None = None) -> Any:
+    """``orthoreg_form="scale_free"``: ‖G/τ − I‖, τ = tr G / k; see `peft_orthoreg.lora.scale_free_loss`."""
+    from peft_orthoreg.lora import scale_free_loss
+
+    return scale_free_loss(model, adapter_name, norm=norm)
+
+
+def inter_task(model: Any, adapter_name: str | None = None, *, norm: str | None = None) -> Any:
+    """``orthoreg_form="inter_task"``: overlap with the reference adapters; see `peft_orthoreg.lora.inter_task_loss`."""
+    from peft_orthoreg.lora import inter_task_loss
+
+    return inter_task_loss(model, adapter_name, norm=norm)
 
 
 @hookimpl
 def peft_orthoreg_regularizers() -> dict[str, Any]:
-    """The regularisers (callables of a model returning a scalar loss tensor) that ship with this project."""
-    return {"orthoreg": orthoreg, "orthoreg_squared": orthoreg_squared}
+    """The regularisers that ship with this project: callables ``(model, adapter_name=None, *, norm=None)``
+    returning a scalar loss tensor. The names ``paper``, ``scale_free`` and ``inter_task`` are the values of
+    `OrthoLoraConfig.orthoreg_form`; a plugin adds a form by returning another name."""
+    return {
+        "paper": paper,
+        "scale_free": scale_free,
+        "inter_task": inter_task,
+        "orthoreg": orthoreg,
+        "orthoreg_squared": orthoreg_squared,
+    }

@@ -20,7 +20,7 @@ from typing import Any
 from peft import LoraConfig
 from peft.utils import PeftType
 
-from peft_orthoreg.orthoreg import NORMS, check_norm, check_weight
+from peft_orthoreg.orthoreg import FORMS, NORMS, check_form, check_norm, check_weight
 
 
 @dataclass
@@ -50,10 +50,48 @@ class OrthoLoraConfig(LoraConfig):
         },
     )
 
+    orthoreg_form: str = field(
+        default="paper",
+        metadata={
+            "help": f"Which term: {', '.join(FORMS)} or a form a `peft_orthoreg` plugin registers. 'paper': "
+            "‖G − I‖; 'scale_free': ‖G/τ − I‖ with τ = tr G / k (no push to grow ‖ΔW‖); 'inter_task': overlap "
+            "of ΔW with the orthoreg_reference_adapters' updates."
+        },
+    )
+    orthoreg_reference_adapters: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "orthoreg_form='inter_task' only: names of already-trained adapters loaded in the same "
+            "PeftModel (model.load_adapter(dir, adapter_name=name)) whose updates this adapter stays orthogonal to."
+        },
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
         self.orthoreg_weight = check_weight(self.orthoreg_weight)
         check_norm(self.orthoreg_norm)
+        check_form(self.orthoreg_form)
+        if self.orthoreg_form not in FORMS:  # a plugin's form: fail now, not at the first training step
+            from peft_orthoreg.plugins import plugin_registry
+
+            try:
+                plugin_registry.get(self.orthoreg_form)
+            except KeyError as exc:
+                raise ValueError(f"orthoreg_form={self.orthoreg_form!r}: {exc.args[0]}") from None
+        refs = self.orthoreg_reference_adapters
+        if refs is not None:
+            if isinstance(refs, str) or not all(isinstance(r, str) and r for r in refs):
+                raise ValueError(f"orthoreg_reference_adapters={refs!r} must be a list of adapter names")
+            self.orthoreg_reference_adapters = list(refs)
+        if self.orthoreg_form == "inter_task" and self.orthoreg_weight > 0 and not refs:
+            raise ValueError(
+                "orthoreg_form='inter_task' needs orthoreg_reference_adapters (a non-empty list of names)"
+            )
+        if refs and self.orthoreg_form != "inter_task":
+            raise ValueError(
+                f"orthoreg_reference_adapters is set but orthoreg_form={self.orthoreg_form!r}; it applies to "
+                "'inter_task' only"
+            )
         if self.use_dora and self.orthoreg_weight > 0:
             raise ValueError(
                 "use_dora=True with orthoreg_weight > 0: DoRA's update is not s·B·A, OrthoReg supports plain LoRA only"

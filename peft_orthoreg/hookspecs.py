@@ -27,4 +27,8 @@ hookimpl = pluggy.HookimplMarker("peft_orthoreg")
 
 @hookspec
 def peft_orthoreg_regularizers() -> dict[str, Any] | list[Any]:
-    """Return the regularisers (callables of a model returning a scalar loss tensor) this plugin provides, as a mapping name -> item (or a list of named items)."""
+    """Return the regularisers this plugin provides, as a mapping name -> item (or a list of named items).
+
+    Each item is a callable ``(model, adapter_name=None, *, norm=None) -> scalar tensor`` (unweighted); its name
+    is a valid `OrthoLoraConfig.orthoreg_form`, which `with_orthoreg` looks up here.
+    """

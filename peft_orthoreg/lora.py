@@ -1,4 +1,6 @@
-"""`orthoreg_loss`: the exact factor-space OrthoReg term summed over a PEFT model's LoRA layers.
+"""`orthoreg_loss` (the paper's form), `scale_free_loss` and `inter_task_loss`: exact factor-space OrthoReg terms
+summed over a PEFT model's LoRA layers. `form_loss` picks the form an adapter's `OrthoLoraConfig.orthoreg_form`
+names, through the `peft_orthoreg_regularizers` plugin hook.
 
 Handled exactly: LoRA `Linear` layers (also quantised ones whose factors are `nn.Linear`) and `Embedding`
 layers (ΔW = s·(B·A)ᵀ; the Gram spectrum is the same for ΔW and ΔWᵀ, so transposes such as ``fan_in_fan_out``
@@ -13,7 +15,12 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from peft_orthoreg.orthoreg import check_norm, factor_orthoreg_loss
+from peft_orthoreg.orthoreg import (
+    check_norm,
+    factor_inter_task_loss,
+    factor_orthoreg_loss,
+    factor_scale_free_loss,
+)
 
 
 def _lora_layer_cls() -> type:
@@ -90,6 +97,13 @@ def orthoreg_loss(
         >>> round(orthoreg_loss(peft_model).item(), 4)  # B = 0 at init: ‖0 − I_4‖_F = 2
         2.0
     """
+    return _grouped(model, adapter_name, norm, factor_orthoreg_loss, "orthoreg_loss")
+
+
+def _grouped(
+    model: nn.Module, adapter_name: str | None, norm: str | None, loss_fn, what: str
+) -> torch.Tensor:
+    # Sum `loss_fn` over the layers, grouping them by each adapter's norm (an explicit `norm` overrides).
     if norm is not None:
         check_norm(norm, field="norm")
     configs = _adapter_configs(model)
@@ -99,6 +113,98 @@ def orthoreg_loss(
         groups[squared].append(factors)
     if not groups[False] and not groups[True]:
         which = f"adapter {adapter_name!r}" if adapter_name is not None else "any trainable adapter"
-        raise ValueError(f"orthoreg_loss: the model has no LoRA Linear/Embedding layers for {which}")
-    parts = [factor_orthoreg_loss(f, squared=sq) for sq, f in groups.items() if f]
+        raise ValueError(f"{what}: the model has no LoRA Linear/Embedding layers for {which}")
+    parts = [loss_fn(f, squared=sq) for sq, f in groups.items() if f]
     return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+
+def scale_free_loss(
+    model: nn.Module, adapter_name: str | None = None, *, norm: str | None = None
+) -> torch.Tensor:
+    """Σ over the LoRA layers of ‖G/τ − I_k‖_F (τ = tr G / k; or its square), exact; 0 where ΔW = 0.
+
+    Example:
+        >>> from peft import get_peft_model
+        >>> from peft_orthoreg import OrthoLoraConfig
+        >>> net = torch.nn.Sequential(torch.nn.Linear(6, 4))
+        >>> cfg = OrthoLoraConfig(r=2, target_modules=["0"], orthoreg_weight=1.0, orthoreg_form="scale_free")
+        >>> scale_free_loss(get_peft_model(net, cfg)).item()  # B = 0 at init: defined as 0
+        0.0
+    """
+    return _grouped(model, adapter_name, norm, factor_scale_free_loss, "scale_free_loss")
+
+
+def inter_task_loss(
+    model: nn.Module,
+    adapter_name: str | None = None,
+    *,
+    norm: str | None = None,
+    references: list[str] | None = None,
+) -> torch.Tensor:
+    """Σ over the LoRA layers of the overlap of ΔW with the reference adapters' ΔW_t (see `peft_orthoreg.orthoreg`).
+
+    The references are other adapters loaded in the same model (``model.load_adapter(dir, adapter_name=name)``,
+    frozen); default: each trained adapter's ``OrthoLoraConfig.orthoreg_reference_adapters``. A layer that a
+    reference does not adapt contributes 0 for it.
+
+    Example:
+        >>> from peft import get_peft_model
+        >>> from peft_orthoreg import OrthoLoraConfig
+        >>> net = torch.nn.Sequential(torch.nn.Linear(6, 4))
+        >>> model = get_peft_model(net, OrthoLoraConfig(r=2, target_modules=["0"]), adapter_name="old")
+        >>> torch.nn.init.normal_(model.base_model.model[0].lora_B["old"].weight)  # doctest: +ELLIPSIS
+        Parameter...
+        >>> cfg = OrthoLoraConfig(r=2, target_modules=["0"], orthoreg_weight=1.0, orthoreg_form="inter_task",
+        ...                       orthoreg_reference_adapters=["old"])
+        >>> model.add_adapter("new", cfg); model.set_adapter("new")
+        >>> inter_task_loss(model, "new").item()  # B = 0 at init: no overlap yet
+        0.0
+    """
+    if norm is not None:
+        check_norm(norm, field="norm")
+    configs = _adapter_configs(model)
+    modules = dict(model.named_modules())
+    groups: dict[bool, tuple[list, list]] = {False: ([], []), True: ([], [])}
+    for name, adapter, factors in iter_lora_factors(model, adapter_name):
+        refs = (
+            references
+            if references is not None
+            else getattr(configs.get(adapter), "orthoreg_reference_adapters", None)
+        )
+        if not refs:
+            raise ValueError(
+                f"inter_task_loss: adapter {adapter!r} has no orthoreg_reference_adapters (name the already-trained "
+                "adapters, loaded in the same model, to stay orthogonal to)"
+            )
+        for ref in refs:
+            if ref not in configs or ref == adapter:
+                raise ValueError(
+                    f"orthoreg_reference_adapters: {ref!r} is not another adapter loaded in the model (loaded: "
+                    f"{', '.join(sorted(configs))}); load it with model.load_adapter(dir, adapter_name={ref!r})"
+                )
+        ref_factors = [f for f in (_factors(name, modules[name], ref) for ref in refs) if f is not None]
+        squared = check_norm(norm or getattr(configs.get(adapter), "orthoreg_norm", "fro"))
+        groups[squared][0].append(factors)
+        groups[squared][1].append(ref_factors)
+    if not any(f for f, _ in groups.values()):
+        which = f"adapter {adapter_name!r}" if adapter_name is not None else "any trainable adapter"
+        raise ValueError(f"inter_task_loss: the model has no LoRA Linear/Embedding layers for {which}")
+    parts = [factor_inter_task_loss(f, r, squared=sq) for sq, (f, r) in groups.items() if f]
+    return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+
+def form_loss(model: nn.Module, adapter_name: str, *, norm: str | None = None) -> torch.Tensor:
+    """The term of the form the adapter's ``orthoreg_form`` names (``"paper"`` for a plain `LoraConfig`),
+    looked up in the `peft_orthoreg_regularizers` plugin registry, so a third-party form works the same way.
+
+    Example:
+        >>> from peft import get_peft_model
+        >>> from peft_orthoreg import OrthoLoraConfig
+        >>> net = torch.nn.Sequential(torch.nn.Linear(6, 4))
+        >>> round(form_loss(get_peft_model(net, OrthoLoraConfig(r=2, target_modules=["0"])), "default").item(), 4)
+        2.0
+    """
+    from peft_orthoreg.plugins import plugin_registry
+
+    form = getattr(_adapter_configs(model).get(adapter_name), "orthoreg_form", "paper")
+    return plugin_registry.get(form)(model, adapter_name, norm=norm)

@@ -11,6 +11,20 @@ Three forms:
   s⁴tr((PQ)²) − 2s²⟨P, Q⟩ + k, but subtracting I_r before squaring avoids cancellation when G ≈ I.)
 - Hutchinson: ‖(G − I)Z‖²_F / p with p Rademacher probes Z (k × p), unbiased for the squared norm, O(p·m·n).
 
+Two variants (``orthoreg_form``), each with a dense reference and an exact factor form:
+- ``"scale_free"``: ‖G/τ − I_k‖ with τ = tr G / k (G's mean eigenvalue). The value does not change when ΔW is
+  scaled, so its gradient is orthogonal to ΔW: unlike the paper's form it cannot lower the loss by inflating
+  ‖ΔW‖ from 0. Factor space: ‖G/τ − I_k‖²_F = tr((X/τ − I_r)²) + (k − r) with τ = tr X / k. At ΔW = 0 the
+  ratio is undefined; the term is defined as 0 there with a zero gradient (so LoRA starts from the task loss
+  alone). Near 0 the gradient grows like 1/‖ΔW‖ (the value is scale-invariant); Adam-type optimisers bound the
+  step, and λ sets how much the spectrum's isotropy weighs against the task.
+- ``"inter_task"``: overlap with already-trained task vectors ΔW_t (fixed references), per matrix
+  (‖ΔW ΔW_tᵀ‖²_F + ‖ΔWᵀ ΔW_t‖²_F) / ‖ΔW_t‖²_F, summed over the references: the energy of ΔW in the row and
+  column spaces of each reference. It is quadratic in ΔW (0 with zero gradient at ΔW = 0, no push to grow) and
+  gauge-free (it depends on ΔW only, not on how LoRA splits it into B·A). Factor space, with M = A A_tᵀ and
+  N = Bᵀ B_t: s²s_t²(tr(P M P_t Mᵀ) + tr(Q N Q_t Nᵀ)) / (s_t² tr(P_t Q_t)), O(r²(m + n)). A reference with
+  ΔW_t = 0 contributes 0.
+
 Example:
     >>> import torch
     >>> d = torch.zeros(3, 5)
@@ -26,6 +40,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 NORMS = ("fro", "fro_squared")
+FORMS = ("paper", "scale_free", "inter_task")  # built-in forms; plugins may add more
 ESTIMATORS = ("exact", "hutchinson")
 
 
@@ -46,6 +61,15 @@ def check_weight(weight: float, field: str = "orthoreg_weight") -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{field}={weight!r} must be a finite number >= 0")
     return value
+
+
+def check_form(form: str, field: str = "orthoreg_form") -> str:
+    """A form name must be a non-empty string (whether it exists is the plugin registry's answer)."""
+    if not isinstance(form, str) or not form:
+        raise ValueError(
+            f"{field}={form!r} must be a non-empty string, e.g. one of {', '.join(map(repr, FORMS))}"
+        )
+    return form
 
 
 def check_estimator(estimator: str, probes: int, field: str = "orthoreg_estimator") -> None:
@@ -111,6 +135,13 @@ def dense_gram_deviation_sq(delta: torch.Tensor) -> torch.Tensor:
         return (gram - eye).pow(2).sum()
 
 
+def _check_factors(lora_A: torch.Tensor, lora_B: torch.Tensor) -> None:
+    if lora_A.dim() != 2 or lora_B.dim() != 2 or lora_A.shape[0] != lora_B.shape[1]:
+        raise ValueError(
+            f"LoRA factors must be A (r × n) and B (m × r); got A {tuple(lora_A.shape)}, B {tuple(lora_B.shape)}"
+        )
+
+
 def factor_gram_deviation_sq(lora_A: torch.Tensor, lora_B: torch.Tensor, scaling: float) -> torch.Tensor:
     """‖G − I_k‖²_F for ΔW = s·B·A from the factors only: A (r × n), B (m × r); O(r²(m + n)).
 
@@ -119,10 +150,7 @@ def factor_gram_deviation_sq(lora_A: torch.Tensor, lora_B: torch.Tensor, scaling
         >>> torch.allclose(factor_gram_deviation_sq(A, B, 0.5), dense_gram_deviation_sq(0.5 * B @ A), rtol=1e-4)
         True
     """
-    if lora_A.dim() != 2 or lora_B.dim() != 2 or lora_A.shape[0] != lora_B.shape[1]:
-        raise ValueError(
-            f"LoRA factors must be A (r × n) and B (m × r); got A {tuple(lora_A.shape)}, B {tuple(lora_B.shape)}"
-        )
+    _check_factors(lora_A, lora_B)
     dtype = _work_dtype(lora_A)
     with _no_autocast(lora_A):
         a, b = lora_A.to(dtype), lora_B.to(dtype)
@@ -150,6 +178,111 @@ def hutchinson_gram_deviation_sq(
         z = torch.randint(0, 2, (k, probes), generator=generator).to(device=d.device, dtype=d.dtype) * 2 - 1
         gz = d @ (d.T @ z) if wide else d.T @ (d @ z)
         return (gz - z).pow(2).sum() / probes
+
+
+def _smaller_gram(d: torch.Tensor) -> torch.Tensor:
+    return d @ d.T if d.shape[0] < d.shape[1] else d.T @ d
+
+
+def _ratio_or_zero(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    # num / den where den > 0, else 0 with a zero gradient (no NaN from the unused branch).
+    ok = den > 0
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def dense_scale_free_deviation_sq(delta: torch.Tensor) -> torch.Tensor:
+    """‖G/τ − I_k‖²_F with τ = tr G / k, from a dense ΔW (m × n); 0 (zero gradient) when ΔW = 0.
+
+    Example:
+        >>> float(dense_scale_free_deviation_sq(3 * torch.eye(2, 4)))  # G = 9·I: isotropic, so 0
+        0.0
+    """
+    if delta.dim() != 2:
+        raise ValueError(f"OrthoReg needs 2-D updates; got a tensor of shape {tuple(delta.shape)}")
+    with _no_autocast(delta):
+        d = delta.to(_work_dtype(delta))
+        gram = _smaller_gram(d)
+        k = gram.shape[0]
+        trace = torch.diagonal(gram).sum()
+        ok = trace > 0
+        scaled = gram * (k / torch.where(ok, trace, torch.ones_like(trace)))
+        eye = torch.eye(k, dtype=gram.dtype, device=gram.device)
+        return torch.where(ok, (scaled - eye).pow(2).sum(), torch.zeros_like(trace))
+
+
+def factor_scale_free_deviation_sq(
+    lora_A: torch.Tensor, lora_B: torch.Tensor, scaling: float
+) -> torch.Tensor:
+    """‖G/τ − I_k‖²_F for ΔW = s·B·A from the factors only, O(r²(m + n)); 0 (zero gradient) when ΔW = 0.
+
+    Example:
+        >>> A, B = torch.randn(2, 7), torch.randn(5, 2)
+        >>> torch.allclose(factor_scale_free_deviation_sq(A, B, 0.5), dense_scale_free_deviation_sq(0.5 * B @ A))
+        True
+    """
+    _check_factors(lora_A, lora_B)
+    dtype = _work_dtype(lora_A)
+    with _no_autocast(lora_A):
+        a, b = lora_A.to(dtype), lora_B.to(dtype)
+        r, k = a.shape[0], min(b.shape[0], a.shape[1])
+        x = (b.T @ b) @ (a @ a.T)  # s² cancels in X/τ
+        trace = torch.diagonal(x).sum()  # = ‖BA‖²_F ≥ 0
+        ok = trace > 0
+        dev = x * (k / torch.where(ok, trace, torch.ones_like(trace))) - torch.eye(
+            r, dtype=dtype, device=x.device
+        )
+        return torch.where(ok, (dev * dev.T).sum() + (k - r), torch.zeros_like(trace))
+
+
+def dense_overlap_sq(delta: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """(‖ΔW ΔW_tᵀ‖²_F + ‖ΔWᵀ ΔW_t‖²_F) / ‖ΔW_t‖²_F for a fixed reference ΔW_t (no gradient flows into it).
+
+    Example:
+        >>> d, ref = torch.zeros(2, 3), torch.zeros(2, 3)
+        >>> d[0, 0] = ref[1, 1] = 1.0  # disjoint rows and columns
+        >>> float(dense_overlap_sq(d, ref)), float(dense_overlap_sq(d, d))
+        (0.0, 2.0)
+    """
+    if delta.dim() != 2 or reference.shape != delta.shape:
+        raise ValueError(
+            f"inter-task OrthoReg needs 2-D updates of one shape; got {tuple(delta.shape)} and "
+            f"{tuple(reference.shape)}"
+        )
+    with _no_autocast(delta):
+        d = delta.to(_work_dtype(delta))
+        ref = reference.detach().to(d.dtype)
+        value = (d @ ref.T).pow(2).sum() + (d.T @ ref).pow(2).sum()
+        return _ratio_or_zero(value, ref.pow(2).sum())
+
+
+def factor_overlap_sq(
+    factors: tuple[torch.Tensor, torch.Tensor, float], reference: tuple[torch.Tensor, torch.Tensor, float]
+) -> torch.Tensor:
+    """`dense_overlap_sq` of ΔW = s·B·A against ΔW_t = s_t·B_t·A_t from the factors (ranks may differ).
+
+    Example:
+        >>> A, B, At, Bt = torch.randn(2, 7), torch.randn(5, 2), torch.randn(3, 7), torch.randn(5, 3)
+        >>> fast = factor_overlap_sq((A, B, 0.5), (At, Bt, 2.0))
+        >>> torch.allclose(fast, dense_overlap_sq(0.5 * B @ A, 2.0 * Bt @ At), rtol=1e-4)
+        True
+    """
+    (a, b, s), (at, bt, _) = factors, reference  # s_t cancels in the ratio
+    _check_factors(a, b)
+    _check_factors(at, bt)
+    if a.shape[1] != at.shape[1] or b.shape[0] != bt.shape[0]:
+        raise ValueError(
+            f"reference factors A {tuple(at.shape)}, B {tuple(bt.shape)} do not match A {tuple(a.shape)}"
+        )
+    dtype = _work_dtype(a)
+    with _no_autocast(a):
+        a, b = a.to(dtype), b.to(dtype)
+        at, bt = at.detach().to(dtype), bt.detach().to(dtype)
+        p, q, pt, qt = b.T @ b, a @ a.T, bt.T @ bt, at @ at.T
+        m, n = a @ at.T, b.T @ bt  # r × r_t
+        rows = (p @ m * (m @ pt)).sum()  # tr(P M P_t Mᵀ) = Σ (PM) ∘ (M P_t)
+        cols = (q @ n * (n @ qt)).sum()  # tr(Q N Q_t Nᵀ)
+        value = (float(s) ** 2) * (rows + cols)
+        return _ratio_or_zero(value, (pt * qt).sum())  # ‖B_t A_t‖²_F = tr(P_t Q_t); s_t² cancels
 
 
 # -- losses over many matrices --------------------------------------------------------------------------------
@@ -202,3 +335,68 @@ def factor_orthoreg_loss(
         2.0
     """
     return _finish([factor_gram_deviation_sq(a, b, s) for a, b, s in factors], squared)
+
+
+def dense_scale_free_loss(deltas: Iterable[torch.Tensor], squared: bool = False) -> torch.Tensor:
+    """Σ over matrices of ‖G/τ − I_k‖_F (or its square), τ = tr G / k, from dense updates (full FT / reference).
+
+    Example:
+        >>> float(dense_scale_free_loss([torch.zeros(3, 4), 2 * torch.eye(3, 4)]))
+        0.0
+    """
+    return _finish([dense_scale_free_deviation_sq(d) for d in deltas], squared)
+
+
+def factor_scale_free_loss(
+    factors: Sequence[tuple[torch.Tensor, torch.Tensor, float]], squared: bool = False
+) -> torch.Tensor:
+    """Σ over LoRA layers (A, B, s) of ‖G/τ − I_k‖_F (or its square), exact, in factor space.
+
+    Example:
+        >>> A, B = torch.randn(2, 6), torch.zeros(4, 2)  # ΔW = 0: defined as 0
+        >>> float(factor_scale_free_loss([(A, B, 1.0)]))
+        0.0
+    """
+    return _finish([factor_scale_free_deviation_sq(a, b, s) for a, b, s in factors], squared)
+
+
+def dense_inter_task_loss(
+    deltas: Sequence[torch.Tensor], references: Sequence[Sequence[torch.Tensor]], squared: bool = False
+) -> torch.Tensor:
+    """Σ over matrices i of (Σ_t overlap²(ΔW_i, ΔW_t,i))^{1/2} (or without the root), references[i] = [ΔW_t,i].
+
+    Example:
+        >>> d = torch.eye(2, 3)
+        >>> float(dense_inter_task_loss([d], [[torch.zeros(2, 3)]]))  # a zero reference contributes 0
+        0.0
+    """
+    if len(deltas) != len(references):
+        raise ValueError(f"inter-task OrthoReg: {len(deltas)} updates but {len(references)} reference lists")
+    terms = [
+        torch.stack([dense_overlap_sq(d, ref) for ref in refs]).sum()
+        for d, refs in zip(deltas, references, strict=True)
+        if refs
+    ]
+    return _finish(terms, squared)
+
+
+def factor_inter_task_loss(
+    factors: Sequence[tuple[torch.Tensor, torch.Tensor, float]],
+    references: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor, float]]],
+    squared: bool = False,
+) -> torch.Tensor:
+    """`dense_inter_task_loss` for LoRA layers (A, B, s) against reference factors, exact, in factor space.
+
+    Example:
+        >>> A, B = torch.randn(2, 6), torch.zeros(4, 2)  # ΔW = 0: no overlap
+        >>> float(factor_inter_task_loss([(A, B, 1.0)], [[(torch.randn(2, 6), torch.randn(4, 2), 1.0)]]))
+        0.0
+    """
+    if len(factors) != len(references):
+        raise ValueError(f"inter-task OrthoReg: {len(factors)} layers but {len(references)} reference lists")
+    terms = [
+        torch.stack([factor_overlap_sq(f, ref) for ref in refs]).sum()
+        for f, refs in zip(factors, references, strict=True)
+        if refs
+    ]
+    return _finish(terms, squared)

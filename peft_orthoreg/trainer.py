@@ -3,7 +3,8 @@
 The term is added in `compute_loss` (never through `outputs.loss`, which GRPO does not read), scaled for
 gradient accumulation the way the trainer scales its own loss, and logged as ``orthoreg`` (unweighted).
 
-- PEFT model: λ and the norm come from each trainable adapter's `OrthoLoraConfig` (exact factor form).
+- PEFT model: λ, the norm and the form (``orthoreg_form``: looked up in the `peft_orthoreg_regularizers` plugin
+  registry) come from each trainable adapter's `OrthoLoraConfig` (exact factor forms).
 - Any other model (full fine-tuning): pass ``orthoreg_weight``; W⁰ of the regularised 2-D weights is snapshotted
   once when the trainer is built. The snapshot costs one extra copy of those weights (≈ the whole model for the
   default targets); ``orthoreg_snapshot_device="cpu"`` keeps it in host memory (copied to the device each step).
@@ -20,8 +21,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from peft_orthoreg.lora import iter_lora_factors, orthoreg_loss
-from peft_orthoreg.orthoreg import check_estimator, check_norm, check_weight, dense_orthoreg_loss
+from peft_orthoreg.lora import form_loss, iter_lora_factors
+from peft_orthoreg.orthoreg import (
+    check_estimator,
+    check_norm,
+    check_weight,
+    dense_orthoreg_loss,
+    dense_scale_free_loss,
+)
+
+FULL_FT_FORMS = ("paper", "scale_free")
 
 _CACHE: dict[type, type] = {}
 
@@ -117,6 +126,7 @@ class _OrthoRegMixin:
         orthoreg_estimator: str = "exact",
         orthoreg_probes: int = 1,
         orthoreg_snapshot_device: str | torch.device | None = None,
+        orthoreg_form: str = "paper",
         **kwargs: Any,
     ) -> None:
         # Validate before the (slow) trainer init so that bad input fails at once.
@@ -125,7 +135,15 @@ class _OrthoRegMixin:
         if orthoreg_norm is not None:
             check_norm(orthoreg_norm)
         check_estimator(orthoreg_estimator, orthoreg_probes)
+        if orthoreg_form not in FULL_FT_FORMS:
+            raise ValueError(
+                f"orthoreg_form={orthoreg_form!r}: full fine-tuning supports {', '.join(map(repr, FULL_FT_FORMS))}; "
+                "a PEFT model takes its form from each adapter's OrthoLoraConfig.orthoreg_form"
+            )
+        if orthoreg_form == "scale_free" and orthoreg_estimator != "exact":
+            raise ValueError("orthoreg_estimator='hutchinson' estimates the 'paper' form only; use 'exact'")
         super().__init__(*args, **kwargs)
+        self._orthoreg_form = orthoreg_form
         self._orthoreg_norm = orthoreg_norm
         self._orthoreg_estimator = orthoreg_estimator
         self._orthoreg_probes = orthoreg_probes
@@ -143,10 +161,14 @@ class _OrthoRegMixin:
                     "(examples/accelerate/ddp.yaml, zero2.yaml)"
                 )
         if _is_peft(model):
-            if orthoreg_target_modules is not None or orthoreg_estimator != "exact":
+            if (
+                orthoreg_target_modules is not None
+                or orthoreg_estimator != "exact"
+                or orthoreg_form != "paper"
+            ):
                 raise ValueError(
-                    "orthoreg_target_modules/orthoreg_estimator apply to full fine-tuning only; a PEFT model uses "
-                    "the exact factor form on its LoRA layers"
+                    "orthoreg_target_modules/orthoreg_estimator/orthoreg_form apply to full fine-tuning only; a PEFT "
+                    "model uses the exact factor form its adapters' OrthoLoraConfig.orthoreg_form names"
                 )
             for adapter in sorted({a for _, a, _ in iter_lora_factors(model)}):
                 cfg_weight = getattr(model.peft_config.get(adapter), "orthoreg_weight", 0.0)
@@ -155,7 +177,7 @@ class _OrthoRegMixin:
                 )
             with torch.no_grad():  # fail now (DoRA, conv LoRA, ...) rather than at the first step
                 for adapter in self._orthoreg_adapters:
-                    orthoreg_loss(model, adapter, norm=orthoreg_norm)
+                    form_loss(model, adapter, norm=orthoreg_norm)
         elif orthoreg_weight:
             self._orthoreg_full_weight = orthoreg_weight
             device = torch.device(orthoreg_snapshot_device) if orthoreg_snapshot_device is not None else None
@@ -177,13 +199,17 @@ class _OrthoRegMixin:
             seed = None
             if self._orthoreg_estimator == "hutchinson":  # new probes every step, the same on every rank
                 seed = (int(self.args.seed) * 1_000_003 + int(self.state.global_step)) % (2**63)
-            value = dense_orthoreg_loss(
-                deltas,
-                squared=check_norm(self._orthoreg_norm or "fro"),
-                estimator=self._orthoreg_estimator,
-                probes=self._orthoreg_probes,
-                seed=seed,
-            )
+            squared = check_norm(self._orthoreg_norm or "fro")
+            if self._orthoreg_form == "scale_free":
+                value = dense_scale_free_loss(deltas, squared=squared)
+            else:
+                value = dense_orthoreg_loss(
+                    deltas,
+                    squared=squared,
+                    estimator=self._orthoreg_estimator,
+                    probes=self._orthoreg_probes,
+                    seed=seed,
+                )
             return self._orthoreg_full_weight * value, value.item()
         if not self._orthoreg_adapters:
             return None, None
@@ -191,11 +217,11 @@ class _OrthoRegMixin:
         weighted, total = None, 0.0
         for adapter, weight in self._orthoreg_adapters.items():
             if weight > 0:
-                value = orthoreg_loss(model, adapter, norm=self._orthoreg_norm)
+                value = form_loss(model, adapter, norm=self._orthoreg_norm)
                 weighted = weight * value if weighted is None else weighted + weight * value
             else:  # λ = 0: still log the value (cheap in factor space), without a graph
                 with torch.no_grad():
-                    value = orthoreg_loss(model, adapter, norm=self._orthoreg_norm)
+                    value = form_loss(model, adapter, norm=self._orthoreg_norm)
             total += value.item()
         return weighted, total
 
@@ -252,7 +278,8 @@ def with_orthoreg(trainer_cls: type) -> type:
     Extra keyword arguments of the returned class: ``orthoreg_weight`` (λ; required for full fine-tuning,
     overrides the adapters' configs for PEFT), ``orthoreg_norm``, ``orthoreg_target_modules`` (full FT: str regex
     or list of names/suffixes), ``orthoreg_estimator`` (``"exact"``/``"hutchinson"``), ``orthoreg_probes``,
-    ``orthoreg_snapshot_device`` (e.g. ``"cpu"`` to keep W⁰ off the accelerator).
+    ``orthoreg_snapshot_device`` (e.g. ``"cpu"`` to keep W⁰ off the accelerator), ``orthoreg_form`` (full FT:
+    ``"paper"`` or ``"scale_free"``; a PEFT model uses each adapter's ``OrthoLoraConfig.orthoreg_form``).
 
     Example:
         >>> from transformers import Trainer

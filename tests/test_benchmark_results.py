@@ -55,4 +55,19 @@ def test_every_results_json_records_its_command():
     for path in files:
         data = json.loads(path.read_text())
         run = data.get("run", data)
-        assert run.get("command"), f"{path.relative_to(ROOT)} does not record the command that produced it"
+        # A resumable benchmark records every invocation that added to its cache, each with its command.
+        commands = (
+            [run.get("command")]
+            if "invocations" not in run
+            else [i.get("command") for i in run["invocations"]]
+        )
+        assert commands and all(commands), (
+            f"{path.relative_to(ROOT)} does not record the command that produced it"
+        )
+
+
+def test_efficacy_orthoreg_table_is_the_render_of_its_json():
+    folder = RESULTS / "efficacy_orthoreg"
+    results = json.loads((folder / "results.json").read_text())
+    methods = tuple(next(iter(next(iter(results["modes"].values())).values()))["methods"])
+    assert load_script("efficacy_report").render_md(results, methods) == (folder / "results.md").read_text()

@@ -1,0 +1,473 @@
+"""Does any OrthoReg form make task vectors merge better, and which merge method should users pick? (issue 13)
+
+For each fine-tuning variant (plain; the paper's form at λ ∈ {0.01, 0.1, 1}; the scale-free form; the
+inter-task form, trained sequentially: task t is penalised against tasks < t), mode (LoRA r = 8 / full
+fine-tuning of the same 28 projection matrices) and seed, fine-tune one task vector per task, then merge all K
+with task arithmetic, TIES (mergekit's own sparsify + sign-consensus functions, in memory), TSV-M, Iso-C and
+Iso-CTS (`mergekit_plugins.core`). α per method is chosen on a validation split by mean normalised accuracy;
+the test split reports. Settings: ``tiny`` (`efficacy_toy.py`); ``smollm2`` is reserved for the real-model run.
+
+Resumable: every fine-tune (task vector + metrics), every merge evaluation and every ξ grid is cached under
+``--work`` (default ``benchmarks/results/efficacy_orthoreg/cache``, git-ignored) and skipped when present.
+Run it in the background; ``--shard i/n`` splits the jobs over n processes (one thread each); each process
+renders results.json / results.md / the plots from everything cached so far when it finishes
+(``--render-only`` does just that).
+
+Run:  nohup python benchmarks/efficacy_orthoreg.py --setting tiny > /tmp/efficacy.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import efficacy_report  # noqa: E402
+import efficacy_toy as toy  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "results" / "efficacy_orthoreg"
+# name -> (orthoreg_form, λ); plain is the paper's form at λ = 0
+VARIANTS = {
+    "plain": ("paper", 0.0),
+    "paper_0.01": ("paper", 0.01),
+    "paper_0.1": ("paper", 0.1),
+    "paper_1": ("paper", 1.0),
+    "scale_free_0.01": ("scale_free", 0.01),
+    "scale_free_1": ("scale_free", 1.0),
+    "inter_task_1": ("inter_task", 1.0),
+    "l2_1": (
+        "l2_norm",
+        1.0,
+    ),  # control: plain shrinkage Σ‖ΔW‖_F, registered below as a third-party form would be
+}
+CORE = ("plain", "paper_1", "scale_free_0.01", "inter_task_1")  # scale_free_1 stalls learning (seed 0)
+METHODS = ("task_arithmetic", "ties", "tsv", "iso_c", "iso_cts")
+GRID = {m: (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0) for m in METHODS}
+GRID["ties"] = (
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+)  # TIES averages the agreeing entries: its scale is one task's
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+HP = {  # one fine-tune per task; batch 128 (this machine's per-step overhead dominates small batches)
+    "base_steps": 400,
+    "base_lr": 2e-3,
+    "steps": 100,
+    "batch": 128,
+    "lora": {"r": 8, "alpha": 8, "lr": 3e-3},
+    "full": {"lr": 2e-4},
+    "val_items": 64,
+    "test_items": 256,
+    "ties_density": 0.5,
+    "xi_grid": (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5),
+    "xi_items": 64,
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=1)))
+
+
+def split(task: str, kind: str) -> toy.Batch:
+    idx = toy.TASKS.index(task)
+    n = HP["val_items"] if kind == "val" else HP["test_items"] if kind == "test" else HP["xi_items"]
+    return toy.make_batch(
+        task, n, random.Random({"val": 10_000, "test": 20_000, "xi": 30_000}[kind] + idx), True
+    )
+
+
+# -- base --------------------------------------------------------------------------------------------------
+def base_state(work: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file, save_file
+
+    path, lock = work / "base.safetensors", work / "base.lock"
+    work.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:  # another shard is pre-training it
+            while not path.exists():
+                time.sleep(10)
+            return load_file(path)
+        log(f"pre-training the base ({HP['base_steps']} steps, short inputs)")
+        model = toy.make_model(0)
+        toy.train(model, list(model.parameters()), toy.TASKS + toy.EXTRA, steps=HP["base_steps"],
+                  lr=HP["base_lr"], batch_size=HP["batch"], long=False, seed=0, log=log)  # fmt: skip
+        state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+        atomic_write(path, lambda p: save_file(state, str(p)))
+        lock.unlink(missing_ok=True)
+    return load_file(path)
+
+
+_EVAL_MODEL: list = []  # one model reused for every evaluation (building one costs more than loading weights)
+
+
+def model_at(base: dict[str, torch.Tensor], delta: dict[str, torch.Tensor] | None = None, alpha: float = 1.0,
+             fresh: bool = False):  # fmt: skip
+    if fresh or not _EVAL_MODEL:
+        model = toy.make_model(0)
+        if not fresh:
+            _EVAL_MODEL.append(model)
+    else:
+        model = _EVAL_MODEL[0]
+    state = dict(base)
+    for k, d in (delta or {}).items():
+        state[k] = base[k] + alpha * d
+    model.load_state_dict(state)
+    return model.eval()
+
+
+# -- fine-tuning ---------------------------------------------------------------------------------------------
+class _ControlPlugin:
+    """A benchmark-local `peft_orthoreg` plugin: the ``l2_norm`` form Σ_l ‖s·B·A‖_F (shrinks ΔW in every direction,
+    the control for the inter-task form's shrinkage), exact from the factors: ‖sBA‖²_F = s²·tr(BᵀB·AAᵀ)."""
+
+    @staticmethod
+    def l2_norm(model, adapter_name=None, *, norm=None):
+        from peft_orthoreg.lora import iter_lora_factors
+        from peft_orthoreg.orthoreg import safe_sqrt
+
+        terms = [
+            s * s * ((b.T @ b) * (a @ a.T)).sum()
+            for _, _, (a, b, s) in iter_lora_factors(model, adapter_name)
+        ]
+        return torch.stack([t if norm == "fro_squared" else safe_sqrt(t) for t in terms]).sum()
+
+    from peft_orthoreg.hookspecs import hookimpl
+
+    @hookimpl
+    def peft_orthoreg_regularizers(self):
+        return {"l2_norm": self.l2_norm}
+
+
+def _register_control() -> None:
+    from peft_orthoreg.plugins import plugin_registry
+
+    if "l2_norm" not in plugin_registry.registry():
+        plugin_registry.register(_ControlPlugin(), name="efficacy-control")
+
+
+def finetune_lora(base, variant: str, seed: int, t: int, previous: list[dict]) -> tuple[dict, dict]:
+    """LoRA task vector of task t (dense ΔW per weight) and its factors (for later inter-task references)."""
+    from peft import LoraConfig, get_peft_model
+
+    from peft_orthoreg import OrthoLoraConfig
+    from peft_orthoreg.lora import form_loss, iter_lora_factors
+
+    form, lam = VARIANTS[variant]
+    _register_control()
+    refs = [f"t{s}" for s in range(t)] if form == "inter_task" else []
+    if form == "inter_task" and not refs:
+        form, lam = "paper", 0.0  # the first task has nothing to be orthogonal to: plain
+    lo = HP["lora"]
+    common = {"r": lo["r"], "lora_alpha": lo["alpha"], "target_modules": TARGETS, "lora_dropout": 0.0}
+    cfg = OrthoLoraConfig(
+        **common, orthoreg_weight=lam, orthoreg_form=form, orthoreg_reference_adapters=refs or None
+    )
+    torch.manual_seed(seed * 1000 + t)
+    model = get_peft_model(model_at(base, fresh=True), cfg, adapter_name=f"t{t}")
+    modules = dict(model.named_modules())
+    for s, factors in enumerate(previous):
+        model.add_adapter(f"t{s}", LoraConfig(**common))
+        with torch.no_grad():
+            for name, (a, b) in factors.items():
+                modules[name].lora_A[f"t{s}"].weight.copy_(a)
+                modules[name].lora_B[f"t{s}"].weight.copy_(b)
+    model.set_adapter(f"t{t}")
+    for n, p in model.named_parameters():
+        p.requires_grad_(f".t{t}." in n)  # only this task's factors train; references stay frozen
+    params = [p for p in model.parameters() if p.requires_grad]
+    reg = (lambda: lam * form_loss(model, f"t{t}")) if lam > 0 else None
+    losses = toy.train(model, params, (toy.TASKS[t],), steps=HP["steps"], lr=lo["lr"], batch_size=HP["batch"],
+                       long=True, seed=seed * 1000 + t, regulariser=reg, log=log)  # fmt: skip
+    delta, factors = {}, {}
+    for name, _, (a, b, s) in iter_lora_factors(model, f"t{t}"):
+        key = name.removeprefix("base_model.model.") + ".weight"
+        delta[key] = (s * b @ a).detach().clone()
+        factors[name] = (a.detach().clone(), b.detach().clone())
+    return delta, {"losses": losses, "factors": factors}
+
+
+def finetune_full(base, variant: str, seed: int, t: int, previous: list[dict]) -> tuple[dict, dict]:
+    from peft_orthoreg.orthoreg import dense_inter_task_loss, dense_orthoreg_loss, dense_scale_free_loss
+
+    form, lam = VARIANTS[variant]
+    model = model_at(base, fresh=True)
+    chosen = {n: p for n, p in model.named_parameters() if any(f".{x}." in n for x in TARGETS)}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in chosen.values():
+        p.requires_grad_(True)
+    w0 = {n: p.detach().clone() for n, p in chosen.items()}
+
+    def reg() -> torch.Tensor:
+        deltas = [p - w0[n] for n, p in chosen.items()]
+        if form == "paper":
+            return lam * dense_orthoreg_loss(deltas)
+        if form == "scale_free":
+            return lam * dense_scale_free_loss(deltas)
+        return lam * dense_inter_task_loss(deltas, [[prev[n] for prev in previous] for n in chosen])
+
+    use_reg = lam > 0 and not (form == "inter_task" and not previous)
+    losses = toy.train(model, list(chosen.values()), (toy.TASKS[t],), steps=HP["steps"], lr=HP["full"]["lr"],
+                       batch_size=HP["batch"], long=True, seed=seed * 1000 + t,
+                       regulariser=reg if use_reg else None, log=log)  # fmt: skip
+    delta = {n: (p.detach() - w0[n]).clone() for n, p in chosen.items()}
+    return delta, {"losses": losses}
+
+
+def task_vectors(work: Path, base, mode: str, variant: str, seed: int) -> tuple[list[dict], list[dict]]:
+    """The K task vectors of one (mode, variant, seed), fine-tuned in task order (cached one by one)."""
+    from safetensors.torch import load_file, save_file
+
+    tvs, infos, previous = [], [], []
+    for t, task in enumerate(toy.TASKS):
+        d = work / mode / variant / f"seed{seed}"
+        tv_path, info_path = d / f"{task}.safetensors", d / f"{task}.json"
+        if tv_path.exists() and info_path.exists():
+            blob = load_file(tv_path)
+            info = json.loads(info_path.read_text())
+        else:
+            log(f"fine-tune {mode}/{variant}/seed{seed}/{task}")
+            start = time.time()
+            fn = finetune_lora if mode == "lora" else finetune_full
+            delta, extra = fn(base, variant, seed, t, previous)
+            blob = {f"delta::{k}": v.contiguous() for k, v in delta.items()}
+            for name, (a, b) in extra.get("factors", {}).items():
+                blob[f"A::{name}"], blob[f"B::{name}"] = a.contiguous(), b.contiguous()
+            model = model_at(base, delta)
+            info = {
+                "val": toy.accuracy(model, split(task, "val")),
+                "test": toy.accuracy(model, split(task, "test")),
+                "losses": extra["losses"],
+                "seconds": round(time.time() - start, 1),
+            }
+            atomic_write(tv_path, lambda p, blob=blob: save_file(blob, str(p)))
+            write_json(info_path, info)
+            log(f"  {task}: single val {info['val']:.3f} test {info['test']:.3f} ({info['seconds']} s)")
+        tvs.append({k.removeprefix("delta::"): v for k, v in blob.items() if k.startswith("delta::")})
+        if mode == "lora":
+            names = [k.removeprefix("A::") for k in blob if k.startswith("A::")]
+            previous.append({n: (blob[f"A::{n}"], blob[f"B::{n}"]) for n in names})
+        else:
+            previous.append(tvs[-1])
+        infos.append(info)
+    return tvs, infos
+
+
+# -- merging -------------------------------------------------------------------------------------------------
+def merge_direction(method: str, tvs: list[dict]) -> dict[str, torch.Tensor]:
+    from mergekit.merge_methods.generalized_task_arithmetic import get_mask
+    from mergekit.sparsify import SparsificationMethod, sparsify
+
+    from mergekit_plugins import core
+
+    out = {}
+    for key in tvs[0]:
+        deltas = [tv[key] for tv in tvs]
+        if method == "task_arithmetic":
+            out[key] = torch.stack(deltas).sum(0)
+        elif (
+            method == "ties"
+        ):  # mergekit's ties: magnitude top-density, sign consensus ("sum"), disjoint mean
+            sparse = torch.stack(
+                [sparsify(d, HP["ties_density"], SparsificationMethod.magnitude) for d in deltas]
+            )
+            mask = get_mask(sparse, method="sum").to(sparse.dtype)
+            out[key] = (sparse * mask).sum(0) / mask.sum(0).clamp_min(1)
+        else:
+            out[key] = {"tsv": core.tsv_merge, "iso_c": core.iso_c_merge, "iso_cts": core.iso_cts_merge}[
+                method
+            ](deltas)
+    return out
+
+
+def evaluate_merges(base, tvs: list[dict], infos: list[dict], base_acc: dict) -> dict:
+    val = {task: split(task, "val") for task in toy.TASKS}
+    test = {task: split(task, "test") for task in toy.TASKS}
+    result = {}
+    for method in METHODS:
+        direction = merge_direction(method, tvs)
+        curve = []
+        for alpha in GRID[method]:
+            model = model_at(base, direction, alpha)
+            accs = [toy.accuracy(model, val[task]) for task in toy.TASKS]
+            norm = sum(a / max(i["val"], 1e-9) for a, i in zip(accs, infos, strict=True)) / len(accs)
+            curve.append({"alpha": alpha, "val_acc": accs, "val_norm": norm})
+        best = max(curve, key=lambda c: c["val_norm"])
+        model = model_at(base, direction, best["alpha"])
+        accs = [toy.accuracy(model, test[task]) for task in toy.TASKS]
+        singles = [i["test"] for i in infos]
+        bases = [base_acc[task] for task in toy.TASKS]
+        result[method] = {
+            "alpha": best["alpha"],
+            "curve": curve,
+            "test_acc": accs,
+            "abs": sum(accs) / len(accs),
+            "norm": sum(a / max(s, 1e-9) for a, s in zip(accs, singles, strict=True)) / len(accs),
+            "gap_closed": sum(
+                (a - b) / (s - b) if s != b else 0.0 for a, s, b in zip(accs, singles, bases, strict=True)
+            )
+            / len(accs),
+        }
+        log(
+            f"  {method}: α {best['alpha']} abs {result[method]['abs']:.3f} norm {result[method]['norm']:.3f}"
+        )
+    return result
+
+
+def geometry(tvs: list[dict]) -> dict:
+    flat = [torch.cat([v.flatten() for v in tv.values()]) for tv in tvs]
+    norms = [float(f.norm()) for f in flat]
+    cos = [
+        abs(float(flat[i] @ flat[j]) / (norms[i] * norms[j] + 1e-30))
+        for i in range(len(flat))
+        for j in range(i + 1, len(flat))
+    ]
+    from peft_orthoreg.diagnostics import matrix_stats
+
+    stats = [matrix_stats(v) for tv in tvs for v in tv.values()]
+    return {
+        "tau_norm": norms,
+        "mean_tau_norm": sum(norms) / len(norms),
+        "mean_abs_cos": sum(cos) / len(cos),
+        "mean_effective_rank": sum(s["effective_rank"] for s in stats) / len(stats),
+        "mean_sv_max": sum(s["sv_max"] for s in stats) / len(stats),
+    }
+
+
+def xi_grid(base, tvs: list[dict]) -> dict:
+    """Weight-disentanglement error ξ(α₁, α₂) of the first two tasks: Σ_t P_x∼t[f(θ₀+α_tτ_t) ≠ f(θ₀+α₁τ₁+α₂τ₂)]."""
+    grid = HP["xi_grid"]
+    batches = [split(task, "xi") for task in toy.TASKS[:2]]
+    alone = [[toy.predictions(model_at(base, tvs[t], a), batches[t]) for a in grid] for t in range(2)]
+    xi = []
+    for i, a1 in enumerate(grid):
+        row = []
+        for j, a2 in enumerate(grid):
+            both = {k: a1 * tvs[0][k] + a2 * tvs[1][k] for k in tvs[0]}
+            model = model_at(base, both)
+            err = sum(
+                float((toy.predictions(model, batches[t]) != alone[t][(i, j)[t]]).float().mean())
+                for t in range(2)
+            )
+            row.append(err)
+        xi.append(row)
+    return {"grid": list(grid), "tasks": list(toy.TASKS[:2]), "xi": xi}
+
+
+# -- driver --------------------------------------------------------------------------------------------------
+def run_job(work: Path, base, base_acc: dict, mode: str, variant: str, seed: int, xi: bool) -> None:
+    d = work / mode / variant / f"seed{seed}"
+    if (d / "merge.json").exists() and (not xi or (d / "xi.json").exists()):
+        return
+    tvs, infos = task_vectors(work, base, mode, variant, seed)
+    if not (d / "merge.json").exists():
+        log(f"merge {mode}/{variant}/seed{seed}")
+        write_json(d / "merge.json", {"merges": evaluate_merges(base, tvs, infos, base_acc), **geometry(tvs)})
+    if xi and not (d / "xi.json").exists():
+        log(f"ξ grid {mode}/{variant}/seed{seed}")
+        write_json(d / "xi.json", xi_grid(base, tvs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--setting", default="tiny", choices=["tiny", "smollm2"])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--modes", default="lora,full")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--work", default=str(OUT / "cache"))
+    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
+    p.add_argument("--render-only", action="store_true")
+    p.add_argument("--note", default="", help="recorded with this invocation in run.json")
+    p.add_argument("--quick", action="store_true", help="a few steps and items: a smoke test of the pipeline")
+    args = p.parse_args(argv)
+    if args.quick:
+        HP.update(base_steps=4, steps=3, batch=16, val_items=8, test_items=8, xi_items=8, xi_grid=(0.0, 1.0))
+    if args.setting == "smollm2":
+        print("efficacy_orthoreg: --setting smollm2 is not implemented yet (it needs the SmolLM2 model resolver "
+              "and hours of CPU); run --setting tiny", file=sys.stderr)  # fmt: skip
+        return 2
+    modes, variants = args.modes.split(","), args.variants.split(",")
+    bad = [m for m in modes if m not in ("lora", "full")] + [v for v in variants if v not in VARIANTS]
+    try:
+        shard, shards = (int(x) for x in args.shard.split("/"))
+        assert 0 <= shard < shards
+    except (ValueError, AssertionError):
+        bad.append(f"--shard {args.shard}")
+    if bad or args.seeds < 1:
+        print(f"efficacy_orthoreg: unknown or invalid: {', '.join(bad) or '--seeds'}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)
+    work, out = Path(args.work), Path(args.out)
+    start = time.time()
+    if not args.render_only:
+        base = base_state(work)
+        base_path = work / "base_acc.json"
+        if not base_path.exists():
+            model = model_at(base)
+            write_json(
+                base_path,
+                {t: {k: toy.accuracy(model, split(t, k)) for k in ("val", "test")} for t in toy.TASKS},
+            )
+        base_acc = {t: v["test"] for t, v in json.loads(base_path.read_text()).items()}
+        # LoRA first; within a mode the headline variants for every seed first, then the other λ values.
+        tier = {v: int(v not in CORE) for v in variants}
+        jobs = [
+            (m, v, s)
+            for m in modes
+            for t in (0, 1)
+            for s in range(args.seeds)
+            for v in variants
+            if tier[v] == t
+        ]
+        for i, (m, v, s) in enumerate(jobs):
+            if i % shards == shard:
+                log(f"job {i + 1}/{len(jobs)}: {m}/{v}/seed{s}")
+                run_job(work, base, base_acc, m, v, s, xi=(s == 0 and m == "lora"))
+    invocation = {
+        "command": "python "
+        + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
+        "wall_s": round(time.time() - start, 1),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **({"note": args.note} if args.note else {}),
+    }
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    machine = f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs, torch {torch.__version__}, 1 thread"
+    efficacy_report.render(
+        work, out, VARIANTS, METHODS, HP, {"git_commit": commit, "machine": machine}, invocation
+    )
+    log(f"rendered {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""Aggregate the cached runs of `efficacy_orthoreg.py`: results.json, results.md (rendered from the JSON), the
+bar chart of normalised accuracy per method × fine-tuning, the ξ heat maps, and run.json.
+
+Statistics: mean ± sample std over seeds; plain vs each variant under task arithmetic: Welch's t statistic and
+degrees of freedom, its two-sided p-value (scipy's Student t when scipy is importable, else null) and a
+bootstrap 95 % CI of the difference of means (10,000 resamples, seeded).
+
+Example:
+    >>> welch([0.5, 0.6, 0.7], [0.5, 0.6, 0.7])["t"]
+    0.0
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import statistics
+from pathlib import Path
+from typing import Any
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    return statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def welch(a: list[float], b: list[float]) -> dict[str, Any]:
+    """Welch's t-test of mean(b) − mean(a), plus a bootstrap 95 % CI of that difference."""
+    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+    va, vb = sa**2 / len(a), sb**2 / len(b)
+    se = math.sqrt(va + vb)
+    t = (mb - ma) / se if se > 0 else 0.0
+    df = (
+        (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+        if se > 0 and len(a) > 1 and len(b) > 1
+        else None
+    )
+    p = None
+    if df is not None:
+        try:
+            from scipy.stats import t as student_t
+
+            p = float(2 * student_t.sf(abs(t), df))
+        except ImportError:  # scipy is not a dependency of the project
+            p = None
+    rng = random.Random(0)
+    diffs = sorted(
+        statistics.fmean(rng.choices(b, k=len(b))) - statistics.fmean(rng.choices(a, k=len(a)))
+        for _ in range(10_000)
+    )
+    return {
+        "diff": mb - ma,
+        "t": round(t, 4),
+        "df": df,
+        "p": p,
+        "ci95": [diffs[250], diffs[9750]],
+        "n": [len(a), len(b)],
+    }
+
+
+def pooled_gap(merged: list[float], single: dict[str, dict], base: list[float]) -> float:
+    """(Σ merged − Σ base) / (Σ single − Σ base) over the tasks (in task order, as the base accuracies).
+
+    Example:
+        >>> pooled_gap([0.5, 0.5], {"a": {"test": 1.0}, "b": {"test": 0.5}}, [0.0, 0.5])
+        0.5
+    """
+    singles = [v["test"] for v in single.values()]
+    gain = sum(singles) - sum(base)
+    return (sum(merged) - sum(base)) / gain if gain else float("nan")
+
+
+def collect(work: Path, variants: dict, methods: tuple[str, ...]) -> dict[str, Any]:
+    """Every finished (mode, variant, seed) from the cache, aggregated."""
+    base_path = work / "base_acc.json"
+    out: dict[str, Any] = {
+        "base_acc": json.loads(base_path.read_text()) if base_path.exists() else None,
+        "modes": {},
+    }
+    for mode_dir in sorted(p for p in work.iterdir() if p.is_dir()) if work.exists() else []:
+        mode = mode_dir.name
+        rows = {}
+        for variant in variants:
+            seeds = sorted((mode_dir / variant).glob("seed*/merge.json"))
+            if not seeds:
+                continue
+            per_seed = []
+            for path in seeds:
+                merge = json.loads(path.read_text())
+                tasks = sorted(path.parent.glob("*.json"))
+                singles = {p.stem: json.loads(p.read_text()) for p in tasks if p.stem not in ("merge", "xi")}
+                per_seed.append({"seed": path.parent.name, "merge": merge, "single": singles})
+            agg: dict[str, Any] = {"seeds": [s["seed"] for s in per_seed]}
+            single = [statistics.fmean(v["test"] for v in s["single"].values()) for s in per_seed]
+            agg["single_test"] = mean_std(single)
+            for key in ("mean_tau_norm", "mean_abs_cos", "mean_effective_rank"):
+                agg[key] = mean_std([s["merge"][key] for s in per_seed])
+            agg["methods"] = {}
+            base_test = [out["base_acc"][t]["test"] for t in out["base_acc"]] if out["base_acc"] else None
+            for m in methods:
+                agg["methods"][m] = {
+                    key: mean_std([s["merge"]["merges"][m][key] for s in per_seed])
+                    for key in ("abs", "norm", "gap_closed", "alpha")
+                }
+                if base_test is not None:  # pooled over tasks: stable where a single-task gain is ≈ 0
+                    agg["methods"][m]["gap_closed_pooled"] = mean_std(
+                        [
+                            pooled_gap(s["merge"]["merges"][m]["test_acc"], s["single"], base_test)
+                            for s in per_seed
+                        ]
+                    )
+                agg["methods"][m]["norm_per_seed"] = [s["merge"]["merges"][m]["norm"] for s in per_seed]
+            agg["per_seed"] = per_seed
+            rows[variant] = agg
+        if rows:
+            plain = rows.get("plain")
+            for variant, agg in rows.items():
+                if plain is not None and variant != "plain":
+                    agg["welch_vs_plain_task_arithmetic"] = welch(
+                        plain["methods"]["task_arithmetic"]["norm_per_seed"],
+                        agg["methods"]["task_arithmetic"]["norm_per_seed"],
+                    )
+            out["modes"][mode] = rows
+    return out
+
+
+def _f(ms: tuple[float, float] | list[float], digits: int = 3) -> str:
+    return f"{ms[0]:.{digits}f} ± {ms[1]:.{digits}f}"
+
+
+def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
+    lines = ["# OrthoReg and merge methods: efficacy (tiny setting)", ""]
+    run = results["run"]
+    lines += [f"Git commit `{run['git_commit']}`; {run['machine']}.", ""]
+    lines += ["Commands (each invocation resumes from the cache):", ""]
+    lines += [
+        f"- `{i['command']}` ({i['wall_s']} s, finished {i['finished']})" for i in run["invocations"]
+    ] + [""]
+    if results["base_acc"]:
+        base = results["base_acc"]
+        lines += [
+            "Base model test accuracy: " + ", ".join(f"{t} {v['test']:.3f}" for t, v in base.items()),
+            "",
+        ]
+    for mode, rows in results["modes"].items():
+        lines += [
+            f"## {mode}",
+            "",
+            "Normalised test accuracy (merged / single-task), mean ± std over seeds:",
+            "",
+        ]
+        lines += ["| fine-tuning | seeds | single | " + " | ".join(methods) + " |"]
+        lines += ["|---|---|---|" + "---|" * len(methods)]
+        for variant, agg in rows.items():
+            cells = [_f(agg["methods"][m]["norm"]) for m in methods]
+            lines += [
+                f"| {variant} | {len(agg['seeds'])} | {_f(agg['single_test'])} | " + " | ".join(cells) + " |"
+            ]
+        lines += ["", "Task arithmetic in detail (α chosen on validation):", ""]
+        lines += ["| fine-tuning | merged abs | merged norm | gap closed (pooled) | α | ‖τ‖ | mean \\|cos\\| | eff. rank | Δ norm vs plain (95 % CI) | Welch t (df) | p |"]  # fmt: skip
+        lines += ["|---|---|---|---|---|---|---|---|---|---|---|"]
+        for variant, agg in rows.items():
+            ta = agg["methods"]["task_arithmetic"]
+            w = agg.get("welch_vs_plain_task_arithmetic")
+            wcells = ["", "", ""]
+            if w:
+                df = f"{w['df']:.1f}" if w["df"] is not None else "–"
+                p = f"{w['p']:.3f}" if w["p"] is not None else "–"
+                wcells = [
+                    f"{w['diff']:+.3f} ({w['ci95'][0]:+.3f}, {w['ci95'][1]:+.3f})",
+                    f"{w['t']:.2f} ({df})",
+                    p,
+                ]
+            lines += [
+                f"| {variant} | {_f(ta['abs'])} | {_f(ta['norm'])} | {_f(ta.get('gap_closed_pooled', ta['gap_closed']))} | "
+                f"{_f(ta['alpha'], 2)} | "
+                f"{_f(agg['mean_tau_norm'], 2)} | {_f(agg['mean_abs_cos'], 4)} | {_f(agg['mean_effective_rank'], 1)} | "
+                + " | ".join(wcells)
+                + " |"
+            ]
+        lines += ["", "Merged absolute test accuracy per method:", ""]
+        lines += ["| fine-tuning | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        for variant, agg in rows.items():
+            lines += [f"| {variant} | " + " | ".join(_f(agg["methods"][m]["abs"]) for m in methods) + " |"]
+        if all("gap_closed_pooled" in agg["methods"][m] for agg in rows.values() for m in methods):
+            lines += ["", "Gap closed (pooled) per method:", ""]
+            lines += ["| fine-tuning | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+            for variant, agg in rows.items():
+                cells = [_f(agg["methods"][m]["gap_closed_pooled"]) for m in methods]
+                lines += [f"| {variant} | " + " | ".join(cells) + " |"]
+        lines += [""]
+    if results.get("xi"):
+        lines += ["## Weight disentanglement ξ(α₁, α₂) (LoRA, seed 0; lower = more disentangled)", ""]
+        lines += ["| fine-tuning | mean ξ over the grid | ξ(1, 1) |", "|---|---|---|"]
+        for variant, x in results["xi"].items():
+            flat = [v for row in x["xi"] for v in row]
+            i1 = x["grid"].index(1.0)
+            lines += [f"| {variant} | {statistics.fmean(flat):.3f} | {x['xi'][i1][i1]:.3f} |"]
+        lines += ["", "![ξ heat maps](xi.png)", ""]
+    lines += ["![normalised accuracy](bars.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], methods: tuple[str, ...], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = list(results["modes"])
+    if modes:
+        panels = [
+            ("norm", "normalised test accuracy", (0, 1.1)),
+            ("gap_closed_pooled", "gap closed (pooled)", None),
+        ]
+        fig, axes = plt.subplots(2, len(modes), figsize=(7 * len(modes), 7), squeeze=False)
+        for col, mode in enumerate(modes):
+            rows = results["modes"][mode]
+            width = 0.8 / len(rows)
+            for row, (key, label, ylim) in enumerate(panels):
+                ax = axes[row][col]
+                for i, (variant, agg) in enumerate(rows.items()):
+                    ms = [agg["methods"][m].get(key, (math.nan, 0.0)) for m in methods]
+                    xs = [j + i * width for j in range(len(methods))]
+                    ax.bar(xs, [m[0] for m in ms], width, yerr=[m[1] for m in ms], label=variant, capsize=2)
+                ax.set_xticks([j + 0.4 - width / 2 for j in range(len(methods))], methods)
+                ax.set_ylabel(label)
+                if ylim:
+                    ax.set_ylim(*ylim)
+                ax.set_title(f"{mode}: merge of K = 4 task vectors (mean ± std over seeds)")
+                ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "bars.png", dpi=90)
+        plt.close(fig)
+    xi = results.get("xi") or {}
+    shown = [v for v in ("plain", "paper_1") if v in xi]
+    if shown:
+        fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 4), squeeze=False)
+        vmax = max(v for s in shown for row in xi[s]["xi"] for v in row)
+        for ax, variant in zip(axes[0], shown, strict=True):
+            x = xi[variant]
+            im = ax.imshow(x["xi"], origin="lower", vmin=0, vmax=vmax, cmap="viridis")
+            ticks = range(len(x["grid"]))
+            ax.set_xticks(ticks, x["grid"], fontsize=7)
+            ax.set_yticks(ticks, x["grid"], fontsize=7)
+            ax.set_xlabel(f"α₂ ({x['tasks'][1]})")
+            ax.set_ylabel(f"α₁ ({x['tasks'][0]})")
+            ax.set_title(f"ξ, LoRA {variant}")
+        fig.colorbar(im, ax=axes[0].tolist())
+        fig.savefig(out / "xi.png", dpi=90)
+        plt.close(fig)
+
+
+def render(
+    work: Path, out: Path, variants: dict, methods: tuple[str, ...], hp: dict, run: dict, invocation: dict
+) -> None:
+    """Write results.json, results.md, bars.png, xi.png and run.json under `out` (each file replaced atomically)."""
+    out.mkdir(parents=True, exist_ok=True)
+    run_path = out / "run.json"
+    previous = json.loads(run_path.read_text()) if run_path.exists() else {}
+    run = {**run, "invocations": [*previous.get("invocations", []), invocation], "hyperparameters": hp}
+    run["wall_s_total"] = round(sum(i["wall_s"] for i in run["invocations"]), 1)
+    results = collect(work, variants, methods)
+    results["xi"] = {
+        v: json.loads(p.read_text())
+        for v in variants
+        if (p := work / "lora" / v / "seed0" / "xi.json").exists()
+    }
+    results["run"] = run
+    run["finetune_seconds_total"] = round(
+        sum(
+            single.get("seconds", 0.0)
+            for rows in results["modes"].values()
+            for agg in rows.values()
+            for seed in agg["per_seed"]
+            for single in seed["single"].values()
+        ),
+        1,
+    )
+    for name, text in (
+        ("run.json", json.dumps(run, indent=1)),
+        ("results.json", json.dumps(results, indent=1)),
+        ("results.md", render_md(results, methods)),
+    ):
+        tmp = out / f".{name}.tmp-{os.getpid()}"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)
+    plot(results, methods, out)
