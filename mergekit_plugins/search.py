@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_ortho_merge.outputs import staged_dir, staged_file
+from distill_ortho_merge.yaml_files import yaml_error
 from mergekit_plugins.search_config import (
     DEFAULT_GRID_ALPHA,
     DEFAULT_GRID_LAMBDA,
@@ -39,7 +40,6 @@ from mergekit_plugins.yaml_command import (
     one_line,
     quiet_torch_dtype_warning,
     resolve_config_models,
-    yaml_error,
 )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from distill_ortho_merge.offline import set_offline_env
 from distill_ortho_merge.outputs import staged_dir
+from distill_ortho_merge.yaml_files import yaml_error
 
 OUR_METHODS = ("tsv", "iso_c", "iso_cts")
 
@@ -112,25 +113,6 @@ def one_line(exc: BaseException) -> str:
             pass
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
-def yaml_error(path: str, exc: Exception) -> str:
-    """`file:line:col: not valid YAML (problem)` for a YAML parse error, else `file: error`.
-
-    Example:
-        >>> import yaml
-        >>> try:
-        ...     yaml.safe_load("a: [1")
-        ... except yaml.YAMLError as exc:
-        ...     print(yaml_error("c.yaml", exc))
-        c.yaml:1:6: not valid YAML (expected ',' or ']', but got '<stream end>')
-    """
-    mark = getattr(exc, "problem_mark", None)
-    if mark is None:
-        return f"{path}: {one_line(exc)}"
-    return (
-        f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML ({getattr(exc, 'problem', None) or exc})"
-    )
 
 
 def quiet_torch_dtype_warning() -> None:

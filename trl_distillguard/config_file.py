@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from distill_ortho_merge.cli import InputError
+from distill_ortho_merge.yaml_files import read_yaml
 
 
 def closest(name: str, valid: Iterable[str]) -> str | None:
@@ -36,18 +37,7 @@ def read_yaml_config(path: str) -> dict[str, Any]:
     Example:
         >>> # read_yaml_config("notes.txt")  # InputError: notes.txt:3:1: could not find expected ':' ...
     """
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            config = yaml.safe_load(fh)
-    except OSError as err:
-        raise InputError(f"--config {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise InputError(f"{where}: not valid YAML ({problem})") from None
+    config = read_yaml(path)
     if not isinstance(config, dict):
         raise InputError(f"{path}: expected a YAML mapping of field: value, got {type(config).__name__}")
     return config

@@ -32,6 +32,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from distill_ortho_merge.yaml_files import read_yaml
+
 FACTOR_METHODS = ("task_arithmetic", "tsv", "iso_c", "iso_cts")
 #: mergekit methods that act on individual entries of the dense delta (sign election, pruning): not factorable.
 DENSE_ONLY = ("ties", "dare_ties", "dare_linear", "della", "della_linear", "breadcrumbs", "breadcrumbs_ties")
@@ -97,20 +99,6 @@ def _keys(where: str, mapping: Any, allowed: tuple[str, ...], name: str, why: st
     return mapping
 
 
-def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML file; one-line errors naming the file."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except OSError as exc:
-        raise LoraMergeError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise LoraMergeError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return data
-
-
 def parse_config(config: Any, where: str | None = None) -> LoraMergeConfig:
     """Validate a mergekit-style mapping (or the path of a YAML file) into a `LoraMergeConfig`.
 
@@ -122,7 +110,7 @@ def parse_config(config: Any, where: str | None = None) -> LoraMergeConfig:
     """
     if isinstance(config, (str, os.PathLike)):
         where = where or str(config)
-        config = load_yaml(config)
+        config = read_yaml(config, LoraMergeError)
     where = where or "config"
     if isinstance(config, LoraMergeConfig):
         return config
