@@ -78,7 +78,7 @@ def measure(path: str, rows: list[dict], chat: bool, samples: int, max_new_token
     }
 
 
-def render(result: dict) -> str:
+def render_markdown(result: dict) -> str:
     lines = [
         "# Sampled-vs-canonical tokenization bias of the calibration reward",
         "",
@@ -162,8 +162,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    out.with_suffix(".md").write_text(render(result))
-    print(render(result))
+    out.with_suffix(".md").write_text(render_markdown(result))
+    print(render_markdown(result))
 
 
 if __name__ == "__main__":

@@ -269,7 +269,7 @@ def whole_adapter(workdir: Path, svd_s: dict, methods: list[str], size: dict) ->
     return out
 
 
-def render(report: dict) -> str:
+def render_markdown(report: dict) -> str:
     run = report["run"]
     lines = [
         "# LoRA merging in factor space vs densify + dense method",
@@ -391,8 +391,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    out.with_suffix(".md").write_text(render(report))
-    print(render(report))
+    out.with_suffix(".md").write_text(render_markdown(report))
+    print(render_markdown(report))
 
 
 if __name__ == "__main__":

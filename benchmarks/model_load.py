@@ -54,7 +54,7 @@ def measure(name: str, threads: int, env: dict[str, str]) -> dict:
     return {k: round(v, 2) for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
 
 
-def render(res: dict) -> str:
+def render_markdown(res: dict) -> str:
     lines = [
         "# Built-in model load times (first = convert GGUF into an empty cache + load; second = load from cache)",
         "",
@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model_load.json").write_text(json.dumps(res, indent=1) + "\n")
-    (out / "model_load.md").write_text(render(res))
-    print(render(res))
+    (out / "model_load.md").write_text(render_markdown(res))
+    print(render_markdown(res))
     return 0
 
 

@@ -51,6 +51,7 @@ def train(base: str, task: str, args, out: Path):
     trainer = with_orthoreg(SFTTrainer)(model=model, args=sft, train_dataset=data, processing_class=tok)
     trainer.train()
     tv = TaskVector.from_peft(model)
+    model.save_pretrained(out / "adapters" / task)  # the LoRA adapter itself, for `lora-merge`
     exported = tv.export_model(base, out / "models" / task)
     logs = [
         {k: h[k] for k in ("step", "loss", "orthoreg") if k in h}
@@ -80,6 +81,41 @@ def score(path: str, tasks: list[str], size: int) -> dict[str, float]:
         )
         out[task] = round(res.score, 3)
     return out
+
+
+def lora_merge_both_ways(args, base: str, out: Path) -> dict:
+    """The same merge in factor space (`mergekit-plugins lora-merge` of the two adapters, into the base), timed and
+    compared weight by weight with the dense merge of the densified task models."""
+    from safetensors.torch import load_file
+
+    cfg = {"merge_method": args.method, "base_model": base,
+           "models": [{"model": str(out / "adapters" / t), "parameters": {"weight": 1.0}} for t in args.tasks]}  # fmt: skip
+    (out / "lora_merge.yaml").write_text(json.dumps(cfg, indent=1))
+    t0 = time.perf_counter()
+    run = subprocess.run(["mergekit-plugins", "lora-merge", str(out / "lora_merge.yaml"), str(out / "models" / "lora_merged"),
+                          "--merge-into-base", "--no-progress"], capture_output=True, text=True)  # fmt: skip
+    result: dict = {"exit": run.returncode, "wall_s": round(time.perf_counter() - t0, 1)}
+    if run.returncode != 0:
+        result["error"] = run.stderr.strip().splitlines()[-1:]
+        return result
+    dense = {
+        k: v
+        for f in sorted((out / "models" / "merged").glob("*.safetensors"))
+        for k, v in load_file(f).items()
+    }
+    factor = {
+        k: v
+        for f in sorted((out / "models" / "lora_merged").glob("*.safetensors"))
+        for k, v in load_file(f).items()
+    }
+    shared = sorted(set(dense) & set(factor))
+    diffs = [float((dense[k].double() - factor[k].double()).abs().max()) for k in shared]
+    rel = [
+        float((dense[k].double() - factor[k].double()).norm() / dense[k].double().norm().clamp_min(1e-30))
+        for k in shared
+    ]
+    result.update(tensors_compared=len(shared), max_abs_diff=max(diffs), max_rel_diff=max(rel))
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     summary["merge_exit"] = merge.returncode
     if merge.returncode != 0:
         summary["merge_error"] = merge.stderr.strip().splitlines()[-1:]
+    else:
+        summary["lora_merge"] = lora_merge_both_ways(args, base, out)
     if args.eval_size and merge.returncode == 0:
         summary["scores"] = {name: score(path, args.tasks, args.eval_size)
                              for name, path in [("base", base), *((t, str(models[t])) for t in args.tasks),

@@ -16,6 +16,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 # results file stem -> the benchmark script whose `render_markdown(report)` wrote its .md
 RENDERED_BY_SCRIPT = {
     "calibration_overhead": "calibration_overhead",
+    "canonical_bias": "canonical_bias",
+    "lora_merge": "lora_merge",
+    "model_load": "model_load",
     "merge_speed": "merge_speed",
     "multiprocess": "multiprocess_equivalence",
     "orthoreg_cost": "orthoreg_cost",
