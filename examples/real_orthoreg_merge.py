@@ -92,7 +92,7 @@ def lora_merge_both_ways(args, base: str, out: Path) -> dict:
            "models": [{"model": str(out / "adapters" / t), "parameters": {"weight": 1.0}} for t in args.tasks]}  # fmt: skip
     (out / "lora_merge.yaml").write_text(json.dumps(cfg, indent=1))
     t0 = time.perf_counter()
-    run = subprocess.run(["mergekit-plugins", "lora-merge", str(out / "lora_merge.yaml"), str(out / "models" / "lora_merged"),
+    run = subprocess.run([sys.executable, "-m", "mergekit_plugins.cli", "lora-merge", str(out / "lora_merge.yaml"), str(out / "models" / "lora_merged"),
                           "--merge-into-base", "--no-progress"], capture_output=True, text=True)  # fmt: skip
     result: dict = {"exit": run.returncode, "wall_s": round(time.perf_counter() - t0, 1)}
     if run.returncode != 0:
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = {"merge_method": args.method, "base_model": args.model, "dtype": "float32",
            "models": [{"model": str(models[t]), "parameters": {"weight": 1.0}} for t in args.tasks]}  # fmt: skip
     (out / "merge.yaml").write_text(json.dumps(cfg, indent=1))  # JSON is YAML
-    merge = subprocess.run(["mergekit-plugins", "yaml", str(out / "merge.yaml"), str(out / "models" / "merged")],
+    merge = subprocess.run([sys.executable, "-m", "mergekit_plugins.cli", "yaml", str(out / "merge.yaml"), str(out / "models" / "merged")],
                            capture_output=True, text=True)  # fmt: skip
     summary["merge_exit"] = merge.returncode
     if merge.returncode != 0:
