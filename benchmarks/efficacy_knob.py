@@ -84,13 +84,34 @@ ATTACKERS = {  # name: (temperature, keep only verified-correct samples, prompt/
 
 
 def atomic(path: Path, build) -> Path:
-    """Build a model directory at `path` via a temporary sibling (a directory at `path` is always complete)."""
-    if path.exists():
-        return path
-    tmp = path.with_name(path.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    build(tmp)
-    tmp.rename(path)
+    """Build a model directory at `path` via a temporary sibling (a directory at `path` is always complete).
+
+    Several sweeps may share the workdir: a `.lock` file holding the builder's pid makes the others wait for it
+    (a lock whose process is gone is taken over).
+
+    Example:
+        >>> # atomic(Path("work/teacher"), lambda tmp: train_into(tmp))
+    """
+    lock = path.with_name(path.name + ".lock")
+    while not path.exists():
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)  # its builder died
+            time.sleep(5)
+            continue
+        try:
+            os.write(fd, str(os.getpid()).encode())
+            tmp = path.with_name(path.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            build(tmp)
+            tmp.rename(path)
+        finally:
+            os.close(fd)
+            lock.unlink(missing_ok=True)
     return path
 
 
