@@ -435,7 +435,22 @@ def main() -> None:
     run_meta = {"git_commit": git_commit(), "command": "python " + " ".join(sys.argv), "protocol": knob.protocol,
                 "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, torch threads 1",
                 "started": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+    sweeps = Path(a.out) / "sweeps" / f"{a.setting}-{knob.tag}"  # one record per sweep invocation
+
+    def stamp() -> None:
+        run = run_meta | {"wall_s": round(time.perf_counter() - t0, 1)}
+        if not a.render_only:
+            sweeps.mkdir(parents=True, exist_ok=True)
+            name = f"{run_meta['started'].replace(' ', '_').replace(':', '')}-{os.getpid()}.json"
+            (sweeps / name).write_text(json.dumps(run, indent=1))
+        render(
+            Path(a.out),
+            knob.cache,
+            run | {"sweeps": [json.loads(f.read_text()) for f in sorted(sweeps.glob("*.json"))]},
+        )
+
     if not a.render_only:
+        stamp()
         knob.setup()
         variants = ["original", "eta0"] + [f"eta{float(e):+g}" for e in a.etas]
         # Headline first: every seed and variant for one attacker before the next attacker.
@@ -445,8 +460,8 @@ def main() -> None:
                     knob.teacher_result(variant, seed)
                     for student in a.students:
                         knob.student_result(variant, seed, attacker, student)
-                render(Path(a.out), knob.cache, run_meta | {"wall_s": round(time.perf_counter() - t0, 1)})
-    render(Path(a.out), knob.cache, run_meta | {"wall_s": round(time.perf_counter() - t0, 1)})
+                stamp()
+    stamp()
     knob.log(f"rendered {a.out}/results.md")
 
 

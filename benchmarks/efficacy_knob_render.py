@@ -190,8 +190,11 @@ def markdown(res: dict[str, Any]) -> str:
     s = res["summary"]
     run = res["run"]
     lines = ["# Distillability knob: efficacy (tiny setting)", "",
-             f"Rendered from {res['n_cached']} cached runs (`{run['command']}`, commit {run['git_commit'][:10]}, "
+             f"Rendered from {res['n_cached']} cached runs by `{run['command']}` (commit {run['git_commit'][:10]}, "
              f"{run['machine']}). Scores: `math_answer`, greedy, {res['n_test']} held-out sums. mean ± std over seeds.",
+             "", "Recorded sweep invocations (each resumes the same cache): " + ("; ".join(
+                 f"`{w['command']}` (commit {w['git_commit'][:10]}, started {w['started']}, {w['wall_s']:.0f} s)"
+                 for w in run.get("sweeps", [])) or "none") + ".",
              "", "## Teachers", "",
              "| teacher | n | greedy score | T=1 score | KL(teacher ‖ original) / token | tail mass (top-10) | "
              "repeated 3-gram rate | bytes (T=1) | format mix T=1 (units/tens/direct/verbose/other) |",
