@@ -257,10 +257,11 @@ def plot(res: dict[str, Any], path: Path) -> None:
                          for aa, ss, v in keys if (aa, ss) == (a, st))  # fmt: skip
             xs = [p[0] + 0.06 * (i - len(attackers) / 2) for p in pts]
             ax.errorbar(xs, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=a)
-        ax.set_xticks([x_orig, *etas], ["orig", *[f"{e:+g}" for e in etas]])
+        ax.set_xticks([x_orig, *etas], ["orig", *[f"{e:+g}" if e else "0 (control)" for e in etas]])
         ax.set_xlabel("η (calibrated teacher)")
         ax.set_ylabel("student score (held-out, greedy)")
-        ax.set_ylim(0, 1.02)
+        tops = [v["mean_std"][0] + v["mean_std"][1] for k, v in s.items() if k.split("|")[1] == st]
+        ax.set_ylim(0, min(1.02, max(0.3, 1.25 * max(tops))))  # low scores stay readable
         ax.set_title(f"student {st}", fontsize=10)
         ax.legend(title="attacker", fontsize=7)
     fig.tight_layout()
