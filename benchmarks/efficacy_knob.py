@@ -1,0 +1,469 @@
+"""Efficacy of the distillability knob (issue 12): does η-calibration make students learn worse (η < 0) or better
+(η > 0) than the η = 0 control, against adaptive attackers, when the teacher has freedom in *how* it answers?
+
+Setting `tiny` (CPU, minutes per run): "What is a + b?" with two-digit a, b; every gold completion is a reasoning
+trace in one of four equally correct formats (units-first with carries, tens-first, direct, verbose) ending in
+`#### a+b` (`math_answer` checks only that number). Tokenizers are digit-split ByteLevel BPE saved with
+`tokenizer_class: TokenizersBackend`; the script asserts that each loads back tokenizing a probe set exactly as the
+in-memory one (transformers 5 re-types some model families' tokenizers on load).
+
+- teacher: Llama (tokenizer A, hidden 128 × 4), SFT on gold traces of uniformly random format;
+- proxy: Mistral (tokenizer B, hidden 64 × 2), `distill` recipe `sft` on the original teacher's T = 1 samples;
+- teachers: the original, and `DistillGuardTrainer` runs (GRPO + η · calibration reward against the proxy, lr 5e-5,
+  β `--beta`, `--calibration_steps`) at η = 0 (the control) and each η in `--etas`, one per seed;
+- students (not the proxy): `b` = Mistral on tokenizer B (the proxy's family and tokenizer, another seed),
+  `a` = Llama on tokenizer A (the teacher's tokenizer, another family than the proxy); recipe `sft` (`distill`);
+- attackers: `t1` one T = 1 sample per prompt; `t1_correct` the same samples, only those `math_answer` marks
+  right; `t07` T = 0.7; `greedy`; `t1_3x` 3× prompts and steps at T = 1;
+- teachers are scored greedily on held-out sums (never used for any choice), measured by `distillguard diagnose`
+  against the original (exact per-token KL, tail mass, repetition) on validation prompts, and their T = 1 samples'
+  format mix and length are logged; students are scored greedily on the same held-out sums.
+
+Every (setting, teacher variant, seed, attacker, student) result is one JSON file under `<out>/cache/<protocol>/`,
+models live in `--workdir` (outside git): re-running the same command skips what is done, so seeds accumulate.
+`<out>/results.json`, `results.md` and `knob.png` are rendered from the cache by `efficacy_knob_render.py`
+(also `--render_only`). Setting `real` (SmolLM2-135M / Gemma-3-270M) is `--setting real` and needs resolved local
+model paths (`--real_models`); it is not run here.
+
+    nohup python benchmarks/efficacy_knob.py --seeds 0,1,2 --etas -1,1 > /tmp/knob.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TRL_EXPERIMENTAL_SILENCE"):
+    os.environ[_var] = "1"
+os.environ.setdefault("WANDB_DISABLED", "true")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # progress is this script's own log lines
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+from efficacy_knob_render import render  # noqa: E402
+from efficacy_knob_task import (  # noqa: E402
+    FORMATS,
+    format_of,
+    new_lm,
+    rows,
+    save_model,
+    sft_teacher,
+    splits,
+    tokenizers,  # noqa: E402
+    write_jsonl,
+)
+
+from trl_distillguard.diagnose import DiagnoseConfig, diagnose  # noqa: E402
+from trl_distillguard.distill import distill, sample_teacher  # noqa: E402
+from trl_distillguard.distill_config import DistillConfig  # noqa: E402
+from trl_distillguard.evaluate import evaluate, json_safe, load_causal_lm, resolve_verifier  # noqa: E402
+
+ATTACKERS = {  # name: (temperature, keep only verified-correct samples, prompt/step multiplier)
+    "t1": (1.0, False, 1),
+    "t1_correct": (1.0, True, 1),
+    "t07": (0.7, False, 1),
+    "greedy": (0.0, False, 1),
+    "t1_3x": (1.0, False, 3),
+}
+
+
+def atomic(path: Path, build) -> Path:
+    """Build a model directory at `path` via a temporary sibling (a directory at `path` is always complete).
+
+    Several sweeps may share the workdir: a `.lock` file holding the builder's pid makes the others wait for it
+    (a lock whose process is gone is taken over).
+
+    Example:
+        >>> # atomic(Path("work/teacher"), lambda tmp: train_into(tmp))
+    """
+    lock = path.with_name(path.name + ".lock")
+    while not path.exists():
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)  # its builder died
+            time.sleep(5)
+            continue
+        try:
+            os.write(fd, str(os.getpid()).encode())
+            tmp = path.with_name(path.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            build(tmp)
+            tmp.rename(path)
+        finally:
+            os.close(fd)
+            lock.unlink(missing_ok=True)
+    return path
+
+
+def calibrate(
+    src: Path, proxy: Path, train_rows, out: Path, eta: float, a: argparse.Namespace, seed: int
+) -> None:
+    """η-calibration by the project's DistillGuardTrainer (GRPO + η · calibration reward against the proxy)."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from trl_distillguard.distillguard_config import DistillGuardConfig
+    from trl_distillguard.distillguard_trainer import DistillGuardTrainer
+
+    args = DistillGuardConfig(
+        output_dir=str(out / "_grpo"), max_steps=a.calibration_steps, learning_rate=a.calibration_lr,
+        per_device_train_batch_size=32, num_generations=8, max_completion_length=a.max_new_tokens, beta=a.beta,
+        temperature=1.0, logging_steps=max(1, a.calibration_steps // 6),
+        save_strategy="no", report_to="none", use_cpu=True, bf16=False, seed=seed, disable_tqdm=True,
+        proxy_model_name_or_path=str(proxy), distillability=eta,
+    )  # fmt: skip
+    trainer = DistillGuardTrainer(model=str(src), reward_funcs=[resolve_verifier("math_answer")], args=args,
+                                  train_dataset=Dataset.from_list(train_rows))  # fmt: skip
+    trainer.train()
+    shutil.rmtree(out / "_grpo", ignore_errors=True)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    tok = AutoTokenizer.from_pretrained(src)
+    if a.setting == "tiny":
+        save_model(trainer.model.eval(), tok, out)  # asserts the tokenizer round trip
+    else:
+        trainer.model.save_pretrained(out)
+        tok.save_pretrained(out)
+    (out / "calibration.json").write_text(
+        json.dumps(json_safe({"eta": eta, "beta": a.beta, "history": history}))
+    )
+
+
+# ------------------------------------------------------------------------------------------------ pipeline
+REAL_SUFFIX = " Reason step by step, then give the final answer on its own line as '#### N'."
+
+
+def real_rows(a: argparse.Namespace) -> dict[str, list[dict]]:
+    """The real setting's splits: a built-in prompt dataset (`--real_dataset`, e.g. `gsm_symbolic` from reasoning-gym)
+    as one-message chat prompts asking for a trace and a `#### N` answer."""
+    from trl_distillguard.data import load_dataset_rows
+
+    n = a.real_n_train + a.n_val + a.n_test
+    data = [{**r, "prompt": [{"role": "user", "content": r["prompt"] + REAL_SUFFIX}]}
+            for r in load_dataset_rows(a.real_dataset, size=n, seed=12345)]  # fmt: skip
+    return {
+        "test": data[: a.n_test],
+        "val": data[a.n_test : a.n_test + a.n_val],
+        "train": data[a.n_test + a.n_val :],
+    }
+
+
+class Knob:
+    """One setting's models, data and cached results (`key -> JSON`).
+
+    Example:
+        >>> # knob = Knob(args); knob.setup(); knob.student_result("eta-1", 0, "t1", "b")["score"]
+    """
+
+    def __init__(self, a: argparse.Namespace) -> None:
+        self.a = a
+        protocol = {k: getattr(a, k) for k in ("teacher_steps", "proxy_steps", "distill_steps", "n_distill",
+                                               "n_test", "n_val", "distill_lr")}  # fmt: skip
+        if a.setting == "real":  # the tiny protocol's hash (and cache folder) stays what it was
+            protocol |= {k: getattr(a, k) for k in ("real_models", "real_dataset", "real_n_train", "calibration_lr",
+                                                    "max_new_tokens")}  # fmt: skip
+        self.protocol = {"setting": a.setting, **protocol}
+        self.tag = hashlib.sha1(json.dumps(self.protocol, sort_keys=True).encode()).hexdigest()[:8]
+        self.work = Path(a.workdir).expanduser() / f"{a.setting}-{self.tag}"
+        self.cache = Path(a.out) / "cache" / f"{a.setting}-{self.tag}"
+        self.verifier = resolve_verifier("math_answer")
+        if a.setting == "tiny":
+            sp = splits(a.n_test, a.n_val)
+            self.train_pairs = sp["train"]
+            sp = {k: rows(v) for k, v in sp.items()}
+        else:
+            sp = real_rows(a)
+        self.test_rows, self.val_rows, self.train_rows = sp["test"], sp["val"], sp["train"]
+        self.val_file = write_jsonl(self.val_rows, self.work / "val.jsonl")
+        self.models: dict[str, Path] = {}
+
+    def log(self, msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    # -- cache
+    def cached(self, key: str, fn) -> dict:
+        path = self.cache / f"{key}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        t0 = time.perf_counter()
+        self.log(f"run {key}")
+        result = json_safe(fn()) | {"key": key, "seconds": round(time.perf_counter() - t0, 1)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(path)
+        self.log(
+            f"done {key} in {result['seconds']} s: "
+            + json.dumps({k: v for k, v in result.items() if k in ("score", "teacher_score", "n_train")})
+        )
+        return result
+
+    # -- base models
+    def setup(self) -> None:
+        a = self.a
+        if (
+            a.setting == "real"
+        ):  # pretrained models, resolved elsewhere: teacher, proxy (before its SFT), students
+            given = dict(kv.split("=", 1) for kv in a.real_models.split(",") if kv)
+            missing = {"teacher", "proxy", "student_a", "student_b"} - set(given)
+            if missing or not all(Path(p).exists() for p in given.values()):
+                print(f"efficacy_knob: --real_models needs existing teacher=,proxy=,student_a=,student_b= paths "
+                      f"(missing {sorted(missing)})", file=sys.stderr)  # fmt: skip
+                sys.exit(2)
+            self.models = {"teacher": Path(given["teacher"])} | {f"{k}_init": Path(given[k]) for k in given}
+        else:
+            self._setup_tiny()
+        prompts = write_jsonl(self.train_rows, self.work / "proxy_prompts.jsonl")
+        self.log("proxy: sft on the original teacher's T=1 samples")
+        self.models["proxy"] = atomic(self.work / "proxy", lambda p: distill(self.distill_cfg(
+            str(self.models["teacher"]), str(self.models["proxy_init"]), str(p), a.proxy_steps, 100,
+            dataset=str(prompts)), quiet=True))  # fmt: skip
+
+    def _setup_tiny(self) -> None:
+        a = self.a
+        tok_a, tok_b = tokenizers(self.train_pairs)
+        self.log("teacher SFT (cached in the workdir)")
+        self.models["teacher"] = atomic(
+            self.work / "teacher", lambda p: sft_teacher(tok_a, self.train_pairs, p, a.teacher_steps)
+        )
+        init = {
+            "proxy": ("mistral", tok_b, 1),
+            "student_b": ("mistral", tok_b, 2),
+            "student_a": ("llama", tok_a, 3),
+        }
+        for name, (fam, tok, seed) in init.items():
+            self.models[f"{name}_init"] = atomic(
+                self.work / f"{name}_init",
+                lambda p, f=fam, t=tok, s=seed: save_model(new_lm(f, t, 64, 2, s), t, p),
+            )
+
+    def distill_cfg(self, teacher: str, student: str, out: str, steps: int, seed: int, **kw) -> DistillConfig:
+        return DistillConfig(
+            recipe="sft", teacher_model_name_or_path=teacher, student_model_name_or_path=student, output_dir=out,
+            max_steps=steps, per_device_train_batch_size=16, learning_rate=self.a.distill_lr,
+            max_completion_length=self.a.max_new_tokens, generation_batch_size=64, seed=seed,
+            dataset_name_or_path=kw.get("dataset"),
+            trainer_kwargs={"lr_scheduler_type": "cosine", "warmup_steps": 20},
+        )  # fmt: skip
+
+    def teacher_path(self, variant: str, seed: int) -> Path:
+        if variant == "original":
+            return self.models["teacher"]
+        eta = float(variant.removeprefix("eta"))
+        name = f"teacher_{variant}_beta{self.a.beta:g}_steps{self.a.calibration_steps}_seed{seed}"
+        rng = random.Random(1000 + seed)
+        cal_rows = rng.sample(self.train_rows, k=min(len(self.train_rows), 4 * self.a.calibration_steps))
+
+        def build(p: Path) -> None:
+            self.log(f"calibrate {name}")
+            calibrate(self.models["teacher"], self.models["proxy"], cal_rows, p, eta, self.a, seed)
+
+        return atomic(self.work / name, build)
+
+    def variant_id(self, variant: str) -> str:
+        return (
+            variant
+            if variant == "original"
+            else f"{variant}_beta{self.a.beta:g}_steps{self.a.calibration_steps}"
+        )
+
+    def teacher_result(self, variant: str, seed: int) -> dict:
+        seed_key = "all" if variant == "original" else f"seed{seed}"
+
+        def run() -> dict:
+            path = self.teacher_path(variant, seed)
+            model, tok = load_causal_lm(str(path), "teacher")
+            greedy = evaluate(
+                model,
+                tok,
+                self.test_rows,
+                self.verifier,
+                max_new_tokens=self.a.max_new_tokens,
+                batch_size=64,
+                desc=None,
+            )
+            sampled = evaluate(model, tok, self.test_rows, self.verifier, max_new_tokens=self.a.max_new_tokens, batch_size=64,
+                               temperature=1.0, seed=seed, desc=None)  # fmt: skip
+            formats = [format_of(t) for t in sampled.completions]
+            diag_dir = self.work / f"diag_{self.variant_id(variant)}_{seed_key}"
+            diag = diagnose(DiagnoseConfig(
+                teacher_model_name_or_path=str(path), student_model_name_or_path=str(self.models["teacher"]),
+                dataset_name_or_path=str(self.val_file), output_dir=str(diag_dir), overwrite_output_dir=True,
+                max_prompts=64, num_samples=2, max_new_tokens=self.a.max_new_tokens, verifier="math_answer", seed=seed,
+            ))  # fmt: skip
+            kl = diag["off_policy"].get("exact_forward_kl", {})
+            cal = path / "calibration.json"
+            return {
+                "teacher_score": greedy.score,
+                "teacher_score_t1": sampled.score,
+                "format_mix_t1": {f: formats.count(f) / len(formats) for f in (*FORMATS, "other")},
+                "mean_bytes_t1": sum(len(t.encode()) for t in sampled.completions) / len(sampled.completions),
+                # KL(variant ‖ original) per token, on the variant's samples (exact: shared vocabulary)
+                "kl_to_original_per_token": kl.get("off_policy"),
+                "tail_mass": diag["tail_noise"]["mean_tail_mass"],
+                "repeated_ngram_rate": diag["symptoms"]["teacher"]["repeated_ngram_rate"],
+                "degenerate_token_rate": diag["symptoms"]["teacher"]["degenerate_token_rate"],
+                "calibration_last_log": json.loads(cal.read_text())["history"][-1] if cal.exists() else None,
+                "examples": greedy.completions[:2] + sampled.completions[:2],
+            }
+
+        return self.cached(f"{self.variant_id(variant)}/{seed_key}/teacher", run)
+
+    def student_result(self, variant: str, seed: int, attacker: str, student: str) -> dict:
+        temp, correct_only, mult = ATTACKERS[attacker]
+
+        def run() -> dict:
+            path = self.teacher_path(variant, seed)
+            teacher = load_causal_lm(str(path), "teacher")
+            n = self.a.n_distill * mult
+            # The attacker's prompts: the same train prompts for every teacher of a seed (paired comparisons).
+            order = random.Random(seed).sample(self.train_rows, k=len(self.train_rows))
+            # n > #train prompts: several samples of each prompt
+            prompt_rows = [order[i % len(order)] for i in range(n)]
+            samples = sample_teacher(*teacher, [r["prompt"] for r in prompt_rows], temperature=temp,
+                                     max_new_tokens=self.a.max_new_tokens, batch_size=64, seed=seed)  # fmt: skip
+            ok = self.verifier(prompts=[r["prompt"] for r in prompt_rows], completions=[s["completion"] for s in samples],
+                               answer=[r["answer"] for r in prompt_rows])  # fmt: skip
+            train = [s for s, c in zip(samples, ok, strict=True) if c or not correct_only]
+            out = self.work / "students" / f"{self.variant_id(variant)}_{seed}_{attacker}_{student}"
+            cfg = self.distill_cfg(str(path), str(self.models[f"student_{student}_init"]), str(out),
+                                   self.a.distill_steps * mult, seed)  # fmt: skip
+            if train:
+                distill(cfg, samples=train, teacher=teacher, quiet=True)
+            else:  # a correct-only attacker with no correct sample keeps its initial student
+                shutil.copytree(self.models[f"student_{student}_init"], out)
+                (out / "distill.json").write_text(json.dumps({"final_loss": None}))
+            model, tok = load_causal_lm(str(out), "student")
+            res = evaluate(
+                model,
+                tok,
+                self.test_rows,
+                self.verifier,
+                max_new_tokens=self.a.max_new_tokens,
+                batch_size=64,
+                desc=None,
+            )
+            summary = json.loads((out / "distill.json").read_text())
+            shutil.rmtree(out, ignore_errors=True)
+            return {
+                "score": res.score,
+                "n_train": len(train),
+                "teacher_sample_accuracy": sum(map(bool, ok)) / len(ok),
+                "format_mix_train": {
+                    f: sum(format_of(s["completion"]) == f for s in train) / max(1, len(train))
+                    for f in (*FORMATS, "other")
+                },  # fmt: skip
+                "final_loss": summary["final_loss"],
+                "examples": res.completions[:2],
+            }
+
+        return self.cached(f"{self.variant_id(variant)}/seed{seed}/{attacker}/{student}/sft", run)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--setting", default="tiny", choices=["tiny", "real"])
+    ap.add_argument(
+        "--real_models", default="", help="real setting: teacher=PATH,proxy=PATH,student_a=..,student_b=.."
+    )
+    ap.add_argument("--workdir", default="~/.cache/distill-ortho-merge/efficacy_knob")
+    ap.add_argument("--out", default="benchmarks/results/efficacy_knob")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--etas", default="-1,1", help="calibrated variants besides the η = 0 control")
+    ap.add_argument("--attackers", default="t1,t1_correct,greedy,t07,t1_3x")
+    ap.add_argument("--students", default="b,a")
+    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--calibration_steps", type=int, default=60)
+    ap.add_argument("--teacher_steps", type=int, default=1000)
+    ap.add_argument("--proxy_steps", type=int, default=400)
+    ap.add_argument("--distill_steps", type=int, default=600)
+    ap.add_argument("--distill_lr", type=float, default=3e-3)
+    ap.add_argument("--n_distill", type=int, default=1000)
+    ap.add_argument("--n_test", type=int, default=200)
+    ap.add_argument("--n_val", type=int, default=100)
+    ap.add_argument("--calibration_lr", type=float, default=5e-5)
+    ap.add_argument("--max_new_tokens", type=int, default=None, help="default 48 (tiny), 192 (real)")
+    ap.add_argument("--real_dataset", default="gsm_symbolic", help="real setting: a built-in prompt dataset")
+    ap.add_argument("--real_n_train", type=int, default=600, help="real setting: train prompts")
+    ap.add_argument("--render_only", action="store_true")
+    a = ap.parse_args()
+    if a.max_new_tokens is None:
+        a.max_new_tokens = 48 if a.setting == "tiny" else 192
+    if a.setting == "real" and not a.real_models:
+        print("efficacy_knob: --setting real needs --real_models teacher=DIR,proxy=DIR,student_a=DIR,student_b=DIR "
+              "(local model folders, e.g. from the real-model resolver)", file=sys.stderr)  # fmt: skip
+        sys.exit(2)
+    for name in ("seeds", "etas", "attackers", "students"):
+        setattr(a, name, [x for x in getattr(a, name).split(",") if x])
+    bad = [x for x in a.attackers if x not in ATTACKERS] + [x for x in a.students if x not in ("a", "b")]
+    if bad:
+        print(
+            f"efficacy_knob: unknown attacker/student {bad}; attackers {list(ATTACKERS)}, students a,b",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    t0 = time.perf_counter()
+    knob = Knob(a)
+    run_meta = {"git_commit": git_commit(), "command": "python " + " ".join(sys.argv), "protocol": knob.protocol,
+                "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, torch threads 1",
+                "started": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+    sweeps = Path(a.out) / "sweeps" / f"{a.setting}-{knob.tag}"  # one record per sweep invocation
+
+    def stamp() -> None:
+        run = run_meta | {"wall_s": round(time.perf_counter() - t0, 1)}
+        if not a.render_only:
+            sweeps.mkdir(parents=True, exist_ok=True)
+            name = f"{run_meta['started'].replace(' ', '_').replace(':', '')}-{os.getpid()}.json"
+            (sweeps / name).write_text(json.dumps(run, indent=1))
+        render(
+            Path(a.out),
+            knob.cache,
+            run | {"sweeps": [json.loads(f.read_text()) for f in sorted(sweeps.glob("*.json"))]},
+        )
+
+    if not a.render_only:
+        stamp()
+        knob.setup()
+        variants = ["original", "eta0"] + [f"eta{float(e):+g}" for e in a.etas]
+        # Headline first: every seed and variant for one attacker before the next attacker.
+        for attacker in a.attackers:
+            for seed in map(int, a.seeds):
+                for variant in variants:
+                    knob.teacher_result(variant, seed)
+                    for student in a.students:
+                        knob.student_result(variant, seed, attacker, student)
+                stamp()
+    stamp()
+    knob.log(f"rendered {a.out}/results.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""Statistics, tables and the figure of `efficacy_knob.py`, rendered from its cached per-run JSON files only.
+
+    python benchmarks/efficacy_knob.py --render_only   # results.json, results.md, knob.png from the cache
+
+Headline comparisons (per attacker and student, over seeds): η < 0 vs the η = 0 control and η > 0 vs the control
+and the original teacher: difference of means, a 95 % bootstrap interval of it (10,000 resamples of the seeds) and
+Welch's t-test (two-sided p from the Student-t CDF via the regularised incomplete beta function).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+GOAL_TEACHER_KEEP = 0.95  # undistillable: teacher keeps ≥ 95 % of the original's score ...
+GOAL_STUDENT_RATIO = 0.50  # ... and students reach ≤ 50 % of the η = 0 control's students
+GOAL_GAIN = 0.03  # distillable: η > 0 students beat η = 0 and original by ≥ 3 points, significant (p < 0.05)
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    """Mean and sample std (ddof 1; 0 for one value).
+
+    Example:
+        >>> mean_std([1.0, 3.0])
+        (2.0, 1.4142135623730951)
+    """
+    m = sum(xs) / len(xs)
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    # Lentz's continued fraction for the incomplete beta function (Numerical Recipes §6.4).
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        for aa in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta I_x(a, b).
+
+    Example:
+        >>> round(betainc(2.0, 3.0, 0.4), 6)  # 1 - sum_{k<2} C(4,k) 0.4^k 0.6^(4-k)
+        0.5248
+    """
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def welch(x: list[float], y: list[float]) -> dict[str, float]:
+    """Welch's t-test of mean(x) − mean(y): t, Welch–Satterthwaite df and the two-sided p-value.
+
+    Example:
+        >>> round(welch([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])["p"], 4)
+        0.0213
+    """
+    (mx, sx), (my, sy) = mean_std(x), mean_std(y)
+    vx, vy = sx**2 / len(x), sy**2 / len(y)
+    if len(x) < 2 or len(y) < 2 or vx + vy == 0:
+        return {"t": math.nan, "df": math.nan, "p": math.nan}
+    t = (mx - my) / math.sqrt(vx + vy)
+    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
+    return {"t": t, "df": df, "p": betainc(df / 2, 0.5, df / (df + t * t))}
+
+
+def bootstrap_ci(x: list[float], y: list[float], n: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of mean(x) − mean(y), resampling each group's seeds.
+
+    Example:
+        >>> bootstrap_ci([1.0, 1.0], [0.0, 0.0])
+        (1.0, 1.0)
+    """
+    rng = random.Random(seed)
+    diffs = sorted(
+        sum(rng.choices(x, k=len(x))) / len(x) - sum(rng.choices(y, k=len(y))) / len(y) for _ in range(n)
+    )
+    return diffs[int(0.025 * n)], diffs[int(0.975 * n) - 1]
+
+
+def load(cache: Path) -> tuple[dict, dict]:
+    """(teachers, students) from the cache: teachers[variant] = [per-seed results];
+    students[(attacker, student, variant)] = [per-seed results]."""
+    teachers: dict[str, list] = {}
+    students: dict[tuple[str, str, str], list] = {}
+    for f in sorted(cache.rglob("*.json")):
+        r = json.loads(f.read_text())
+        parts = r["key"].split("/")
+        if parts[-1] == "teacher":
+            teachers.setdefault(parts[0], []).append(r)
+        else:
+            variant, _seed, attacker, student, _recipe = parts
+            students.setdefault((attacker, student, variant), []).append(r)
+    return teachers, students
+
+
+def eta_of(variant: str) -> float | None:
+    return None if variant == "original" else float(variant.split("_")[0].removeprefix("eta"))
+
+
+def _order(variants) -> list[str]:
+    return sorted(set(variants), key=lambda v: -math.inf if eta_of(v) is None else eta_of(v))
+
+
+def compare(x: list[float], y: list[float]) -> dict[str, Any]:
+    lo, hi = bootstrap_ci(x, y)
+    return {"diff": mean_std(x)[0] - mean_std(y)[0], "ci95": [lo, hi], **welch(x, y), "n": [len(x), len(y)]}
+
+
+def summarize(teachers: dict, students: dict) -> dict[str, Any]:
+    t_rows = {}
+    for v, rs in teachers.items():
+        t_rows[v] = {k: mean_std([r[k] for r in rs]) for k in ("teacher_score", "teacher_score_t1", "mean_bytes_t1",
+                                                              "kl_to_original_per_token", "tail_mass",
+                                                              "repeated_ngram_rate") if all(r.get(k) is not None for r in rs)}  # fmt: skip
+        t_rows[v]["n"] = len(rs)
+        mixes = [r["format_mix_t1"] for r in rs]
+        t_rows[v]["format_mix_t1"] = {f: sum(m[f] for m in mixes) / len(mixes) for f in mixes[0]}
+    s_rows = {f"{a}|{s}|{v}": {"scores": [r["score"] for r in rs], "seeds": [r["key"].split("/")[1] for r in rs],
+                               "mean_std": mean_std([r["score"] for r in rs])}
+              for (a, s, v), rs in students.items()}  # fmt: skip
+    tests, goals = [], {"undistillable": [], "distillable": []}
+    orig = t_rows.get("original", {}).get("teacher_score", (math.nan,))[0]
+    for a, s in sorted({(a, s) for a, s, _ in students}):
+        by_v = {v: [r["score"] for r in rs] for (aa, ss, v), rs in students.items() if (aa, ss) == (a, s)}
+        control = next((v for v in by_v if eta_of(v) == 0), None)
+        for v in _order(by_v):
+            eta = eta_of(v)
+            if control is None or eta in (None, 0):
+                continue
+            row = {
+                "attacker": a,
+                "student": s,
+                "variant": v,
+                "vs": control,
+                **compare(by_v[v], by_v[control]),
+            }
+            tests.append(row)
+            if eta < 0:
+                keep = t_rows.get(v, {}).get("teacher_score", (math.nan,))[0] / orig if orig else math.nan
+                ratio = (
+                    mean_std(by_v[v])[0] / mean_std(by_v[control])[0]
+                    if mean_std(by_v[control])[0]
+                    else math.nan
+                )
+                goals["undistillable"].append({"attacker": a, "student": s, "variant": v, "teacher_keep": keep,
+                                               "student_ratio": ratio,
+                                               "met": keep >= GOAL_TEACHER_KEEP and ratio <= GOAL_STUDENT_RATIO})  # fmt: skip
+            else:
+                vs_orig = compare(by_v[v], by_v["original"]) if "original" in by_v else None
+                tests.append({"attacker": a, "student": s, "variant": v, "vs": "original", **(vs_orig or {})})
+                met = all(c and c["diff"] >= GOAL_GAIN and c["p"] < 0.05 for c in (row, vs_orig))
+                goals["distillable"].append({"attacker": a, "student": s, "variant": v, "met": bool(met)})
+    return {"teachers": t_rows, "students": s_rows, "tests": tests, "goals": goals}
+
+
+def _f(x, d: int = 3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{d}f}"
+
+
+def _ms(p, d: int = 3) -> str:
+    return f"{_f(p[0], d)} ± {_f(p[1], d)}" if p else "n/a"
+
+
+def markdown(res: dict[str, Any]) -> str:
+    s = res["summary"]
+    run = res["run"]
+    lines = ["# Distillability knob: efficacy (tiny setting)", "",
+             f"Rendered from {res['n_cached']} cached runs by `{run['command']}` (commit {run['git_commit'][:10]}, "
+             f"{run['machine']}). Scores: `math_answer`, greedy, {res['n_test']} held-out sums. mean ± std over seeds.",
+             "", "Recorded sweep invocations (each resumes the same cache): " + ("; ".join(
+                 f"`{w['command']}` (commit {w['git_commit'][:10]}, started {w['started']}, {w['wall_s']:.0f} s)"
+                 for w in run.get("sweeps", [])) or "none") + ".",
+             "", "## Teachers", "",
+             "| teacher | n | greedy score | T=1 score | KL(teacher ‖ original) / token | tail mass (top-10) | "
+             "repeated 3-gram rate | bytes (T=1) | format mix T=1 (units/tens/direct/verbose/other) |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for v in _order(s["teachers"]):
+        t = s["teachers"][v]
+        mix = "/".join(f"{100 * x:.0f}" for x in t["format_mix_t1"].values())
+        lines.append(f"| {v} | {t['n']} | {_ms(t.get('teacher_score'))} | {_ms(t.get('teacher_score_t1'))} | "
+                     f"{_ms(t.get('kl_to_original_per_token'), 4)} | {_ms(t.get('tail_mass'), 4)} | "
+                     f"{_ms(t.get('repeated_ngram_rate'))} | {_ms(t.get('mean_bytes_t1'), 1)} | {mix} |")  # fmt: skip
+    variants = _order(k.split("|")[2] for k in s["students"])
+    lines += ["", "## Students (recipe sft)", "", "| attacker | student | " + " | ".join(variants) + " |",
+              "|---|---|" + "---|" * len(variants)]  # fmt: skip
+    for a, st in sorted({tuple(k.split("|")[:2]) for k in s["students"]}):
+        cells = []
+        for v in variants:
+            row = s["students"].get(f"{a}|{st}|{v}")
+            cells.append(f"{_ms(row['mean_std'])} (n={len(row['scores'])})" if row else "—")
+        lines.append(f"| {a} | {st} | " + " | ".join(cells) + " |")
+    lines += ["", "## Headline comparisons", "",
+              "| attacker | student | teacher | vs | Δ mean | 95 % bootstrap CI | Welch p | n |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for t in s["tests"]:
+        if "diff" not in t:
+            continue
+        lines.append(f"| {t['attacker']} | {t['student']} | {t['variant']} | {t['vs']} | {t['diff']:+.3f} | "
+                     f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | {_f(t['p'])} | {t['n'][0]}/{t['n'][1]} |")  # fmt: skip
+    lines += ["", "## Goals", "",
+              f"Undistillable: teacher ≥ {GOAL_TEACHER_KEEP:.0%} of the original's score and students ≤ "
+              f"{GOAL_STUDENT_RATIO:.0%} of the η = 0 control's. Distillable: η > 0 students ≥ {100 * GOAL_GAIN:.0f} "
+              "points above both η = 0 and the original, Welch p < 0.05.", "",
+              "| goal | attacker | student | teacher | detail | met |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for g in s["goals"]["undistillable"]:
+        lines.append(
+            f"| undistillable | {g['attacker']} | {g['student']} | {g['variant']} | teacher keeps "
+            f"{_f(g['teacher_keep'], 2)}, students {_f(g['student_ratio'], 2)}× control | {g['met']} |"
+        )
+    for g in s["goals"]["distillable"]:
+        lines.append(
+            f"| distillable | {g['attacker']} | {g['student']} | {g['variant']} | see comparisons | {g['met']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(res: dict[str, Any], path: Path) -> None:
+    """Student score vs η, one panel per student, one line per attacker; the original teacher at the left."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = res["summary"]["students"]
+    keys = [k.split("|") for k in s]
+    studs, attackers = sorted({k[1] for k in keys}), sorted({k[0] for k in keys})
+    etas = sorted({eta_of(k[2]) for k in keys if eta_of(k[2]) is not None})
+    x_orig = (min(etas) if etas else 0) - 1.5
+    fig, axes = plt.subplots(1, max(1, len(studs)), figsize=(5 * max(1, len(studs)), 3.8), squeeze=False)
+    for ax, st in zip(axes[0], studs, strict=False):
+        for i, a in enumerate(attackers):
+            pts = sorted((x_orig if eta_of(v) is None else eta_of(v), *s[f"{aa}|{ss}|{v}"]["mean_std"])
+                         for aa, ss, v in keys if (aa, ss) == (a, st))  # fmt: skip
+            xs = [p[0] + 0.06 * (i - len(attackers) / 2) for p in pts]
+            ax.errorbar(xs, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=a)
+        ax.set_xticks([x_orig, *etas], ["orig", *[f"{e:+g}" if e else "0 (control)" for e in etas]])
+        ax.set_xlabel("η (calibrated teacher)")
+        ax.set_ylabel("student score (held-out, greedy)")
+        tops = [v["mean_std"][0] + v["mean_std"][1] for k, v in s.items() if k.split("|")[1] == st]
+        ax.set_ylim(0, min(1.02, max(0.3, 1.25 * max(tops))))  # low scores stay readable
+        ax.set_title(f"student {st}", fontsize=10)
+        ax.legend(title="attacker", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render(out: Path, cache: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """Write results.json, results.md, knob.png and run.json into `out` from the JSON files under `cache`."""
+    out.mkdir(parents=True, exist_ok=True)
+    teachers, students = load(cache)
+    if not teachers and not students:
+        return {}
+    res = {"run": run, "n_cached": sum(map(len, teachers.values())) + sum(map(len, students.values())),
+           "n_test": run["protocol"]["n_test"], "summary": summarize(teachers, students)}  # fmt: skip
+    for name, text in (("results.json", json.dumps(res, indent=1, allow_nan=True)), ("results.md", markdown(res)),
+                       ("run.json", json.dumps(run, indent=1))):  # fmt: skip
+        tmp = out / (name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out / name)
+    plot(res, out / "knob.png")
+    return res

@@ -1,0 +1,211 @@
+"""The tiny setting of `efficacy_knob.py`: the task (two-digit + one-digit sums answered with a reasoning trace in
+one of four equally correct formats), digit-split ByteLevel-BPE tokenizers that load back exactly as trained, tiny
+Llama / Mistral models, and the teacher's SFT.
+
+Example:
+    >>> trace(37, 5, "tens_first")
+    ' 30+7=37. 37+5=42. #### 42'
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import tiny  # noqa: E402
+
+FORMATS = ("units_first", "tens_first", "direct", "verbose")
+
+
+def trace(a: int, b: int, fmt: str) -> str:
+    """One gold completion of "What is a + b?" (two-digit a, one-digit b) in format `fmt`; every format ends with
+    `#### a+b`.
+
+    Example:
+        >>> trace(37, 5, "units_first")
+        ' 7+5=12, carry 1. 3+1=4. #### 42'
+    """
+    (ta, ua), s = divmod(a, 10), a + b
+    carry = (ua + b) // 10
+    if fmt == "units_first":
+        return f" {ua}+{b}={ua + b}, carry {carry}. {ta}+{carry}={ta + carry}. #### {s}"
+    if fmt == "tens_first":
+        return f" {ta}0+{ua}={a}. {a}+{b}={s}. #### {s}"
+    if fmt == "direct":
+        return f" #### {s}"
+    if fmt == "verbose":
+        return f" Units {ua} plus {b} is {ua + b}, carry {carry}. Tens {ta} plus {carry} is {ta + carry}. So {s}. #### {s}"
+    raise ValueError(f"format: {fmt!r} is not one of {FORMATS}")
+
+
+_FORMAT_RE = {
+    "units_first": r"^ \d\+\d=",
+    "tens_first": r"^ \d0\+",
+    "direct": r"^ ####",
+    "verbose": r"^ Units ",
+}
+
+
+def format_of(text: str) -> str:
+    """Which trace format a completion starts like (`other` if none).
+
+    Example:
+        >>> format_of(trace(12, 3, "verbose"))
+        'verbose'
+    """
+    return next((f for f, rx in _FORMAT_RE.items() if re.match(rx, text)), "other")
+
+
+def splits(n_test: int, n_val: int) -> dict[str, list[tuple[int, int]]]:
+    """All 810 pairs (a in 10..99, b in 1..9), shuffled once (seed 0) into test / val / train.
+
+    Example:
+        >>> [len(v) for v in splits(200, 100).values()]
+        [200, 100, 510]
+    """
+    pairs = [(a, b) for a in range(10, 100) for b in range(1, 10)]
+    random.Random(0).shuffle(pairs)
+    return {"test": pairs[:n_test], "val": pairs[n_test : n_test + n_val], "train": pairs[n_test + n_val :]}
+
+
+def rows(pairs) -> list[dict]:
+    """Prompt rows with the gold `answer` column that `math_answer` reads.
+
+    Example:
+        >>> rows([(12, 3)])
+        [{'prompt': 'What is 12 + 3?', 'answer': '15'}]
+    """
+    return [{"prompt": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in pairs]
+
+
+def write_jsonl(items, path: Path) -> Path:
+    """Write rows as JSON lines (parents created).
+
+    Example:
+        >>> # write_jsonl(rows([(12, 3)]), Path("val.jsonl"))
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in items))
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ models
+def digit_tokenizer(vocab_size: int, lines: list[str]):
+    """Digit-split ByteLevel BPE saved as `TokenizersBackend` (loads back as trained, whatever the model family)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=tiny.SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )  # fmt: skip
+    tok.train_from_iterator(lines, trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        pad_token="<|pad|>",
+        bos_token=None,
+        padding_side="left",
+    )
+    wrapped.chat_template = tiny.CHAT_TEMPLATE
+    return wrapped
+
+
+def tokenizers(train_pairs) -> tuple:
+    """Tokenizer A (the teacher's: trained mostly on the traces, 320 tokens) and B (the proxy's: mostly prose,
+    480 tokens); both split digits one by one so that sums are compositional.
+
+    Example:
+        >>> # tok_a, tok_b = tokenizers(splits(200, 100)["train"])
+    """
+    traces = [f"What is {x} + {y}?" + trace(x, y, f) for (x, y) in train_pairs[:300] for f in FORMATS]
+    tok_a = digit_tokenizer(320, traces + tiny.corpus(1, mix=(0.2, 0.6, 0.2)))
+    tok_b = digit_tokenizer(480, tiny.corpus(2, mix=(0.1, 0.6, 0.3)) + traces[::8])
+    return tok_a, tok_b
+
+
+def family(name: str):
+    """The model class of a family name used here.
+
+    Example:
+        >>> family("mistral").__name__
+        'MistralForCausalLM'
+    """
+    from transformers import LlamaForCausalLM, MistralForCausalLM
+
+    return {"llama": LlamaForCausalLM, "mistral": MistralForCausalLM}[name]
+
+
+def save_model(model, tok, path: Path) -> Path:
+    """`tiny.save_model`, then force `tokenizer_class: TokenizersBackend` and assert the round trip."""
+    from transformers import AutoTokenizer
+
+    tiny.save_model(model, tok, path)
+    cfg_file = path / "tokenizer_config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg["tokenizer_class"] = "TokenizersBackend"
+    cfg_file.write_text(json.dumps(cfg, indent=2))
+    back = AutoTokenizer.from_pretrained(path)
+    probe = [
+        f"What is {a} + {b}?" + trace(a, b, f)
+        for (a, b), f in zip([(37, 5), (90, 9), (19, 1), (55, 5)] * 2, FORMATS * 2, strict=True)
+    ]
+    for text in probe + tiny.corpus(5, mix=(0.4, 0.4, 0.2), n_lines=20):
+        if back(text)["input_ids"] != tok(text)["input_ids"]:
+            raise RuntimeError(f"{path}: tokenizer does not round-trip ({type(back).__name__}) on {text!r}")
+    return path
+
+
+def new_lm(fam: str, tok, hidden: int, layers: int, seed: int):
+    """A randomly initialised tiny causal LM of family `fam` on tokenizer `tok` (eager attention: faster here).
+
+    Example:
+        >>> # new_lm("llama", tok, 64, 2, seed=3)
+    """
+    torch.manual_seed(seed)
+    cls = family(fam)
+    return cls(
+        cls.config_class(
+            vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=160, tie_word_embeddings=False,
+            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
+            attn_implementation="eager",
+        )
+    ).eval()  # fmt: skip
+
+
+def sft_teacher(tok, train_pairs, out: Path, steps: int) -> None:
+    """The original teacher: a Llama (hidden 128 × 4) SFT'd on gold traces of uniformly random format (8 per pair).
+
+    Example:
+        >>> # sft_teacher(tok_a, splits(200, 100)["train"], Path("teacher"), steps=1000)
+    """
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    rng = random.Random(0)
+    data = [{"prompt": f"What is {a} + {b}?", "completion": trace(a, b, rng.choice(FORMATS))}
+            for a, b in train_pairs for _ in range(8)]  # fmt: skip
+    model = new_lm("llama", tok, 128, 4, seed=0)
+    args = SFTConfig(
+        output_dir=str(out / "_sft"), max_steps=steps, learning_rate=3e-3, per_device_train_batch_size=32,
+        lr_scheduler_type="cosine", warmup_steps=30, logging_steps=max(1, steps // 5), save_strategy="no",
+        report_to="none", use_cpu=True, bf16=False, seed=0, max_length=None, disable_tqdm=True,
+    )  # fmt: skip
+    SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok).train()
+    shutil.rmtree(out / "_sft", ignore_errors=True)
+    save_model(model.eval(), tok, out)

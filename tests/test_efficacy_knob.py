@@ -1,0 +1,72 @@
+"""benchmarks/efficacy_knob.py: the task's traces, the tokenizer round trip and the statistics (against slow
+obvious references: numerical integration of the t and beta densities)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import efficacy_knob_render as er  # noqa: E402
+import efficacy_knob_task as ek  # noqa: E402
+
+from trl_distillguard.verifiers import math_answer  # noqa: E402
+
+
+def test_every_format_is_correct_and_recognised():
+    pairs = [(a, b) for a in range(10, 100, 7) for b in range(1, 10)]
+    for fmt in ek.FORMATS:
+        texts = [ek.trace(a, b, fmt) for a, b in pairs]
+        assert math_answer(
+            prompts=[""] * len(pairs), completions=texts, answer=[a + b for a, b in pairs]
+        ) == [1.0] * len(pairs)
+        assert {ek.format_of(t) for t in texts} == {fmt}
+    assert ek.format_of(" 82") == "other"
+    # a wrong trace is caught (the verifier reads only the final number)
+    assert math_answer(prompts=[""], completions=[ek.trace(12, 3, "verbose")], answer=[16]) == [0.0]
+
+
+@pytest.mark.parametrize("fam", ["llama", "mistral"])
+def test_tokenizer_round_trips(tmp_path, fam):
+    tok = ek.digit_tokenizer(
+        300, [f"What is {a} + {a}?" + ek.trace(a, a % 9 + 1, "verbose") for a in range(10, 60)]
+    )
+    path = ek.save_model(ek.new_lm(fam, tok, 16, 1, seed=0), tok, tmp_path / fam)  # asserts the round trip
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(path)(" 1234")["input_ids"] == tok(" 1234")["input_ids"]
+
+
+def _integrate(f, lo: float, hi: float, n: int = 20_000) -> float:
+    h = (hi - lo) / n  # Simpson's rule
+    return h / 3 * sum((1 if i in (0, n) else 4 if i % 2 else 2) * f(lo + i * h) for i in range(n + 1))
+
+
+@pytest.mark.parametrize(("a", "b", "x"), [(2.0, 3.0, 0.4), (1.5, 0.5, 0.9), (7.3, 0.5, 0.2)])
+def test_betainc_matches_integrated_density(a, b, x):
+    beta = math.exp(math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b))
+    ref = _integrate(lambda t: t ** (a - 1) * (1 - t) ** (b - 1) / beta, 1e-12, x)
+    assert er.betainc(a, b, x) == pytest.approx(ref, abs=2e-4)
+
+
+def test_welch_matches_integrated_t_density():
+    x, y = [0.5, 0.52, 0.61, 0.4], [0.3, 0.1, 0.2]
+    (mx, sx), (my, sy) = er.mean_std(x), er.mean_std(y)
+    vx, vy = sx**2 / 4, sy**2 / 3
+    t = (mx - my) / math.sqrt(vx + vy)
+    df = (vx + vy) ** 2 / (vx**2 / 3 + vy**2 / 2)
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+    ref = 2 * _integrate(lambda s: c * (1 + s * s / df) ** (-(df + 1) / 2), abs(t), abs(t) + 400, 200_000)
+    got = er.welch(x, y)
+    assert got["t"] == pytest.approx(t) and got["df"] == pytest.approx(df)
+    assert got["p"] == pytest.approx(ref, abs=1e-4)
+    assert math.isnan(er.welch([1.0], [2.0, 3.0])["p"])
+
+
+def test_bootstrap_ci_brackets_the_difference():
+    lo, hi = er.bootstrap_ci([0.8, 0.9, 0.85], [0.2, 0.3, 0.1])
+    assert 0.5 < lo <= 0.65 <= hi < 0.8
