@@ -54,34 +54,6 @@ from trl_distillguard.report import run_report  # noqa: E402
 from trl_distillguard.report_config import ReportConfig  # noqa: E402
 
 
-def digit_tokenizer(vocab_size: int, lines: list[str]):
-    """tests/tiny.py's ByteLevel BPE for a Llama model (whose tokenizer.json AutoTokenizer keeps), with digits
-    split one by one (numbers become compositional)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=tiny.SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
-    )  # fmt: skip
-    tok.train_from_iterator(lines, trainer=trainer)
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|endoftext|>",
-        pad_token="<|pad|>",
-        bos_token=None,
-        padding_side="left",
-    )
-    wrapped.chat_template = tiny.CHAT_TEMPLATE
-    return wrapped
-
-
 def arithmetic_rows(pairs) -> list[dict]:
     return [{"prompt": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in pairs]
 
@@ -187,7 +159,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     # A: Qwen2's own pipeline (digits split), the one AutoTokenizer imposes on a qwen2 teacher; B: explicit.
     tok_a = tiny.make_tokenizer(400, tiny.corpus(1, mix=(0.8, 0.1, 0.1)), model_type="qwen2")
-    tok_b = digit_tokenizer(640, tiny.corpus(2, mix=(0.1, 0.6, 0.3)))
+    tok_b = tiny.digit_tokenizer(640, tiny.corpus(2, mix=(0.1, 0.6, 0.3)))
     train_pairs, eval_pairs = split_pairs(args.n_eval)
     distill_rows = arithmetic_rows(train_pairs[: args.n_distill_prompts])
     train = write_jsonl(distill_rows, work / "train.jsonl")

@@ -98,33 +98,6 @@ def write_jsonl(items, path: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ models
-def digit_tokenizer(vocab_size: int, lines: list[str]):
-    """Digit-split ByteLevel BPE saved as `TokenizersBackend` (loads back as trained, whatever the model family)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=tiny.SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
-    )  # fmt: skip
-    tok.train_from_iterator(lines, trainer=trainer)
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|endoftext|>",
-        pad_token="<|pad|>",
-        bos_token=None,
-        padding_side="left",
-    )
-    wrapped.chat_template = tiny.CHAT_TEMPLATE
-    return wrapped
-
-
 def tokenizers(train_pairs) -> tuple:
     """Tokenizer A (the teacher's: trained mostly on the traces, 320 tokens) and B (the proxy's: mostly prose,
     480 tokens); both split digits one by one so that sums are compositional.
@@ -133,8 +106,8 @@ def tokenizers(train_pairs) -> tuple:
         >>> # tok_a, tok_b = tokenizers(splits(200, 100)["train"])
     """
     traces = [f"What is {x} + {y}?" + trace(x, y, f) for (x, y) in train_pairs[:300] for f in FORMATS]
-    tok_a = digit_tokenizer(320, traces + tiny.corpus(1, mix=(0.2, 0.6, 0.2)))
-    tok_b = digit_tokenizer(480, tiny.corpus(2, mix=(0.1, 0.6, 0.3)) + traces[::8])
+    tok_a = tiny.digit_tokenizer(320, traces + tiny.corpus(1, mix=(0.2, 0.6, 0.2)))
+    tok_b = tiny.digit_tokenizer(480, tiny.corpus(2, mix=(0.1, 0.6, 0.3)) + traces[::8])
     return tok_a, tok_b
 
 

@@ -97,6 +97,21 @@ def wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
     return wrapped
 
 
+def digit_tokenizer(vocab_size: int, lines: list[str]) -> PreTrainedTokenizerFast:
+    """A ByteLevel BPE that splits digits one by one (numbers become compositional), for model types whose
+    tokenizer.json AutoTokenizer keeps (Llama, Mistral; not Qwen2, see `imposed_pipeline`)."""
+    tok = _byte_level_bpe()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )  # fmt: skip
+    tok.train_from_iterator(lines, trainer=trainer)
+    return wrap(tok)
+
+
 def make_tokenizer(vocab_size: int, lines: list[str], model_type: str = "llama") -> PreTrainedTokenizerFast:
     """Train a ByteLevel-BPE tokenizer of `vocab_size` on `lines` for a `model_type` model and wrap it for
     transformers; trained with the pipeline `AutoTokenizer` will impose on that model type (`imposed_pipeline`)."""
