@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import efficacy_knob_render as er  # noqa: E402
 import efficacy_knob_task as ek  # noqa: E402
+import tiny  # noqa: E402
 
 from trl_distillguard.verifiers import math_answer  # noqa: E402
 
@@ -32,7 +33,7 @@ def test_every_format_is_correct_and_recognised():
 
 @pytest.mark.parametrize("fam", ["llama", "mistral"])
 def test_tokenizer_round_trips(tmp_path, fam):
-    tok = ek.digit_tokenizer(
+    tok = tiny.digit_tokenizer(
         300, [f"What is {a} + {a}?" + ek.trace(a, a % 9 + 1, "verbose") for a in range(10, 60)]
     )
     path = ek.save_model(ek.new_lm(fam, tok, 16, 1, seed=0), tok, tmp_path / fam)  # asserts the round trip
