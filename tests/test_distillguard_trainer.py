@@ -147,18 +147,23 @@ def test_rewards_recomputed_by_hand(
     assert checked >= 2
 
 
-def test_eta_zero_is_plain_grpo_with_calibration_logged(tmp_path, teacher_dir, student_dir):
-    """η = 0 with a proxy given as an object: weight 0 (plain GRPO advantages), calibration still logged."""
-    args = config(tmp_path, distillability=0.0, max_steps=1)
+def trainer_with_proxy_object(tmp_path, teacher_dir, student_dir, **overrides):
+    """A one-step trainer whose proxy comes as a model object (and its tokenizer as a path)."""
     proxy = AutoModelForCausalLM.from_pretrained(student_dir)
     trainer = DistillGuardTrainer(
         str(teacher_dir),
         reward_funcs=[math_answer],
-        args=args,
+        args=config(tmp_path, max_steps=1, **overrides),
         train_dataset=dataset(),
         proxy_model=proxy,
         proxy_tokenizer=str(student_dir),
     )
+    return trainer, proxy
+
+
+def test_eta_zero_is_plain_grpo_with_calibration_logged(tmp_path, teacher_dir, student_dir):
+    """η = 0 with a proxy given as an object: weight 0 (plain GRPO advantages), calibration still logged."""
+    trainer, proxy = trainer_with_proxy_object(tmp_path, teacher_dir, student_dir, distillability=0.0)
     assert trainer.calibration.proxy is proxy and not proxy.training
     assert trainer.reward_weights.tolist() == [1.0, 0.0]
     trainer.train()
@@ -167,15 +172,8 @@ def test_eta_zero_is_plain_grpo_with_calibration_logged(tmp_path, teacher_dir, s
 
 def test_proxy_object_with_nonzero_eta(tmp_path, teacher_dir, student_dir):
     """η != 0 with the proxy given only as an object (no proxy_model_name_or_path): weights [1, η], it trains."""
-    args = config(tmp_path, proxy_model_name_or_path=None, distillability=-1.0, max_steps=1)
-    proxy = AutoModelForCausalLM.from_pretrained(student_dir)
-    trainer = DistillGuardTrainer(
-        str(teacher_dir),
-        reward_funcs=[math_answer],
-        args=args,
-        train_dataset=dataset(),
-        proxy_model=proxy,
-        proxy_tokenizer=str(student_dir),
+    trainer, proxy = trainer_with_proxy_object(
+        tmp_path, teacher_dir, student_dir, proxy_model_name_or_path=None, distillability=-1.0
     )
     assert trainer.calibration.proxy is proxy
     assert trainer.reward_weights.tolist() == [1.0, -1.0]
