@@ -69,10 +69,13 @@ from efficacy_knob_task import (  # noqa: E402
     write_jsonl,
 )
 
+from distill_ortho_merge.outputs import json_safe  # noqa: E402
 from trl_distillguard.diagnose import DiagnoseConfig, diagnose  # noqa: E402
 from trl_distillguard.distill import distill, sample_teacher  # noqa: E402
 from trl_distillguard.distill_config import DistillConfig  # noqa: E402
-from trl_distillguard.evaluate import evaluate, json_safe, load_causal_lm, resolve_verifier  # noqa: E402
+from trl_distillguard.evaluate import evaluate  # noqa: E402
+from trl_distillguard.loading import load_causal_lm  # noqa: E402
+from trl_distillguard.plugins import resolve_reward  # noqa: E402
 
 ATTACKERS = {  # name: (temperature, keep only verified-correct samples, prompt/step multiplier)
     "t1": (1.0, False, 1),
@@ -132,7 +135,7 @@ def calibrate(
         save_strategy="no", report_to="none", use_cpu=True, bf16=False, seed=seed, disable_tqdm=True,
         proxy_model_name_or_path=str(proxy), distillability=eta,
     )  # fmt: skip
-    trainer = DistillGuardTrainer(model=str(src), reward_funcs=[resolve_verifier("math_answer")], args=args,
+    trainer = DistillGuardTrainer(model=str(src), reward_funcs=[resolve_reward("math_answer", "verifier")], args=args,
                                   train_dataset=Dataset.from_list(train_rows))  # fmt: skip
     trainer.train()
     shutil.rmtree(out / "_grpo", ignore_errors=True)
@@ -185,7 +188,7 @@ class Knob:
         self.tag = hashlib.sha1(json.dumps(self.protocol, sort_keys=True).encode()).hexdigest()[:8]
         self.work = Path(a.workdir).expanduser() / f"{a.setting}-{self.tag}"
         self.cache = Path(a.out) / "cache" / f"{a.setting}-{self.tag}"
-        self.verifier = resolve_verifier("math_answer")
+        self.verifier = resolve_reward("math_answer", "verifier")
         if a.setting == "tiny":
             sp = splits(a.n_test, a.n_val)
             self.train_pairs = sp["train"]
