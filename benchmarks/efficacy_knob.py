@@ -289,23 +289,19 @@ class Knob:
             else f"{variant}_beta{self.a.beta:g}_steps{self.a.calibration_steps}"
         )
 
+    def score(self, model, tok, **sampling):
+        """`evaluate` on the held-out test rows with this sweep's verifier (greedy unless `sampling` says otherwise)."""
+        return evaluate(model, tok, self.test_rows, self.verifier, max_new_tokens=self.a.max_new_tokens,
+                        batch_size=64, desc=None, **sampling)  # fmt: skip
+
     def teacher_result(self, variant: str, seed: int) -> dict:
         seed_key = "all" if variant == "original" else f"seed{seed}"
 
         def run() -> dict:
             path = self.teacher_path(variant, seed)
             model, tok = load_causal_lm(str(path), "teacher")
-            greedy = evaluate(
-                model,
-                tok,
-                self.test_rows,
-                self.verifier,
-                max_new_tokens=self.a.max_new_tokens,
-                batch_size=64,
-                desc=None,
-            )
-            sampled = evaluate(model, tok, self.test_rows, self.verifier, max_new_tokens=self.a.max_new_tokens, batch_size=64,
-                               temperature=1.0, seed=seed, desc=None)  # fmt: skip
+            greedy = self.score(model, tok)
+            sampled = self.score(model, tok, temperature=1.0, seed=seed)
             formats = [format_of(t) for t in sampled.completions]
             diag_dir = self.work / f"diag_{self.variant_id(variant)}_{seed_key}"
             diag = diagnose(DiagnoseConfig(
@@ -356,15 +352,7 @@ class Knob:
                 shutil.copytree(self.models[f"student_{student}_init"], out)
                 (out / "distill.json").write_text(json.dumps({"final_loss": None}))
             model, tok = load_causal_lm(str(out), "student")
-            res = evaluate(
-                model,
-                tok,
-                self.test_rows,
-                self.verifier,
-                max_new_tokens=self.a.max_new_tokens,
-                batch_size=64,
-                desc=None,
-            )
+            res = self.score(model, tok)
             summary = json.loads((out / "distill.json").read_text())
             shutil.rmtree(out, ignore_errors=True)
             return {
