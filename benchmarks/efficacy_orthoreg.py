@@ -5,10 +5,12 @@ inter-task form, trained sequentially: task t is penalised against tasks < t), m
 fine-tuning of the same 28 projection matrices) and seed, fine-tune one task vector per task, then merge all K
 with task arithmetic, TIES (mergekit's own sparsify + sign-consensus functions, in memory), TSV-M, Iso-C and
 Iso-CTS (`mergekit_plugins.core`). α per method is chosen on a validation split by mean normalised accuracy;
-the test split reports. Settings: ``tiny`` (`efficacy_toy.py`); ``smollm2`` is reserved for the real-model run.
+the test split reports. Settings: ``tiny`` (`efficacy_toy.py`, LoRA and full fine-tuning) and ``smollm2``
+(`efficacy_smollm2.py`: SmolLM2-135M-Instruct, 4 reasoning_gym tasks, LoRA; results under `smollm2/`).
 
 Resumable: every fine-tune (task vector + metrics), every merge evaluation and every ξ grid is cached under
-``--work`` (default ``benchmarks/results/efficacy_orthoreg/cache``, git-ignored) and skipped when present.
+``--work`` (default ``<out>/cache``; the tiny cache and the smollm2 adapters are git-ignored, the smollm2
+JSON results are committed) and skipped when present.
 Run it in the background; ``--shard i/n`` splits the jobs over n processes (one thread each); each process
 renders results.json / results.md / the plots from everything cached so far when it finishes
 (``--render-only`` does just that).
@@ -19,10 +21,10 @@ Run:  nohup python benchmarks/efficacy_orthoreg.py --setting tiny > /tmp/efficac
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
-import random
 import subprocess
 import sys
 import time
@@ -32,7 +34,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import efficacy_report  # noqa: E402
-import efficacy_toy as toy  # noqa: E402
+import efficacy_toy  # noqa: E402
+
+toy = efficacy_toy  # the setting module (`efficacy_toy` or `efficacy_smollm2`), chosen by --setting in main()
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "efficacy_orthoreg"
@@ -93,18 +97,17 @@ def write_json(path: Path, data) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=1)))
 
 
-def split(task: str, kind: str) -> toy.Batch:
-    idx = toy.TASKS.index(task)
+def split(task: str, kind: str):
     n = HP["val_items"] if kind == "val" else HP["test_items"] if kind == "test" else HP["xi_items"]
-    return toy.make_batch(
-        task, n, random.Random({"val": 10_000, "test": 20_000, "xi": 30_000}[kind] + idx), True
-    )
+    return toy.eval_batch(task, kind, n)
 
 
 # -- base --------------------------------------------------------------------------------------------------
 def base_state(work: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file, save_file
 
+    if getattr(toy, "PRETRAINED", False):  # a real model: its own weights are the base
+        return {k: v.detach().clone() for k, v in toy.make_model(0).state_dict().items()}
     path, lock = work / "base.safetensors", work / "base.lock"
     work.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -205,12 +208,18 @@ def finetune_lora(base, variant: str, seed: int, t: int, previous: list[dict]) -
     reg = (lambda: lam * form_loss(model, f"t{t}")) if lam > 0 else None
     losses = toy.train(model, params, (toy.TASKS[t],), steps=HP["steps"], lr=lo["lr"], batch_size=HP["batch"],
                        long=True, seed=seed * 1000 + t, regulariser=reg, log=log)  # fmt: skip
-    delta, factors = {}, {}
-    for name, _, (a, b, s) in iter_lora_factors(model, f"t{t}"):
-        key = name.removeprefix("base_model.model.") + ".weight"
-        delta[key] = (s * b @ a).detach().clone()
-        factors[name] = (a.detach().clone(), b.detach().clone())
-    return delta, {"losses": losses, "factors": factors}
+    factors = {
+        name: (a.detach().clone(), b.detach().clone(), float(s))
+        for name, _, (a, b, s) in iter_lora_factors(model, f"t{t}")
+    }
+    return lora_delta(factors), {"losses": losses, "factors": factors}
+
+
+def lora_delta(factors: dict[str, tuple]) -> dict[str, torch.Tensor]:
+    """Dense ΔW = s·B·A per weight of the base model, from the LoRA factors (what is cached for LoRA runs)."""
+    return {
+        name.removeprefix("base_model.model.") + ".weight": s * b @ a for name, (a, b, s) in factors.items()
+    }
 
 
 def finetune_full(base, variant: str, seed: int, t: int, previous: list[dict]) -> tuple[dict, dict]:
@@ -257,9 +266,13 @@ def task_vectors(work: Path, base, mode: str, variant: str, seed: int) -> tuple[
             start = time.time()
             fn = finetune_lora if mode == "lora" else finetune_full
             delta, extra = fn(base, variant, seed, t, previous)
-            blob = {f"delta::{k}": v.contiguous() for k, v in delta.items()}
-            for name, (a, b) in extra.get("factors", {}).items():
-                blob[f"A::{name}"], blob[f"B::{name}"] = a.contiguous(), b.contiguous()
+            if mode == "lora":  # the factors only: a dense copy of a real model's ΔW is hundreds of MB
+                blob = {}
+                for name, (a, b, scale) in extra["factors"].items():
+                    blob[f"A::{name}"], blob[f"B::{name}"] = a.contiguous(), b.contiguous()
+                    blob[f"S::{name}"] = torch.tensor(scale)
+            else:
+                blob = {f"delta::{k}": v.contiguous() for k, v in delta.items()}
             model = model_at(base, delta)
             info = {
                 "val": toy.accuracy(model, split(task, "val")),
@@ -270,11 +283,13 @@ def task_vectors(work: Path, base, mode: str, variant: str, seed: int) -> tuple[
             atomic_write(tv_path, lambda p, blob=blob: save_file(blob, str(p)))
             write_json(info_path, info)
             log(f"  {task}: single val {info['val']:.3f} test {info['test']:.3f} ({info['seconds']} s)")
-        tvs.append({k.removeprefix("delta::"): v for k, v in blob.items() if k.startswith("delta::")})
         if mode == "lora":
             names = [k.removeprefix("A::") for k in blob if k.startswith("A::")]
-            previous.append({n: (blob[f"A::{n}"], blob[f"B::{n}"]) for n in names})
+            factors = {n: (blob[f"A::{n}"], blob[f"B::{n}"], float(blob[f"S::{n}"])) for n in names}
+            tvs.append(lora_delta(factors))
+            previous.append({n: (a, b) for n, (a, b, _) in factors.items()})
         else:
+            tvs.append({k.removeprefix("delta::"): v for k, v in blob.items()})
             previous.append(tvs[-1])
         infos.append(info)
     return tvs, infos
@@ -372,10 +387,10 @@ def xi_grid(base, tvs: list[dict]) -> dict:
         for j, a2 in enumerate(grid):
             both = {k: a1 * tvs[0][k] + a2 * tvs[1][k] for k in tvs[0]}
             model = model_at(base, both)
-            err = sum(
-                float((toy.predictions(model, batches[t]) != alone[t][(i, j)[t]]).float().mean())
-                for t in range(2)
-            )
+            err = 0.0
+            for t in range(2):
+                differs = toy.predictions(model, batches[t]) != alone[t][(i, j)[t]]
+                err += float((differs.any(-1) if differs.dim() > 1 else differs).float().mean())
             row.append(err)
         xi.append(row)
     return {"grid": list(grid), "tasks": list(toy.TASKS[:2]), "xi": xi}
@@ -399,21 +414,25 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--setting", default="tiny", choices=["tiny", "smollm2"])
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--modes", default="lora,full")
+    p.add_argument("--modes", default=None, help="lora,full (default: both for tiny, lora for smollm2)")
     p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--work", default=str(OUT / "cache"))
-    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--work", default=None, help="cache folder (default: <out>/cache)")
+    p.add_argument("--out", default=None, help=f"default {os.path.relpath(OUT, ROOT)}[/smollm2]")
     p.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of this process")
     p.add_argument("--render-only", action="store_true")
     p.add_argument("--note", default="", help="recorded with this invocation in run.json")
     p.add_argument("--quick", action="store_true", help="a few steps and items: a smoke test of the pipeline")
     args = p.parse_args(argv)
+    global toy
+    toy = importlib.import_module({"tiny": "efficacy_toy", "smollm2": "efficacy_smollm2"}[args.setting])
+    HP.update({k: v for k, v in getattr(toy, "HP", {}).items() if k != "grid"})
+    GRID.update(getattr(toy, "HP", {}).get("grid", {}))
     if args.quick:
-        HP.update(base_steps=4, steps=3, batch=16, val_items=8, test_items=8, xi_items=8, xi_grid=(0.0, 1.0))
-    if args.setting == "smollm2":
-        print("efficacy_orthoreg: --setting smollm2 is not implemented yet (it needs the SmolLM2 model resolver "
-              "and hours of CPU); run --setting tiny", file=sys.stderr)  # fmt: skip
-        return 2
+        HP.update(base_steps=4, steps=3, batch=8, val_items=8, test_items=8, xi_items=8, xi_grid=(0.0, 1.0))
+    args.modes = args.modes or ("lora,full" if args.setting == "tiny" else "lora")
+    args.out = args.out or str(OUT if args.setting == "tiny" else OUT / args.setting)
+    args.work = args.work or str(Path(args.out) / "cache")
     modes, variants = args.modes.split(","), args.variants.split(",")
     bad = [m for m in modes if m not in ("lora", "full")] + [v for v in variants if v not in VARIANTS]
     try:
@@ -424,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad or args.seeds < 1:
         print(f"efficacy_orthoreg: unknown or invalid: {', '.join(bad) or '--seeds'}", file=sys.stderr)
         return 2
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     work, out = Path(args.work), Path(args.out)
     start = time.time()
     if not args.render_only:
@@ -461,9 +480,15 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    machine = f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs, torch {torch.__version__}, 1 thread"
+    machine = f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs, torch {torch.__version__}, {args.threads} thread(s)"
     efficacy_report.render(
-        work, out, VARIANTS, METHODS, HP, {"git_commit": commit, "machine": machine}, invocation
+        work,
+        out,
+        VARIANTS,
+        METHODS,
+        {**HP, "grid": GRID},
+        {"git_commit": commit, "machine": machine},
+        invocation,
     )
     log(f"rendered {out}")
     return 0

@@ -119,6 +119,14 @@ def make_batch(task: str, size: int, rng: random.Random, long: bool) -> Batch:
     return Batch(tokens, where, answers)
 
 
+SPLIT_SEED = {"val": 10_000, "test": 20_000, "xi": 30_000}
+
+
+def eval_batch(task: str, kind: str, n: int) -> Batch:
+    """`n` long-input items of `task`'s `kind` split ("val", "test", "xi"), each split from its own seed."""
+    return make_batch(task, n, random.Random(SPLIT_SEED[kind] + TASKS.index(task)), True)
+
+
 def make_model(seed: int = 0) -> nn.Module:
     """The char-level Llama (hidden 128, 4 layers, 4 heads, MLP 344), initialised from `seed`."""
     from transformers import LlamaConfig, LlamaForCausalLM
