@@ -114,7 +114,9 @@ def generate(
     prompt_ids = [tokenize_prompt(tokenizer, p) for p in prompts]
     out: list[list[Generation]] = []
     torch.manual_seed(seed)
-    for start in tqdm(range(0, len(prompt_ids), batch_size), desc=desc, disable=desc is None, leave=False):
+    # `disable` is passed only to hide the bar: passing False would override TQDM_DISABLE=1 from the environment
+    bar = {"disable": True} if desc is None else {}
+    for start in tqdm(range(0, len(prompt_ids), batch_size), desc=desc, leave=False, **bar):
         chunk = [{"input_ids": ids} for ids in prompt_ids[start : start + batch_size]]
         batch = tokenizer.pad(chunk, padding=True, return_tensors="pt").to(model.device)
         sequences = model.generate(**batch, generation_config=config).cpu()
