@@ -118,6 +118,15 @@ def atomic(path: Path, build) -> Path:
     return path
 
 
+# --reward: the calibration reward's variants (DistillGuardConfig fields); `default` is DESIGN's reconstruction
+REWARD_VARIANTS: dict[str, dict[str, str]] = {
+    "default": {},  # log q − log π of the sampled ids, per UTF-8 byte
+    "canonical": {"calibration_policy_tokenization": "canonical"},  # log π of the canonical re-tokenization
+    "proxylp": {"calibration_mode": "proxy_logprob"},  # log q only: the proxy's own likelihood
+    "tokens": {"calibration_normalization": "tokens"},  # per proxy token instead of per byte
+}
+
+
 def calibrate(
     src: Path, proxy: Path, train_rows, out: Path, eta: float, a: argparse.Namespace, seed: int
 ) -> None:
@@ -133,7 +142,7 @@ def calibrate(
         per_device_train_batch_size=32, num_generations=8, max_completion_length=a.max_new_tokens, beta=a.beta,
         temperature=1.0, logging_steps=max(1, a.calibration_steps // 6),
         save_strategy="no", report_to="none", use_cpu=True, bf16=False, seed=seed, disable_tqdm=True,
-        proxy_model_name_or_path=str(proxy), distillability=eta,
+        proxy_model_name_or_path=str(proxy), distillability=eta, **REWARD_VARIANTS[a.reward],
     )  # fmt: skip
     trainer = DistillGuardTrainer(model=str(src), reward_funcs=[resolve_reward("math_answer", "verifier")], args=args,
                                   train_dataset=Dataset.from_list(train_rows))  # fmt: skip
@@ -272,7 +281,7 @@ class Knob:
         if variant == "original":
             return self.models["teacher"]
         eta = float(variant.removeprefix("eta"))
-        name = f"teacher_{variant}_beta{self.a.beta:g}_steps{self.a.calibration_steps}_seed{seed}"
+        name = f"teacher_{self.variant_id(variant)}_seed{seed}"
         rng = random.Random(1000 + seed)
         cal_rows = rng.sample(self.train_rows, k=min(len(self.train_rows), 4 * self.a.calibration_steps))
 
@@ -283,11 +292,11 @@ class Knob:
         return atomic(self.work / name, build)
 
     def variant_id(self, variant: str) -> str:
-        return (
-            variant
-            if variant == "original"
-            else f"{variant}_beta{self.a.beta:g}_steps{self.a.calibration_steps}"
-        )
+        if variant == "original":
+            return variant
+        vid = f"{variant}_beta{self.a.beta:g}_steps{self.a.calibration_steps}"
+        # the η = 0 control never weighs the calibration reward: one control serves every reward variant
+        return vid if self.a.reward == "default" or variant == "eta0" else f"{vid}_reward-{self.a.reward}"
 
     def score(self, model, tok, **sampling):
         """`evaluate` on the held-out test rows with this sweep's verifier (greedy unless `sampling` says otherwise)."""
@@ -401,6 +410,9 @@ def main() -> None:
     ap.add_argument("--n_test", type=int, default=200)
     ap.add_argument("--n_val", type=int, default=100)
     ap.add_argument("--calibration_lr", type=float, default=5e-5)
+    ap.add_argument(
+        "--reward", default="default", choices=list(REWARD_VARIANTS), help="calibration reward variant"
+    )
     ap.add_argument("--max_new_tokens", type=int, default=None, help="default 48 (tiny), 192 (real)")
     ap.add_argument("--real_dataset", default="gsm_symbolic", help="real setting: a built-in prompt dataset")
     ap.add_argument("--real_n_train", type=int, default=600, help="real setting: train prompts")

@@ -122,8 +122,19 @@ def eta_of(variant: str) -> float | None:
     return None if variant == "original" else float(variant.split("_")[0].removeprefix("eta"))
 
 
+def group_of(variant: str) -> str:
+    """The calibration settings a variant was run with ("beta0.1_steps60[_reward-NAME]"); "" for the original."""
+    return "" if variant == "original" else variant.split("_", 1)[1]
+
+
+def control_of(variant: str) -> str:
+    """The η = 0 control with the same β and calibration steps (one control serves every reward variant)."""
+    return "eta0_" + group_of(variant).split("_reward-")[0]
+
+
 def _order(variants) -> list[str]:
-    return sorted(set(variants), key=lambda v: -math.inf if eta_of(v) is None else eta_of(v))
+    """Grouped by calibration settings, then by η (the original first)."""
+    return sorted(set(variants), key=lambda v: (group_of(v), -math.inf if eta_of(v) is None else eta_of(v)))
 
 
 def compare(x: list[float], y: list[float]) -> dict[str, Any]:
@@ -147,10 +158,9 @@ def summarize(teachers: dict, students: dict) -> dict[str, Any]:
     orig = t_rows.get("original", {}).get("teacher_score", (math.nan,))[0]
     for a, s in sorted({(a, s) for a, s, _ in students}):
         by_v = {v: [r["score"] for r in rs] for (aa, ss, v), rs in students.items() if (aa, ss) == (a, s)}
-        control = next((v for v in by_v if eta_of(v) == 0), None)
         for v in _order(by_v):
-            eta = eta_of(v)
-            if control is None or eta in (None, 0):
+            eta, control = eta_of(v), control_of(v)
+            if control not in by_v or eta in (None, 0):
                 continue
             row = {
                 "attacker": a,
@@ -247,23 +257,34 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
     s = res["summary"]["students"]
     keys = [k.split("|") for k in s]
-    studs, attackers = sorted({k[1] for k in keys}), sorted({k[0] for k in keys})
+    studs = sorted({k[1] for k in keys})
     etas = sorted({eta_of(k[2]) for k in keys if eta_of(k[2]) is not None})
     x_orig = (min(etas) if etas else 0) - 1.5
-    fig, axes = plt.subplots(1, max(1, len(studs)), figsize=(5 * max(1, len(studs)), 3.8), squeeze=False)
+    # the headline calibration settings: the group with most results; every other group is a dashed line
+    groups = [group_of(k[2]) for k in keys if group_of(k[2])]
+    main = max(sorted(set(groups)), key=groups.count) if groups else ""
+    lines = sorted({(a, g) for a, _, v in keys for g in [group_of(v)] if g})
+
+    def on_line(v: str, g: str) -> bool:  # the main line also shows the original; others their own control
+        return group_of(v) in ("", g) if g == main else group_of(v) == g or v == control_of(f"eta1_{g}")
+
+    fig, axes = plt.subplots(1, max(1, len(studs)), figsize=(5.5 * max(1, len(studs)), 4.2), squeeze=False)
     for ax, st in zip(axes[0], studs, strict=False):
-        for i, a in enumerate(attackers):
+        for i, (a, g) in enumerate(lines):
             pts = sorted((x_orig if eta_of(v) is None else eta_of(v), *s[f"{aa}|{ss}|{v}"]["mean_std"])
-                         for aa, ss, v in keys if (aa, ss) == (a, st))  # fmt: skip
-            xs = [p[0] + 0.06 * (i - len(attackers) / 2) for p in pts]
-            ax.errorbar(xs, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=a)
+                         for aa, ss, v in keys if (aa, ss) == (a, st) and on_line(v, g))  # fmt: skip
+            if not pts:
+                continue
+            xs = [p[0] + 0.05 * (i - len(lines) / 2) for p in pts]
+            ax.errorbar(xs, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                        linestyle="-" if g == main else "--", label=a if g == main else f"{a}, {g}")  # fmt: skip
         ax.set_xticks([x_orig, *etas], ["orig", *[f"{e:+g}" if e else "0 (control)" for e in etas]])
         ax.set_xlabel("η (calibrated teacher)")
         ax.set_ylabel("student score (held-out, greedy)")
         tops = [v["mean_std"][0] + v["mean_std"][1] for k, v in s.items() if k.split("|")[1] == st]
         ax.set_ylim(0, min(1.02, max(0.3, 1.25 * max(tops))))  # low scores stay readable
         ax.set_title(f"student {st}", fontsize=10)
-        ax.legend(title="attacker", fontsize=7)
+        ax.legend(title=f"attacker (solid: {main})", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
