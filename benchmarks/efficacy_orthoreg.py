@@ -487,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         VARIANTS,
         METHODS,
         {**HP, "grid": GRID},
-        {"git_commit": commit, "machine": machine},
+        {"git_commit": commit, "machine": machine, "setting": args.setting},
         invocation,
     )
     log(f"rendered {out}")

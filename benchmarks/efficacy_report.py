@@ -129,9 +129,13 @@ def _f(ms: tuple[float, float] | list[float], digits: int = 3) -> str:
     return f"{ms[0]:.{digits}f} ± {ms[1]:.{digits}f}"
 
 
+SETTING_TITLES = {"tiny": "tiny setting", "smollm2": "SmolLM2-135M-Instruct, 4 reasoning_gym tasks, LoRA"}
+
+
 def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
-    lines = ["# OrthoReg and merge methods: efficacy (tiny setting)", ""]
     run = results["run"]
+    setting = run.get("setting", "tiny")  # runs before the smollm2 setting existed recorded none
+    lines = [f"# OrthoReg and merge methods: efficacy ({SETTING_TITLES.get(setting, setting)})", ""]
     lines += [f"Git commit `{run['git_commit']}`; {run['machine']}.", ""]
     lines += ["Commands (each invocation resumes from the cache):", ""]
     lines += [
@@ -157,6 +161,19 @@ def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
             lines += [
                 f"| {variant} | {len(agg['seeds'])} | {_f(agg['single_test'])} | " + " | ".join(cells) + " |"
             ]
+        if setting != "tiny":  # per task: is every task learned, and how far above the base?
+            tasks = list(rows[next(iter(rows))]["per_seed"][0]["single"])
+            base = results["base_acc"] or {}
+            lines += [
+                "",
+                "Single-task test accuracy per task (mean over seeds; base model in the header):",
+                "",
+            ]
+            lines += ["| fine-tuning | " + " | ".join(f"{t} (base {base[t]['test']:.2f})" if t in base else t
+                                                    for t in tasks) + " |", "|---|" + "---|" * len(tasks)]  # fmt: skip
+            for variant, agg in rows.items():
+                cells = [statistics.fmean(s["single"][t]["test"] for s in agg["per_seed"]) for t in tasks]
+                lines += [f"| {variant} | " + " | ".join(f"{c:.3f}" for c in cells) + " |"]
         lines += ["", "Task arithmetic in detail (α chosen on validation):", ""]
         lines += ["| fine-tuning | merged abs | merged norm | gap closed (pooled) | α | ‖τ‖ | mean \\|cos\\| | eff. rank | Δ norm vs plain (95 % CI) | Welch t (df) | p |"]  # fmt: skip
         lines += ["|---|---|---|---|---|---|---|---|---|---|---|"]
