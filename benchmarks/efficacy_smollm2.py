@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -187,30 +186,17 @@ def train(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """AdamW (one-cycle) on the answer tokens' cross-entropy (+ `regulariser()`); returns the last losses."""
+    from efficacy_toy import fit
+
     del long  # one length range here
     rng = random.Random(seed)
-    torch.manual_seed(seed)
     pools = {t: train_items(t) for t in tasks}
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    ce_last, reg_last = math.nan, 0.0
-    for step in range(steps):
-        task = tasks[step % len(tasks)]
-        batch = encode(rng.sample(pools[task], batch_size))
-        logits, gold, _ = answer_logits(model, batch)
-        ce = nn.functional.cross_entropy(logits, gold)
-        loss = ce
-        if regulariser is not None:
-            reg = regulariser()
-            loss = loss + reg
-            reg_last = float(reg.detach())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        ce_last = float(ce.detach())
-        if log is not None and (step + 1) % max(1, steps // 5) == 0:
-            log(f"step {step + 1}/{steps} ce {ce_last:.3f} reg {reg_last:.4g}")
-    model.eval()
-    return {"ce": ce_last, "reg": reg_last}
+
+    def cross_entropy(step: int) -> torch.Tensor:
+        logits, gold, _ = answer_logits(
+            model, encode(rng.sample(pools[tasks[step % len(tasks)]], batch_size))
+        )
+        return nn.functional.cross_entropy(logits, gold)
+
+    return fit(model, params, cross_entropy, steps=steps, lr=lr, seed=seed, regulariser=regulariser, log=log,
+               log_every=max(1, steps // 5))  # fmt: skip

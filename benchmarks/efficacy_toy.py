@@ -180,14 +180,35 @@ def train(
 ) -> dict[str, float]:
     """AdamW (one-cycle) on the answer token's cross-entropy (+ `regulariser()`); returns the last losses."""
     rng = random.Random(seed)
+
+    def cross_entropy(step: int) -> torch.Tensor:
+        batch = make_batch(tasks[step % len(tasks)], batch_size, rng, long)
+        return nn.functional.cross_entropy(answer_logits(model, batch), batch.answers)
+
+    return fit(model, params, cross_entropy, steps=steps, lr=lr, seed=seed, regulariser=regulariser, log=log)
+
+
+def fit(
+    model: nn.Module,
+    params: list[nn.Parameter],
+    cross_entropy: Callable[[int], torch.Tensor],
+    *,
+    steps: int,
+    lr: float,
+    seed: int,
+    regulariser: Callable[[], torch.Tensor] | None = None,
+    log: Callable[[str], None] | None = None,
+    log_every: int | None = None,
+) -> dict[str, float]:
+    """The training loop of both settings: AdamW (one-cycle, no weight decay) on `cross_entropy(step)` +
+    `regulariser()`; returns the last step's losses."""
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train()
     ce_last, reg_last = math.nan, 0.0
     for step in range(steps):
-        batch = make_batch(tasks[step % len(tasks)], batch_size, rng, long)
-        ce = nn.functional.cross_entropy(answer_logits(model, batch), batch.answers)
+        ce = cross_entropy(step)
         loss = ce
         if regulariser is not None:
             reg = regulariser()
@@ -198,7 +219,7 @@ def train(
         opt.step()
         sched.step()
         ce_last = float(ce.detach())
-        if log is not None and (step + 1) % max(1, steps // 4) == 0:
+        if log is not None and (step + 1) % (log_every or max(1, steps // 4)) == 0:
             log(f"step {step + 1}/{steps} ce {ce_last:.3f} reg {reg_last:.4g}")
     model.eval()
     return {"ce": ce_last, "reg": reg_last}
