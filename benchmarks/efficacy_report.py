@@ -186,7 +186,7 @@ def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
                 p = f"{w['p']:.3f}" if w["p"] is not None else "–"
                 wcells = [
                     f"{w['diff']:+.3f} ({w['ci95'][0]:+.3f}, {w['ci95'][1]:+.3f})",
-                    f"{w['t']:.2f} ({df})",
+                    "– (–)" if w["df"] is None and w["t"] == 0 else f"{w['t']:.2f} ({df})",  # one seed each
                     p,
                 ]
             lines += [
