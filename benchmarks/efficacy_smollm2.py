@@ -144,28 +144,25 @@ def answer_logits(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.T
     return base.lm_head(hidden[:, :-1][where]), labels[where], where.nonzero()[:, 0]
 
 
+def _argmax(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """Argmax token at every answer position of `batch`, -100 elsewhere (aligned with ``labels[:, 1:]``)."""
+    with torch.no_grad():
+        logits, _, _ = answer_logits(model, batch)
+    pred = torch.full_like(batch.labels[:, 1:], -100)
+    pred[batch.labels[:, 1:] != -100] = logits.argmax(-1)
+    return pred
+
+
 def predictions(model: nn.Module, batches: list[Batch]) -> torch.Tensor:
     """Argmax token at every answer position (-100 elsewhere), rows of all batches padded to one width."""
-    out = []
-    with torch.no_grad():
-        for batch in batches:
-            logits, _, _ = answer_logits(model, batch)
-            pred = torch.full_like(batch.labels[:, 1:], -100)
-            pred[batch.labels[:, 1:] != -100] = logits.argmax(-1)
-            out.append(pred)
+    out = [_argmax(model, batch) for batch in batches]
     width = max(p.shape[1] for p in out)
     return torch.cat([nn.functional.pad(p, (0, width - p.shape[1]), value=-100) for p in out])
 
 
 def correct(model: nn.Module, batches: list[Batch]) -> torch.Tensor:
     """Per row: every answer token (and the end-of-sequence token) is the argmax."""
-    out = []
-    with torch.no_grad():
-        for batch in batches:
-            logits, gold, row = answer_logits(model, batch)
-            wrong = torch.zeros(len(batch.labels)).index_add_(0, row, (logits.argmax(-1) != gold).float())
-            out.append(wrong == 0)
-    return torch.cat(out)
+    return torch.cat([(_argmax(model, b) == b.labels[:, 1:]).all(-1) for b in batches])
 
 
 def accuracy(model: nn.Module, batches: list[Batch]) -> float:
