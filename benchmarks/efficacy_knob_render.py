@@ -11,95 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from pathlib import Path
 from typing import Any
+
+from bench_stats import compare, mean_std
 
 GOAL_TEACHER_KEEP = 0.95  # undistillable: teacher keeps ≥ 95 % of the original's score ...
 GOAL_STUDENT_RATIO = 0.50  # ... and students reach ≤ 50 % of the η = 0 control's students
 GOAL_GAIN = 0.03  # distillable: η > 0 students beat η = 0 and original by ≥ 3 points, significant (p < 0.05)
-
-
-def mean_std(xs: list[float]) -> tuple[float, float]:
-    """Mean and sample std (ddof 1; 0 for one value).
-
-    Example:
-        >>> mean_std([1.0, 3.0])
-        (2.0, 1.4142135623730951)
-    """
-    m = sum(xs) / len(xs)
-    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    # Lentz's continued fraction for the incomplete beta function (Numerical Recipes §6.4).
-    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        m2 = 2 * m
-        for aa in (
-            m * (b - m) * x / ((qam + m2) * (a + m2)),
-            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
-        ):
-            d = 1.0 + aa * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + aa / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-14:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta I_x(a, b).
-
-    Example:
-        >>> round(betainc(2.0, 3.0, 0.4), 6)  # 1 - sum_{k<2} C(4,k) 0.4^k 0.6^(4-k)
-        0.5248
-    """
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def welch(x: list[float], y: list[float]) -> dict[str, float]:
-    """Welch's t-test of mean(x) − mean(y): t, Welch–Satterthwaite df and the two-sided p-value.
-
-    Example:
-        >>> round(welch([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])["p"], 4)
-        0.0213
-    """
-    (mx, sx), (my, sy) = mean_std(x), mean_std(y)
-    vx, vy = sx**2 / len(x), sy**2 / len(y)
-    if len(x) < 2 or len(y) < 2 or vx + vy == 0:
-        return {"t": math.nan, "df": math.nan, "p": math.nan}
-    t = (mx - my) / math.sqrt(vx + vy)
-    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
-    return {"t": t, "df": df, "p": betainc(df / 2, 0.5, df / (df + t * t))}
-
-
-def bootstrap_ci(x: list[float], y: list[float], n: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of mean(x) − mean(y), resampling each group's seeds.
-
-    Example:
-        >>> bootstrap_ci([1.0, 1.0], [0.0, 0.0])
-        (1.0, 1.0)
-    """
-    rng = random.Random(seed)
-    diffs = sorted(
-        sum(rng.choices(x, k=len(x))) / len(x) - sum(rng.choices(y, k=len(y))) / len(y) for _ in range(n)
-    )
-    return diffs[int(0.025 * n)], diffs[int(0.975 * n) - 1]
 
 
 def load(cache: Path) -> tuple[dict, dict]:
@@ -135,11 +54,6 @@ def control_of(variant: str) -> str:
 def _order(variants) -> list[str]:
     """Grouped by calibration settings, then by η (the original first)."""
     return sorted(set(variants), key=lambda v: (group_of(v), -math.inf if eta_of(v) is None else eta_of(v)))
-
-
-def compare(x: list[float], y: list[float]) -> dict[str, Any]:
-    lo, hi = bootstrap_ci(x, y)
-    return {"diff": mean_std(x)[0] - mean_std(y)[0], "ci95": [lo, hi], **welch(x, y), "n": [len(x), len(y)]}
 
 
 def summarize(teachers: dict, students: dict) -> dict[str, Any]:

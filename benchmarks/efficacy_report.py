@@ -1,12 +1,13 @@
 """Aggregate the cached runs of `efficacy_orthoreg.py`: results.json, results.md (rendered from the JSON), the
 bar chart of normalised accuracy per method × fine-tuning, the ξ heat maps, and run.json.
 
-Statistics: mean ± sample std over seeds; plain vs each variant under task arithmetic: Welch's t statistic and
-degrees of freedom, its two-sided p-value (scipy's Student t when scipy is importable, else null) and a
-bootstrap 95 % CI of the difference of means (10,000 resamples, seeded).
+Statistics (`bench_stats.py`): mean ± sample std over seeds; plain vs each variant under every merge method:
+Welch's t statistic and degrees of freedom, its two-sided p-value and a bootstrap 95 % CI of the difference of
+means (10,000 resamples, seeded); within a fine-tuning variant, each merge
+method vs task arithmetic: a paired t-test over seeds (both merge the same task vectors, scored on the same items).
 
 Example:
-    >>> welch([0.5, 0.6, 0.7], [0.5, 0.6, 0.7])["t"]
+    >>> welch([0.5, 0.6, 0.7], [0.5, 0.6, 0.7])["diff"]
     0.0
 """
 
@@ -15,48 +16,36 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import statistics
 from pathlib import Path
 from typing import Any
 
+import bench_stats
+from bench_stats import mean_std
 
-def mean_std(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+def _none_for_nan(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in result.items()}
 
 
 def welch(a: list[float], b: list[float]) -> dict[str, Any]:
-    """Welch's t-test of mean(b) − mean(a), plus a bootstrap 95 % CI of that difference."""
-    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
-    va, vb = sa**2 / len(a), sb**2 / len(b)
-    se = math.sqrt(va + vb)
-    t = (mb - ma) / se if se > 0 else 0.0
-    df = (
-        (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-        if se > 0 and len(a) > 1 and len(b) > 1
-        else None
-    )
-    p = None
-    if df is not None:
-        try:
-            from scipy.stats import t as student_t
+    """Welch's t-test of mean(b) − mean(a) with a bootstrap 95 % CI of that difference (missing values: None).
 
-            p = float(2 * student_t.sf(abs(t), df))
-        except ImportError:  # scipy is not a dependency of the project
-            p = None
-    rng = random.Random(0)
-    diffs = sorted(
-        statistics.fmean(rng.choices(b, k=len(b))) - statistics.fmean(rng.choices(a, k=len(a)))
-        for _ in range(10_000)
-    )
-    return {
-        "diff": mb - ma,
-        "t": round(t, 4),
-        "df": df,
-        "p": p,
-        "ci95": [diffs[250], diffs[9750]],
-        "n": [len(a), len(b)],
-    }
+    Example:
+        >>> welch([0.5, 0.6, 0.7], [0.7, 0.8, 0.9])["diff"] > 0
+        True
+    """
+    return _none_for_nan(bench_stats.compare(b, a))
+
+
+def paired(a: list[float], b: list[float]) -> dict[str, Any]:
+    """Paired t-test of b − a over seeds (missing values: None).
+
+    Example:
+        >>> round(paired([0.5, 0.6, 0.7], [0.6, 0.8, 0.8])["diff"], 4)
+        0.1333
+    """
+    return _none_for_nan(bench_stats.paired(b, a))
 
 
 def pooled_gap(merged: list[float], single: dict[str, dict], base: list[float]) -> float:
@@ -112,6 +101,13 @@ def collect(work: Path, variants: dict, methods: tuple[str, ...]) -> dict[str, A
                     )
                 agg["methods"][m]["norm_per_seed"] = [s["merge"]["merges"][m]["norm"] for s in per_seed]
             agg["per_seed"] = per_seed
+            ta = agg["methods"]["task_arithmetic"]["norm_per_seed"] if "task_arithmetic" in methods else None
+            if ta is not None:
+                agg["paired_vs_task_arithmetic"] = {
+                    m: paired(ta, agg["methods"][m]["norm_per_seed"])
+                    for m in methods
+                    if m != "task_arithmetic"
+                }
             rows[variant] = agg
         if rows:
             plain = rows.get("plain")
@@ -121,8 +117,16 @@ def collect(work: Path, variants: dict, methods: tuple[str, ...]) -> dict[str, A
                         plain["methods"]["task_arithmetic"]["norm_per_seed"],
                         agg["methods"]["task_arithmetic"]["norm_per_seed"],
                     )
+                    agg["welch_vs_plain"] = {
+                        m: welch(plain["methods"][m]["norm_per_seed"], agg["methods"][m]["norm_per_seed"])
+                        for m in methods
+                    }
             out["modes"][mode] = rows
     return out
+
+
+def _p(p: float | None) -> str:
+    return "–" if p is None else f"{p:.3f}"
 
 
 def _f(ms: tuple[float, float] | list[float], digits: int = 3) -> str:
@@ -186,7 +190,7 @@ def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
                 p = f"{w['p']:.3f}" if w["p"] is not None else "–"
                 wcells = [
                     f"{w['diff']:+.3f} ({w['ci95'][0]:+.3f}, {w['ci95'][1]:+.3f})",
-                    "– (–)" if w["df"] is None and w["t"] == 0 else f"{w['t']:.2f} ({df})",  # one seed each
+                    "– (–)" if w["t"] in (None, 0) else f"{w['t']:.2f} ({df})",  # a single seed
                     p,
                 ]
             lines += [
@@ -206,6 +210,27 @@ def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
             for variant, agg in rows.items():
                 cells = [_f(agg["methods"][m]["gap_closed_pooled"]) for m in methods]
                 lines += [f"| {variant} | " + " | ".join(cells) + " |"]
+        if any("welch_vs_plain" in agg for agg in rows.values()):
+            lines += [
+                "",
+                "Each variant vs plain, per method (Δ normalised accuracy, Welch's t-test over seeds: p):",
+                "",
+            ]
+            lines += ["| fine-tuning | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+            for variant, agg in rows.items():
+                if "welch_vs_plain" in agg:
+                    w = agg["welch_vs_plain"]
+                    lines += [f"| {variant} | " + " | ".join(f"{w[m]['diff']:+.3f} (p {_p(w[m]['p'])})"
+                                                              for m in methods) + " |"]  # fmt: skip
+        if all("paired_vs_task_arithmetic" in agg for agg in rows.values()):
+            others = [m for m in methods if m != "task_arithmetic"]
+            lines += ["", "Each merge method vs task arithmetic on the same task vectors (Δ normalised accuracy, "
+                          "paired t-test over seeds: p):", ""]  # fmt: skip
+            lines += ["| fine-tuning | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
+            for variant, agg in rows.items():
+                pv = agg["paired_vs_task_arithmetic"]
+                lines += [f"| {variant} | " + " | ".join(f"{pv[m]['diff']:+.3f} (p {_p(pv[m]['p'])})"
+                                                          for m in others) + " |"]  # fmt: skip
         lines += [""]
     if results.get("xi"):
         lines += ["## Weight disentanglement ξ(α₁, α₂) (LoRA, seed 0; lower = more disentangled)", ""]

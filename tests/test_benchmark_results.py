@@ -28,11 +28,13 @@ RENDERED_BY_SCRIPT = {
 def load_script(name: str):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT / "tests"))  # some scripts build the tiny fixtures
+    paths = [str(ROOT / "tests"), str(ROOT / "benchmarks")]  # tiny fixtures; the scripts' shared modules
+    sys.path[:0] = paths
     try:
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(ROOT / "tests"))
+        for path in paths:
+            sys.path.remove(path)
     return module
 
 

@@ -1,5 +1,5 @@
-"""benchmarks/efficacy_knob.py: the task's traces, the tokenizer round trip and the statistics (against slow
-obvious references: numerical integration of the t and beta densities)."""
+"""benchmarks/efficacy_knob.py: the task's traces, the tokenizer round trip and the benchmarks' statistics
+(`bench_stats.py`, against slow obvious references: numerical integration of the t and beta densities)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import efficacy_knob_render as er  # noqa: E402
+import bench_stats as er  # noqa: E402
 import efficacy_knob_task as ek  # noqa: E402
 import tiny  # noqa: E402
 
@@ -66,6 +66,21 @@ def test_welch_matches_integrated_t_density():
     assert got["t"] == pytest.approx(t) and got["df"] == pytest.approx(df)
     assert got["p"] == pytest.approx(ref, abs=1e-4)
     assert math.isnan(er.welch([1.0], [2.0, 3.0])["p"])
+
+
+def test_paired_matches_integrated_t_density():
+    x, y = [0.61, 0.72, 0.70, 0.55], [0.50, 0.60, 0.66, 0.52]
+    d = [a - b for a, b in zip(x, y, strict=True)]
+    md, sd = er.mean_std(d)
+    t, df = md / (sd / 2), 3
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+    ref = 2 * _integrate(lambda s: c * (1 + s * s / df) ** (-(df + 1) / 2), abs(t), abs(t) + 400, 200_000)
+    got = er.paired(x, y)
+    assert got["diff"] == pytest.approx(md) and got["t"] == pytest.approx(t) and got["df"] == df
+    assert got["p"] == pytest.approx(ref, abs=1e-4)
+    assert math.isnan(er.paired([1.0], [2.0])["p"]) and math.isnan(er.paired([1.0, 2.0], [0.0, 1.0])["p"])
+    with pytest.raises(ValueError, match="pair them by seed"):
+        er.paired([1.0, 2.0], [1.0])
 
 
 def test_bootstrap_ci_brackets_the_difference():
