@@ -470,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
             if i % shards == shard:
                 log(f"job {i + 1}/{len(jobs)}: {m}/{v}/seed{s}")
                 run_job(work, base, base_acc, m, v, s, xi=(s == 0 and m == "lora"))
+    majority_path = work / "majority_acc.json"  # a constant predictor's test score (settings that define one)
+    if hasattr(toy, "majority_accuracy") and not majority_path.exists():
+        write_json(majority_path, {t: toy.majority_accuracy(t, "test", HP["test_items"]) for t in toy.TASKS})
     invocation = {
         "command": "python "
         + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),

@@ -60,13 +60,23 @@ def pooled_gap(merged: list[float], single: dict[str, dict], base: list[float]) 
     return (sum(merged) - sum(base)) / gain if gain else float("nan")
 
 
+OPEN_ANSWER_MAX_MAJORITY = 0.1  # a task is "open-answer" when a constant answer scores below this on test
+
+
 def collect(work: Path, variants: dict, methods: tuple[str, ...]) -> dict[str, Any]:
     """Every finished (mode, variant, seed) from the cache, aggregated."""
-    base_path = work / "base_acc.json"
+    base_path, majority_path = work / "base_acc.json", work / "majority_acc.json"
     out: dict[str, Any] = {
         "base_acc": json.loads(base_path.read_text()) if base_path.exists() else None,
         "modes": {},
     }
+    open_tasks = None
+    if majority_path.exists() and out["base_acc"]:  # tasks in the order of the merges' test_acc lists
+        out["majority_acc"] = json.loads(majority_path.read_text())
+        out["open_answer_max_majority"] = OPEN_ANSWER_MAX_MAJORITY
+        out["open_answer_tasks"] = open_tasks = [
+            t for t in out["base_acc"] if out["majority_acc"][t] < OPEN_ANSWER_MAX_MAJORITY
+        ]
     for mode_dir in sorted(p for p in work.iterdir() if p.is_dir()) if work.exists() else []:
         mode = mode_dir.name
         rows = {}
@@ -100,6 +110,17 @@ def collect(work: Path, variants: dict, methods: tuple[str, ...]) -> dict[str, A
                         ]
                     )
                 agg["methods"][m]["norm_per_seed"] = [s["merge"]["merges"][m]["norm"] for s in per_seed]
+                if open_tasks:  # merged / single over the tasks a constant answer cannot pass
+                    order = list(out["base_acc"])
+                    agg["methods"][m]["norm_open_per_seed"] = [
+                        statistics.fmean(
+                            s["merge"]["merges"][m]["test_acc"][order.index(t)]
+                            / max(s["single"][t]["test"], 1e-9)
+                            for t in open_tasks
+                        )
+                        for s in per_seed
+                    ]
+                    agg["methods"][m]["norm_open"] = mean_std(agg["methods"][m]["norm_open_per_seed"])
             agg["per_seed"] = per_seed
             ta = agg["methods"]["task_arithmetic"]["norm_per_seed"] if "task_arithmetic" in methods else None
             if ta is not None:
@@ -121,6 +142,14 @@ def collect(work: Path, variants: dict, methods: tuple[str, ...]) -> dict[str, A
                         m: welch(plain["methods"][m]["norm_per_seed"], agg["methods"][m]["norm_per_seed"])
                         for m in methods
                     }
+                    if open_tasks:
+                        agg["welch_vs_plain_open"] = {
+                            m: welch(
+                                plain["methods"][m]["norm_open_per_seed"],
+                                agg["methods"][m]["norm_open_per_seed"],
+                            )
+                            for m in methods
+                        }
             out["modes"][mode] = rows
     return out
 
@@ -178,6 +207,9 @@ def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
             for variant, agg in rows.items():
                 cells = [statistics.fmean(s["single"][t]["test"] for s in agg["per_seed"]) for t in tasks]
                 lines += [f"| {variant} | " + " | ".join(f"{c:.3f}" for c in cells) + " |"]
+            if results.get("majority_acc"):
+                maj = results["majority_acc"]
+                lines += ["| *constant answer (training majority)* | " + " | ".join(f"{maj[t]:.3f}" for t in tasks) + " |"]  # fmt: skip
         lines += ["", "Task arithmetic in detail (α chosen on validation):", ""]
         lines += ["| fine-tuning | merged abs | merged norm | gap closed (pooled) | α | ‖τ‖ | mean \\|cos\\| | eff. rank | Δ norm vs plain (95 % CI) | Welch t (df) | p |"]  # fmt: skip
         lines += ["|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -222,6 +254,28 @@ def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
                     w = agg["welch_vs_plain"]
                     lines += [f"| {variant} | " + " | ".join(f"{w[m]['diff']:+.3f} (p {_p(w[m]['p'])})"
                                                               for m in methods) + " |"]  # fmt: skip
+        if results.get("open_answer_tasks") and all(
+            "norm_open" in agg["methods"][methods[0]] for agg in rows.values()
+        ):
+            open_tasks = ", ".join(results["open_answer_tasks"])
+            lines += [
+                "",
+                f"Normalised test accuracy on the open-answer tasks only ({open_tasks}: a constant answer "
+                f"scores < {results['open_answer_max_majority']} there), mean ± std; Δ vs plain (Welch p):",
+                "",
+            ]
+            lines += ["| fine-tuning | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+            for variant, agg in rows.items():
+                w = agg.get("welch_vs_plain_open", {})
+                lines += [
+                    f"| {variant} | "
+                    + " | ".join(
+                        _f(agg["methods"][m]["norm_open"])
+                        + (f" ({w[m]['diff']:+.3f}, p {_p(w[m]['p'])})" if w else "")
+                        for m in methods
+                    )
+                    + " |"
+                ]
         if all("paired_vs_task_arithmetic" in agg for agg in rows.values()):
             others = [m for m in methods if m != "task_arithmetic"]
             lines += ["", "Each merge method vs task arithmetic on the same task vectors (Δ normalised accuracy, "

@@ -90,6 +90,17 @@ def train_items(task: str) -> tuple[tuple[str, str], ...]:
     return tuple(x for x in _items(task, 1 + TASKS.index(task), TRAIN_POOL) if x[0] not in held_out)
 
 
+def majority_accuracy(task: str, kind: str, n: int) -> float:
+    """Score of a constant predictor: the share of a split's answers equal to the training pool's most common one.
+
+    A fine-tune at this score has learned the answer format and the prior, not the task (e.g. `letter_counting`,
+    whose answer is "1" for 55 % of the training questions).
+    """
+    answers = [a for _, a in train_items(task)]
+    top = max(set(answers), key=answers.count)
+    return sum(a == top for _, a in eval_items(task, kind, n)) / n
+
+
 @dataclass
 class Batch:
     """input_ids (b × L, right-padded), attention_mask, and labels (-100 except at the answer's tokens)."""
