@@ -70,13 +70,14 @@ def collect(work: Path, variants: dict, methods: tuple[str, ...]) -> dict[str, A
         "base_acc": json.loads(base_path.read_text()) if base_path.exists() else None,
         "modes": {},
     }
-    open_tasks = None
-    if majority_path.exists() and out["base_acc"]:  # tasks in the order of the merges' test_acc lists
+    open_tasks: list[str] = []
+    if majority_path.exists() and out["base_acc"]:
         out["majority_acc"] = json.loads(majority_path.read_text())
         out["open_answer_max_majority"] = OPEN_ANSWER_MAX_MAJORITY
         out["open_answer_tasks"] = open_tasks = [
             t for t in out["base_acc"] if out["majority_acc"][t] < OPEN_ANSWER_MAX_MAJORITY
         ]
+    open_index = [list(out["base_acc"]).index(t) for t in open_tasks]  # base_acc: the order of test_acc lists
     for mode_dir in sorted(p for p in work.iterdir() if p.is_dir()) if work.exists() else []:
         mode = mode_dir.name
         rows = {}
@@ -111,12 +112,10 @@ def collect(work: Path, variants: dict, methods: tuple[str, ...]) -> dict[str, A
                     )
                 agg["methods"][m]["norm_per_seed"] = [s["merge"]["merges"][m]["norm"] for s in per_seed]
                 if open_tasks:  # merged / single over the tasks a constant answer cannot pass
-                    order = list(out["base_acc"])
                     agg["methods"][m]["norm_open_per_seed"] = [
                         statistics.fmean(
-                            s["merge"]["merges"][m]["test_acc"][order.index(t)]
-                            / max(s["single"][t]["test"], 1e-9)
-                            for t in open_tasks
+                            s["merge"]["merges"][m]["test_acc"][i] / max(s["single"][t]["test"], 1e-9)
+                            for i, t in zip(open_index, open_tasks, strict=True)
                         )
                         for s in per_seed
                     ]
@@ -134,10 +133,6 @@ def collect(work: Path, variants: dict, methods: tuple[str, ...]) -> dict[str, A
             plain = rows.get("plain")
             for variant, agg in rows.items():
                 if plain is not None and variant != "plain":
-                    agg["welch_vs_plain_task_arithmetic"] = welch(
-                        plain["methods"]["task_arithmetic"]["norm_per_seed"],
-                        agg["methods"]["task_arithmetic"]["norm_per_seed"],
-                    )
                     agg["welch_vs_plain"] = {
                         m: welch(plain["methods"][m]["norm_per_seed"], agg["methods"][m]["norm_per_seed"])
                         for m in methods
@@ -215,7 +210,10 @@ def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
         lines += ["|---|---|---|---|---|---|---|---|---|---|---|"]
         for variant, agg in rows.items():
             ta = agg["methods"]["task_arithmetic"]
-            w = agg.get("welch_vs_plain_task_arithmetic")
+            # results written before every method was compared hold only task arithmetic's test, under its own key
+            w = agg.get("welch_vs_plain", {}).get(
+                "task_arithmetic", agg.get("welch_vs_plain_task_arithmetic")
+            )
             wcells = ["", "", ""]
             if w:
                 df = f"{w['df']:.1f}" if w["df"] is not None else "–"

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import functools
 import random
 from collections.abc import Callable
@@ -96,8 +97,7 @@ def majority_accuracy(task: str, kind: str, n: int) -> float:
     A fine-tune at this score has learned the answer format and the prior, not the task (e.g. `letter_counting`,
     whose answer is "1" for 55 % of the training questions).
     """
-    answers = [a for _, a in train_items(task)]
-    top = max(set(answers), key=answers.count)
+    ((top, _),) = collections.Counter(a for _, a in train_items(task)).most_common(1)  # ties: first seen
     return sum(a == top for _, a in eval_items(task, kind, n)) / n
 
 
