@@ -410,6 +410,14 @@ def run_job(work: Path, base, base_acc: dict, mode: str, variant: str, seed: int
         write_json(d / "xi.json", xi_grid(base, tvs))
 
 
+def use_setting(name: str) -> None:
+    """Point the driver at setting `name` ("tiny" or "smollm2"): its module, hyper-parameters and α grids."""
+    global toy
+    toy = importlib.import_module({"tiny": "efficacy_toy", "smollm2": "efficacy_smollm2"}[name])
+    HP.update({k: v for k, v in getattr(toy, "HP", {}).items() if k != "grid"})
+    GRID.update(getattr(toy, "HP", {}).get("grid", {}))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--setting", default="tiny", choices=["tiny", "smollm2"])
@@ -424,10 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", default="", help="recorded with this invocation in run.json")
     p.add_argument("--quick", action="store_true", help="a few steps and items: a smoke test of the pipeline")
     args = p.parse_args(argv)
-    global toy
-    toy = importlib.import_module({"tiny": "efficacy_toy", "smollm2": "efficacy_smollm2"}[args.setting])
-    HP.update({k: v for k, v in getattr(toy, "HP", {}).items() if k != "grid"})
-    GRID.update(getattr(toy, "HP", {}).get("grid", {}))
+    use_setting(args.setting)
     if args.quick:
         HP.update(base_steps=4, steps=3, batch=8, val_items=8, test_items=8, xi_items=8, xi_grid=(0.0, 1.0))
     args.modes = args.modes or ("lora,full" if args.setting == "tiny" else "lora")

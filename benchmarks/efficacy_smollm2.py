@@ -33,13 +33,39 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-TASKS = ("letter_counting", "gcd", "chain_sum", "lcm")
+# Every task this setting knows, in a fixed order: a task's data seeds are its position here, so adding a task
+# at the end never moves another task's splits.
 CONFIGS = {
     "letter_counting": {"min_words": 3, "max_words": 6},
     "gcd": {"min_value": 1, "max_value": 100},
     "chain_sum": {"min_terms": 2, "max_terms": 3, "min_digits": 1, "max_digits": 2},
     "lcm": {"min_value": 2, "max_value": 40},
+    "simple_equations": {"min_terms": 2, "max_terms": 2, "max_value": 20},
+    "word_sequence_reversal": {"min_words": 3, "max_words": 4},
+    "prime_factorization": {"min_value": 2, "max_value": 100},
+    "base_conversion": {"min_base": 2, "max_base": 10, "max_value": 100},
+    "products": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2},
 }
+# "v1": the first task set (letter_counting and gcd turned out to be learnable as a constant answer).
+TASK_SETS = {"v1": ("letter_counting", "gcd", "chain_sum", "lcm")}
+TASKS = TASK_SETS["v1"]
+
+
+def use_task_set(name: str) -> None:
+    """Make `name` (a key of TASK_SETS) the task set every function here works on.
+
+    Example:
+        >>> use_task_set("v1"); TASKS
+        ('letter_counting', 'gcd', 'chain_sum', 'lcm')
+    """
+    global TASKS
+    TASKS = TASK_SETS[name]
+
+
+def _index(task: str) -> int:
+    return list(CONFIGS).index(task)
+
+
 SPLIT_SEED = {"val": 10_000, "test": 20_000, "xi": 30_000}
 TRAIN_POOL = 5000
 # the driver's hyper-parameters for this setting (its HP dict is updated with these)
@@ -82,13 +108,13 @@ def _items(task: str, seed: int, size: int) -> tuple[tuple[str, str], ...]:
 
 
 def eval_items(task: str, kind: str, n: int) -> tuple[tuple[str, str], ...]:
-    return _items(task, SPLIT_SEED[kind] + TASKS.index(task), n)
+    return _items(task, SPLIT_SEED[kind] + _index(task), n)
 
 
 @functools.cache
 def train_items(task: str) -> tuple[tuple[str, str], ...]:
     held_out = {q for kind in SPLIT_SEED for q, _ in eval_items(task, kind, 256)}
-    return tuple(x for x in _items(task, 1 + TASKS.index(task), TRAIN_POOL) if x[0] not in held_out)
+    return tuple(x for x in _items(task, 1 + _index(task), TRAIN_POOL) if x[0] not in held_out)
 
 
 def majority_accuracy(task: str, kind: str, n: int) -> float:

@@ -1,0 +1,150 @@
+"""Which reasoning_gym tasks can the SmolLM2 OrthoReg setting use? One plain LoRA fine-tune per candidate (issue 13).
+
+A task is usable when a 100-step LoRA fine-tune (the setting's exact recipe, seed 0) clearly beats both the base
+model and a constant answer (the training pool's most common answer), and the fine-tune does not collapse onto one
+answer. The first task set failed that last check: letter_counting was learned as "always 1" (its score equalled
+the constant answer's) and gcd barely beat "always 2".
+
+Per candidate the table gives: the base model's and the fine-tune's test accuracy, the constant answer's test
+score, and how many distinct answers the fine-tune predicts on the test split (teacher-forced argmax token at
+every answer position; a constant-answer fine-tune gives few, against the gold answers' count).
+
+Resumable (one JSON per task under ``<out>/cache``); ``--shard i/n`` splits the candidates over processes; every
+process renders results.json / results.md from what is cached when it finishes.
+
+Run:  nohup python benchmarks/smollm2_task_pilot.py --shard 0/2 > /tmp/pilot0.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import efficacy_orthoreg as driver  # noqa: E402
+import efficacy_smollm2 as setting  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "results" / "efficacy_orthoreg" / "task_pilot"
+
+
+def answers(tokens: torch.Tensor) -> list[tuple[int, ...]]:
+    """Per row, its entries that are not -100 (the answer positions of a row aligned with ``labels[:, 1:]``)."""
+    return [tuple(t for t in row.tolist() if t != -100) for row in tokens]
+
+
+def pilot(task: str, work: Path) -> dict:
+    """Base and fine-tuned test accuracy of `task`, its constant-answer score and the fine-tune's answer spread."""
+    setting.TASKS = (task,)  # the driver fine-tunes toy.TASKS[t]
+    base = driver.base_state(work)  # a pretrained setting: the model's own weights
+    test = driver.split(task, "test")
+    base_model = driver.model_at(base)
+    base_acc = setting.accuracy(base_model, test)
+    start = time.time()
+    delta, extra = driver.finetune_lora(base, "plain", 0, 0, [])
+    model = driver.model_at(base, delta)
+    predicted = answers(setting.predictions(model, test))  # teacher-forced argmax at every answer position
+    gold = [a for b in test for a in answers(b.labels[:, 1:])]
+    return {
+        "task": task,
+        "config": setting.CONFIGS[task],
+        "base_test": base_acc,
+        "finetuned_val": setting.accuracy(model, driver.split(task, "val")),
+        "finetuned_test": setting.accuracy(model, test),
+        "constant_answer_test": setting.majority_accuracy(task, "test", driver.HP["test_items"]),
+        "distinct_answers": len(set(predicted)),
+        "gold_distinct_answers": len(set(gold)),
+        "losses": extra["losses"],
+        "seconds": round(time.time() - start, 1),
+    }
+
+
+def render(cache: Path, out: Path, invocation: dict, commit: str, machine: str) -> None:
+    rows = [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))]
+    run_path = out / "run.json"
+    run = json.loads(run_path.read_text()) if run_path.exists() else {"invocations": []}
+    run.update(git_commit=commit, machine=machine)
+    run["invocations"].append(invocation)
+    driver.write_json(out / "results.json", {"hp": {k: driver.HP[k] for k in ("steps", "batch", "lora", "test_items")},
+                                             "tasks": rows})  # fmt: skip
+    driver.write_json(run_path, run)
+    lines = [
+        "# Candidate tasks for the SmolLM2 OrthoReg setting: one plain LoRA fine-tune each (seed 0)",
+        "",
+        f"Git commit `{commit}`; {machine}.",
+        "",
+        "Commands (each resumes from the cache):",
+        "",
+        *[f"- `{i['command']}` ({i['wall_s']} s, finished {i['finished']})" for i in run["invocations"]],
+        "",
+        f"LoRA r {driver.HP['lora']['r']}, α {driver.HP['lora']['alpha']}, {driver.HP['steps']} steps × "
+        f"{driver.HP['batch']}; test split {driver.HP['test_items']} items, teacher-forced exact match.",
+        "",
+        "| task | config | base | fine-tuned (val) | fine-tuned (test) | constant answer | distinct answers "
+        "(predicted / gold) | minutes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cfg = ", ".join(f"{k} {v}" for k, v in r["config"].items())
+        lines.append(
+            f"| {r['task']} | {cfg} | {r['base_test']:.3f} | {r['finetuned_val']:.3f} | {r['finetuned_test']:.3f} "
+            f"| {r['constant_answer_test']:.3f} | {r['distinct_answers']} / {r['gold_distinct_answers']} "
+            f"| {r['seconds'] / 60:.1f} |"
+        )
+    driver.atomic_write(out / "results.md", lambda p: p.write_text("\n".join(lines) + "\n"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--tasks", default=",".join(t for t in setting.CONFIGS if t not in ("letter_counting", "gcd"))
+    )
+    p.add_argument("--shard", default="0/1", help="i/n: every n-th task starting at i")
+    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--render-only", action="store_true")
+    args = p.parse_args(argv)
+    tasks = args.tasks.split(",")
+    unknown = [t for t in tasks if t not in setting.CONFIGS]
+    if unknown:
+        print(f"smollm2_task_pilot: unknown --tasks {','.join(unknown)} (known: {', '.join(setting.CONFIGS)})",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    shard, shards = (int(x) for x in args.shard.split("/"))
+    torch.set_num_threads(1)
+    driver.use_setting("smollm2")
+    out = Path(args.out)
+    cache = out / "cache"
+    start = time.time()
+    for i, task in enumerate(tasks):
+        path = cache / f"{task}.json"
+        if args.render_only or i % shards != shard or path.exists():
+            continue
+        driver.log(f"pilot {task}")
+        result = pilot(task, cache)
+        driver.write_json(path, result)
+        driver.log(f"  {task}: base {result['base_test']:.3f} fine-tuned {result['finetuned_test']:.3f} "
+                   f"constant {result['constant_answer_test']:.3f} distinct {result['distinct_answers']}")  # fmt: skip
+    invocation = {
+        "command": "python "
+        + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
+        "wall_s": round(time.time() - start, 1),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    machine = f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs, torch {torch.__version__}, 1 thread"
+    render(cache, out, invocation, commit, machine)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
