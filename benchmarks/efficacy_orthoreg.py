@@ -5,8 +5,10 @@ inter-task form, trained sequentially: task t is penalised against tasks < t), m
 fine-tuning of the same 28 projection matrices) and seed, fine-tune one task vector per task, then merge all K
 with task arithmetic, TIES (mergekit's own sparsify + sign-consensus functions, in memory), TSV-M, Iso-C and
 Iso-CTS (`mergekit_plugins.core`). α per method is chosen on a validation split by mean normalised accuracy;
-the test split reports. Settings: ``tiny`` (`efficacy_toy.py`, LoRA and full fine-tuning) and ``smollm2``
-(`efficacy_smollm2.py`: SmolLM2-135M-Instruct, 4 reasoning_gym tasks, LoRA; results under `smollm2/`).
+the test split reports. Settings: ``tiny`` (`efficacy_toy.py`, LoRA and full fine-tuning), ``smollm2`` and
+``smollm2-open`` (`efficacy_smollm2.py`: SmolLM2-135M-Instruct, LoRA, 4 reasoning_gym tasks; ``smollm2`` is the
+first task set, two of whose tasks a fine-tune learns as a constant answer; ``smollm2-open`` the replacement,
+chosen with `smollm2_task_pilot.py`; results under `<setting>/`).
 
 Resumable: every fine-tune (task vector + metrics), every merge evaluation and every ξ grid is cached under
 ``--work`` (default ``<out>/cache``; the tiny cache and the smollm2 adapters are git-ignored, the smollm2
@@ -258,6 +260,7 @@ def task_vectors(work: Path, base, mode: str, variant: str, seed: int) -> tuple[
     for t, task in enumerate(toy.TASKS):
         d = work / mode / variant / f"seed{seed}"
         tv_path, info_path = d / f"{task}.safetensors", d / f"{task}.json"
+        delta = None  # the dense task vector, when this call fine-tunes it
         if tv_path.exists() and info_path.exists():
             blob = load_file(tv_path)
             info = json.loads(info_path.read_text())
@@ -286,7 +289,7 @@ def task_vectors(work: Path, base, mode: str, variant: str, seed: int) -> tuple[
         if mode == "lora":
             names = [k.removeprefix("A::") for k in blob if k.startswith("A::")]
             factors = {n: (blob[f"A::{n}"], blob[f"B::{n}"], float(blob[f"S::{n}"])) for n in names}
-            tvs.append(lora_delta(factors))
+            tvs.append(delta if delta is not None else lora_delta(factors))
             previous.append({n: (a, b) for n, (a, b, _) in factors.items()})
         else:
             tvs.append({k.removeprefix("delta::"): v for k, v in blob.items()})
@@ -410,22 +413,35 @@ def run_job(work: Path, base, base_acc: dict, mode: str, variant: str, seed: int
         write_json(d / "xi.json", xi_grid(base, tvs))
 
 
+# setting -> (its module, its task set where the module has several)
+SETTINGS = {
+    "tiny": ("efficacy_toy", None),
+    "smollm2": ("efficacy_smollm2", "v1"),
+    "smollm2-open": ("efficacy_smollm2", "open"),
+}
+
+
 def use_setting(name: str) -> None:
-    """Point the driver at setting `name` ("tiny" or "smollm2"): its module, hyper-parameters and α grids."""
+    """Point the driver at setting `name` (a key of SETTINGS): its module, task set, hyper-parameters, α grids."""
     global toy
-    toy = importlib.import_module({"tiny": "efficacy_toy", "smollm2": "efficacy_smollm2"}[name])
+    module, task_set = SETTINGS[name]
+    toy = importlib.import_module(module)
+    if task_set is not None:
+        toy.use_task_set(task_set)
     HP.update({k: v for k, v in getattr(toy, "HP", {}).items() if k != "grid"})
     GRID.update(getattr(toy, "HP", {}).get("grid", {}))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--setting", default="tiny", choices=["tiny", "smollm2"])
+    p.add_argument("--setting", default="tiny", choices=list(SETTINGS))
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--modes", default=None, help="lora,full (default: both for tiny, lora for smollm2)")
+    p.add_argument("--modes", default=None, help="lora,full (default: both for tiny, lora for the others)")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--work", default=None, help="cache folder (default: <out>/cache)")
-    p.add_argument("--out", default=None, help=f"default {os.path.relpath(OUT, ROOT)}[/smollm2]")
+    p.add_argument(
+        "--out", default=None, help=f"default {os.path.relpath(OUT, ROOT)}[/<setting> unless tiny]"
+    )
     p.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
     p.add_argument("--threads", type=int, default=1, help="torch threads of this process")
     p.add_argument("--render-only", action="store_true")

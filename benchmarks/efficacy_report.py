@@ -157,7 +157,11 @@ def _f(ms: tuple[float, float] | list[float], digits: int = 3) -> str:
     return f"{ms[0]:.{digits}f} ± {ms[1]:.{digits}f}"
 
 
-SETTING_TITLES = {"tiny": "tiny setting", "smollm2": "SmolLM2-135M-Instruct, 4 reasoning_gym tasks, LoRA"}
+SETTING_TITLES = {
+    "tiny": "tiny setting",
+    "smollm2": "SmolLM2-135M-Instruct, 4 reasoning_gym tasks, LoRA",
+    "smollm2-open": "SmolLM2-135M-Instruct, 4 open-answer reasoning_gym tasks, LoRA",
+}
 
 
 def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:

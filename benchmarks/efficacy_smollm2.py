@@ -45,7 +45,12 @@ CONFIGS = {
     "prime_factorization": {"min_value": 2, "max_value": 100},
     "base_conversion": {"min_base": 2, "max_base": 10, "max_value": 100},
     "products": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2},
-}
+    "word_sorting": {"min_words": 3, "max_words": 4, "min_word_length": 3, "max_word_length": 8},
+    "basic_arithmetic": {"min_terms": 2, "max_terms": 2, "min_digits": 1, "max_digits": 2,
+                         "operators": ("+", "-", "*"), "allow_parentheses": False, "allow_negation": False},
+    "number_sorting": {"min_numbers": 3, "max_numbers": 4, "min_decimals": 0, "max_decimals": 0,
+                       "min_value": -50.0, "max_value": 50.0},
+}  # fmt: skip
 # "v1": the first task set (letter_counting and gcd turned out to be learnable as a constant answer).
 TASK_SETS = {"v1": ("letter_counting", "gcd", "chain_sum", "lcm")}
 TASKS = TASK_SETS["v1"]

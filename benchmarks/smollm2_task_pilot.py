@@ -34,6 +34,7 @@ import efficacy_smollm2 as setting  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "efficacy_orthoreg" / "task_pilot"
+MIN_TRAIN_POOL = 1000
 
 
 def answers(tokens: torch.Tensor) -> list[tuple[int, ...]]:
@@ -44,6 +45,10 @@ def answers(tokens: torch.Tensor) -> list[tuple[int, ...]]:
 def pilot(task: str, work: Path) -> dict:
     """Base and fine-tuned test accuracy of `task`, its constant-answer score and the fine-tune's answer spread."""
     setting.TASKS = (task,)  # the driver fine-tunes toy.TASKS[t]
+    pool = len(setting.train_items(task))
+    if pool < MIN_TRAIN_POOL:  # e.g. a value range so small that the evaluation splits hold every question
+        return {"task": task, "config": setting.CONFIGS[task], "train_pool": pool,
+                "skipped": f"only {pool} training questions outside the evaluation splits"}  # fmt: skip
     base = driver.base_state(work)  # a pretrained setting: the model's own weights
     test = driver.split(task, "test")
     base_model = driver.model_at(base)
@@ -56,6 +61,7 @@ def pilot(task: str, work: Path) -> dict:
     return {
         "task": task,
         "config": setting.CONFIGS[task],
+        "train_pool": pool,
         "base_test": base_acc,
         "finetuned_val": setting.accuracy(model, driver.split(task, "val")),
         "finetuned_test": setting.accuracy(model, test),
@@ -94,6 +100,9 @@ def render(cache: Path, out: Path, invocation: dict, commit: str, machine: str) 
     ]
     for r in rows:
         cfg = ", ".join(f"{k} {v}" for k, v in r["config"].items())
+        if "skipped" in r:
+            lines.append(f"| {r['task']} | {cfg} | skipped: {r['skipped']} |" + " |" * 5)
+            continue
         lines.append(
             f"| {r['task']} | {cfg} | {r['base_test']:.3f} | {r['finetuned_val']:.3f} | {r['finetuned_test']:.3f} "
             f"| {r['constant_answer_test']:.3f} | {r['distinct_answers']} / {r['gold_distinct_answers']} "
@@ -130,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         driver.log(f"pilot {task}")
         result = pilot(task, cache)
         driver.write_json(path, result)
+        if "skipped" in result:
+            driver.log(f"  {task}: skipped, {result['skipped']}")
+            continue
         driver.log(f"  {task}: base {result['base_test']:.3f} fine-tuned {result['finetuned_test']:.3f} "
                    f"constant {result['constant_answer_test']:.3f} distinct {result['distinct_answers']}")  # fmt: skip
     invocation = {
