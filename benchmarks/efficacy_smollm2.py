@@ -3,9 +3,12 @@
 Same interface as `efficacy_toy.py` (TASKS, make_model, eval_batch, train, accuracy, predictions), so the
 driver fine-tunes, merges and scores both settings with one code path.
 
-- Tasks (easy configurations, so that a LoRA fine-tune of a few minutes on the CPU learns each):
-  ``letter_counting`` (3–6 words), ``gcd`` (values 1–100), ``chain_sum`` (2–3 terms of 1–2 digits),
-  ``lcm`` (values 2–40). ``spell_backward`` (words of 3–6 letters) was tried first and dropped: 100 LoRA steps
+- Tasks (easy configurations, so that a LoRA fine-tune of a few minutes on the CPU learns each), in two sets
+  (TASK_SETS): ``v1`` = ``letter_counting`` (3–6 words), ``gcd`` (values 1–100), ``chain_sum`` (2–3 terms of
+  1–2 digits), ``lcm`` (values 2–40) — the first set, where a fine-tune learns letter_counting as the constant
+  answer "1"; ``open`` = ``chain_sum``, ``products`` (two factors of 1–2 digits), ``word_sequence_reversal``
+  (3–4 words), ``basic_arithmetic`` (two terms of 1–2 digits, + − ×), whose answers are open (a constant
+  answer scores ≤ 0.03). ``spell_backward`` (words of 3–6 letters) was tried first and dropped: 100 LoRA steps
   left it at 0 / 150 test items under exact match, which makes normalised accuracy meaningless for it.
 - Format: ``{question}\\nAnswer:`` then `` {answer}`` and the end-of-sequence token; no chat template (short
   sequences: one training step is a few seconds on 2 cores).
@@ -51,8 +54,13 @@ CONFIGS = {
     "number_sorting": {"min_numbers": 3, "max_numbers": 4, "min_decimals": 0, "max_decimals": 0,
                        "min_value": -50.0, "max_value": 50.0},
 }  # fmt: skip
-# "v1": the first task set (letter_counting and gcd turned out to be learnable as a constant answer).
-TASK_SETS = {"v1": ("letter_counting", "gcd", "chain_sum", "lcm")}
+# "v1": the first task set (a fine-tune answers letter_counting with a constant, and gcd barely beats one).
+# "open": its replacement, every answer open (a constant scores ≤ 0.03), chosen with `smollm2_task_pilot.py`:
+# the candidates whose plain fine-tune learned most in 100 steps (number_sorting, ~190-token prompts, was too slow).
+TASK_SETS = {
+    "v1": ("letter_counting", "gcd", "chain_sum", "lcm"),
+    "open": ("chain_sum", "products", "word_sequence_reversal", "basic_arithmetic"),
+}
 TASKS = TASK_SETS["v1"]
 
 
@@ -65,6 +73,7 @@ def use_task_set(name: str) -> None:
     """
     global TASKS
     TASKS = TASK_SETS[name]
+    HP["grid"] = {**GRID, **TASK_SET_GRID.get(name, {})}
 
 
 def _index(task: str) -> int:
@@ -83,14 +92,17 @@ HP = {
     "test_items": 150,
     "xi_items": 48,
     "xi_grid": (0.0, 0.5, 1.0),
-    "grid": {  # α per merge method, near the values that won in the tiny setting and a 4-task pilot
-        "task_arithmetic": (0.3, 0.5, 0.7, 1.0),
-        "ties": (0.5, 1.0, 1.5),
-        "tsv": (0.5, 0.75, 1.0),
-        "iso_c": (0.25, 0.5, 1.0),
-        "iso_cts": (0.25, 0.5, 1.0),
-    },
 }
+GRID = {  # α per merge method, near the values that won in the tiny setting and a 4-task pilot
+    "task_arithmetic": (0.3, 0.5, 0.7, 1.0),
+    "ties": (0.5, 1.0, 1.5),
+    "tsv": (0.5, 0.75, 1.0),
+    "iso_c": (0.25, 0.5, 1.0),
+    "iso_cts": (0.25, 0.5, 1.0),
+}
+# Iso-C / Iso-CTS chose α = 1.0, the top of the grid, on every plain seed of "v1": wider for the next set.
+TASK_SET_GRID = {"open": {"iso_c": (0.25, 0.5, 1.0, 1.5, 2.0), "iso_cts": (0.25, 0.5, 1.0, 1.5, 2.0)}}
+HP["grid"] = GRID
 PRETRAINED = True  # the driver uses the model's own weights as the base (no pre-training)
 EVAL_BATCH = 64
 

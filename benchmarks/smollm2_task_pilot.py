@@ -74,31 +74,40 @@ def pilot(task: str, work: Path) -> dict:
 
 
 def render(cache: Path, out: Path, invocation: dict, commit: str, machine: str) -> None:
-    rows = [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))]
+    """results.json (the cached rows, the hyper-parameters and the run record), results.md rendered from it."""
     run_path = out / "run.json"
     run = json.loads(run_path.read_text()) if run_path.exists() else {"invocations": []}
     run.update(git_commit=commit, machine=machine)
     run["invocations"].append(invocation)
-    driver.write_json(out / "results.json", {"hp": {k: driver.HP[k] for k in ("steps", "batch", "lora", "test_items")},
-                                             "tasks": rows})  # fmt: skip
+    results = {
+        "run": run,
+        "hp": {k: driver.HP[k] for k in ("steps", "batch", "lora", "test_items")},
+        "tasks": [json.loads(p.read_text()) for p in sorted(cache.glob("*.json"))],
+    }
+    driver.write_json(out / "results.json", results)
     driver.write_json(run_path, run)
+    driver.atomic_write(out / "results.md", lambda p: p.write_text(render_md(results)))
+
+
+def render_md(results: dict) -> str:
+    run, hp = results["run"], results["hp"]
     lines = [
         "# Candidate tasks for the SmolLM2 OrthoReg setting: one plain LoRA fine-tune each (seed 0)",
         "",
-        f"Git commit `{commit}`; {machine}.",
+        f"Git commit `{run['git_commit']}`; {run['machine']}.",
         "",
         "Commands (each resumes from the cache):",
         "",
         *[f"- `{i['command']}` ({i['wall_s']} s, finished {i['finished']})" for i in run["invocations"]],
         "",
-        f"LoRA r {driver.HP['lora']['r']}, α {driver.HP['lora']['alpha']}, {driver.HP['steps']} steps × "
-        f"{driver.HP['batch']}; test split {driver.HP['test_items']} items, teacher-forced exact match.",
+        f"LoRA r {hp['lora']['r']}, α {hp['lora']['alpha']}, {hp['steps']} steps × {hp['batch']}; "
+        f"test split {hp['test_items']} items, teacher-forced exact match.",
         "",
         "| task | config | base | fine-tuned (val) | fine-tuned (test) | constant answer | distinct answers "
         "(predicted / gold) | minutes |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in results["tasks"]:
         cfg = ", ".join(f"{k} {v}" for k, v in r["config"].items())
         if "skipped" in r:
             lines.append(f"| {r['task']} | {cfg} | skipped: {r['skipped']} |" + " |" * 5)
@@ -108,7 +117,7 @@ def render(cache: Path, out: Path, invocation: dict, commit: str, machine: str) 
             f"| {r['constant_answer_test']:.3f} | {r['distinct_answers']} / {r['gold_distinct_answers']} "
             f"| {r['seconds'] / 60:.1f} |"
         )
-    driver.atomic_write(out / "results.md", lambda p: p.write_text("\n".join(lines) + "\n"))
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
