@@ -98,7 +98,11 @@ def render_md(results: dict) -> str:
         "",
         "Commands (each resumes from the cache):",
         "",
-        *[f"- `{i['command']}` ({i['wall_s']} s, finished {i['finished']})" for i in run["invocations"]],
+        *[
+            f"- `{i['command']}` ({i['wall_s']} s, finished {i['finished']})"
+            + (f" — {i['note']}" if "note" in i else "")
+            for i in run["invocations"]
+        ],
         "",
         f"LoRA r {hp['lora']['r']}, α {hp['lora']['alpha']}, {hp['steps']} steps × {hp['batch']}; "
         f"test split {hp['test_items']} items, teacher-forced exact match.",
@@ -128,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard", default="0/1", help="i/n: every n-th task starting at i")
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--render-only", action="store_true")
+    p.add_argument("--note", default="", help="recorded with this invocation in run.json")
     args = p.parse_args(argv)
     tasks = args.tasks.split(",")
     unknown = [t for t in tasks if t not in setting.CONFIGS]
@@ -158,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
         "wall_s": round(time.time() - start, 1),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **({"note": args.note} if args.note else {}),
     }
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
