@@ -413,6 +413,29 @@ def run_job(work: Path, base, base_acc: dict, mode: str, variant: str, seed: int
         write_json(d / "xi.json", xi_grid(base, tvs))
 
 
+# -- the run record ----------------------------------------------------------------------------------------
+def invocation(script: str, argv: list[str] | None, start: float, note: str = "") -> dict:
+    """One invocation of `script` for run.json: its command line, wall time, end time and optional note."""
+    return {
+        "command": "python "
+        + " ".join([os.path.relpath(script, ROOT), *(argv if argv is not None else sys.argv[1:])]),
+        "wall_s": round(time.time() - start, 1),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **({"note": note} if note else {}),
+    }
+
+
+def git_commit() -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+
+
+def machine(threads: int) -> str:
+    cpu = f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs"
+    return f"{cpu}, torch {torch.__version__}, {threads} thread(s)"
+
+
 # setting -> (its module, its task set where the module has several)
 SETTINGS = {
     "tiny": ("efficacy_toy", None),
@@ -494,25 +517,14 @@ def main(argv: list[str] | None = None) -> int:
     majority_path = work / "majority_acc.json"  # a constant predictor's test score (settings that define one)
     if hasattr(toy, "majority_accuracy") and not majority_path.exists():
         write_json(majority_path, {t: toy.majority_accuracy(t, "test", HP["test_items"]) for t in toy.TASKS})
-    invocation = {
-        "command": "python "
-        + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
-        "wall_s": round(time.time() - start, 1),
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        **({"note": args.note} if args.note else {}),
-    }
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    machine = f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs, torch {torch.__version__}, {args.threads} thread(s)"
     efficacy_report.render(
         work,
         out,
         VARIANTS,
         METHODS,
         {**HP, "grid": GRID},
-        {"git_commit": commit, "machine": machine, "setting": args.setting},
-        invocation,
+        {"git_commit": git_commit(), "machine": machine(args.threads), "setting": args.setting},
+        invocation(__file__, argv, start, args.note),
     )
     log(f"rendered {out}")
     return 0

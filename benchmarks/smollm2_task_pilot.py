@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -158,18 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         driver.log(f"  {task}: base {result['base_test']:.3f} fine-tuned {result['finetuned_test']:.3f} "
                    f"constant {result['constant_answer_test']:.3f} distinct {result['distinct_answers']}")  # fmt: skip
-    invocation = {
-        "command": "python "
-        + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
-        "wall_s": round(time.time() - start, 1),
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        **({"note": args.note} if args.note else {}),
-    }
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    machine = f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs, torch {torch.__version__}, 1 thread"
-    render(cache, out, invocation, commit, machine)
+    invocation = driver.invocation(__file__, argv, start, args.note)
+    render(cache, out, invocation, driver.git_commit(), driver.machine(1))
     return 0
 
 
