@@ -77,6 +77,8 @@ def collect(work: Path, variants: dict, methods: tuple[str, ...]) -> dict[str, A
         out["open_answer_tasks"] = open_tasks = [
             t for t in out["base_acc"] if out["majority_acc"][t] < OPEN_ANSWER_MAX_MAJORITY
         ]
+        if len(open_tasks) == len(out["base_acc"]):
+            open_tasks = []  # every task is open-answer: the main tables already are the open-answer tables
     open_index = [list(out["base_acc"]).index(t) for t in open_tasks]  # base_acc: the order of test_acc lists
     for mode_dir in sorted(p for p in work.iterdir() if p.is_dir()) if work.exists() else []:
         mode = mode_dir.name
