@@ -76,7 +76,9 @@ def test_every_results_json_records_its_command():
         )
 
 
-@pytest.mark.parametrize("folder", ["efficacy_orthoreg", "efficacy_orthoreg/smollm2"])
+@pytest.mark.parametrize(
+    "folder", ["efficacy_orthoreg", "efficacy_orthoreg/smollm2", "efficacy_orthoreg/smollm2-open"]
+)
 def test_efficacy_orthoreg_table_is_the_render_of_its_json(folder):
     folder = RESULTS / folder
     results = json.loads((folder / "results.json").read_text())
