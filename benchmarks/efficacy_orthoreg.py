@@ -436,6 +436,15 @@ def machine(threads: int) -> str:
     return f"{cpu}, torch {torch.__version__}, {threads} thread(s)"
 
 
+def parse_shard(text: str) -> tuple[int, int] | None:
+    """``"i/n"`` -> (i, n) with 0 ≤ i < n, or None when `text` is not that."""
+    try:
+        shard, shards = (int(x) for x in text.split("/"))
+    except ValueError:
+        return None
+    return (shard, shards) if 0 <= shard < shards else None
+
+
 # setting -> (its module, its task set where the module has several)
 SETTINGS = {
     "tiny": ("efficacy_toy", None),
@@ -479,10 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     args.work = args.work or str(Path(args.out) / "cache")
     modes, variants = args.modes.split(","), args.variants.split(",")
     bad = [m for m in modes if m not in ("lora", "full")] + [v for v in variants if v not in VARIANTS]
-    try:
-        shard, shards = (int(x) for x in args.shard.split("/"))
-        assert 0 <= shard < shards
-    except (ValueError, AssertionError):
+    shard, shards = parse_shard(args.shard) or (0, 0)
+    if not shards:
         bad.append(f"--shard {args.shard}")
     if bad or args.seeds < 1:
         print(f"efficacy_orthoreg: unknown or invalid: {', '.join(bad) or '--seeds'}", file=sys.stderr)

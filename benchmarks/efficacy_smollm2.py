@@ -61,7 +61,7 @@ TASK_SETS = {
     "v1": ("letter_counting", "gcd", "chain_sum", "lcm"),
     "open": ("chain_sum", "products", "word_sequence_reversal", "basic_arithmetic"),
 }
-TASKS = TASK_SETS["v1"]
+TASKS: tuple[str, ...]  # the task set in use: set by use_task_set (default "v1", at the end of the constants)
 
 
 def use_task_set(name: str) -> None:
@@ -102,7 +102,7 @@ GRID = {  # α per merge method, near the values that won in the tiny setting an
 }
 # Iso-C / Iso-CTS chose α = 1.0, the top of the grid, on every plain seed of "v1": wider for the next set.
 TASK_SET_GRID = {"open": {"iso_c": (0.25, 0.5, 1.0, 1.5, 2.0), "iso_cts": (0.25, 0.5, 1.0, 1.5, 2.0)}}
-HP["grid"] = GRID
+use_task_set("v1")
 PRETRAINED = True  # the driver uses the model's own weights as the base (no pre-training)
 EVAL_BATCH = 64
 

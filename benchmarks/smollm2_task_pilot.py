@@ -39,14 +39,13 @@ def answers(tokens: torch.Tensor) -> list[tuple[int, ...]]:
     return [tuple(t for t in row.tolist() if t != -100) for row in tokens]
 
 
-def pilot(task: str, work: Path) -> dict:
+def pilot(task: str, base: dict[str, torch.Tensor]) -> dict:
     """Base and fine-tuned test accuracy of `task`, its constant-answer score and the fine-tune's answer spread."""
     setting.TASKS = (task,)  # the driver fine-tunes toy.TASKS[t]
     pool = len(setting.train_items(task))
     if pool < MIN_TRAIN_POOL:  # e.g. a value range so small that the evaluation splits hold every question
         return {"task": task, "config": setting.CONFIGS[task], "train_pool": pool,
                 "skipped": f"only {pool} training questions outside the evaluation splits"}  # fmt: skip
-    base = driver.base_state(work)  # a pretrained setting: the model's own weights
     test = driver.split(task, "test")
     base_model = driver.model_at(base)
     base_acc = setting.accuracy(base_model, test)
@@ -137,18 +136,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"smollm2_task_pilot: unknown --tasks {','.join(unknown)} (known: {', '.join(setting.CONFIGS)})",
               file=sys.stderr)  # fmt: skip
         return 2
-    shard, shards = (int(x) for x in args.shard.split("/"))
+    if driver.parse_shard(args.shard) is None:
+        print(
+            f"smollm2_task_pilot: invalid --shard {args.shard} (expected i/n with 0 ≤ i < n)", file=sys.stderr
+        )
+        return 2
+    shard, shards = driver.parse_shard(args.shard)
     torch.set_num_threads(1)
     driver.use_setting("smollm2")
     out = Path(args.out)
     cache = out / "cache"
     start = time.time()
+    base = None  # the model's own weights, loaded once when some task needs them
     for i, task in enumerate(tasks):
         path = cache / f"{task}.json"
         if args.render_only or i % shards != shard or path.exists():
             continue
         driver.log(f"pilot {task}")
-        result = pilot(task, cache)
+        base = base if base is not None else driver.base_state(cache)  # a pretrained setting: its own weights
+        result = pilot(task, base)
         driver.write_json(path, result)
         if "skipped" in result:
             driver.log(f"  {task}: skipped, {result['skipped']}")

@@ -58,3 +58,14 @@ def test_pilot_table_is_the_render_of_its_json():
     pilot = load_script("smollm2_task_pilot")
     results = json.loads((pilot.OUT / "results.json").read_text())
     assert pilot.render_md(results) == (pilot.OUT / "results.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--tasks", "chain_sum,nope"], "unknown --tasks nope"), (["--shard", "2/2"], "invalid --shard 2/2")],
+)
+def test_pilot_rejects_bad_arguments_in_one_line(argv, message, capsys):
+    pilot = load_script("smollm2_task_pilot")
+    assert pilot.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
