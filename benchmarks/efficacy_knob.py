@@ -63,6 +63,7 @@ from efficacy_knob_task import (  # noqa: E402
     new_lm,
     rows,
     save_model,
+    sft_on_traces,
     sft_teacher,
     splits,
     tokenizers,  # noqa: E402
@@ -139,8 +140,8 @@ def calibrate(
 
     args = DistillGuardConfig(
         output_dir=str(out / "_grpo"), max_steps=a.calibration_steps, learning_rate=a.calibration_lr,
-        per_device_train_batch_size=32, num_generations=8, max_completion_length=a.max_new_tokens, beta=a.beta,
-        temperature=1.0, logging_steps=max(1, a.calibration_steps // 6),
+        per_device_train_batch_size=a.calibration_batch, num_generations=8, max_completion_length=a.max_new_tokens,
+        beta=a.beta, temperature=1.0, logging_steps=max(1, a.calibration_steps // 6),
         save_strategy="no", report_to="none", use_cpu=True, bf16=False, seed=seed, disable_tqdm=True,
         proxy_model_name_or_path=str(proxy), distillability=eta, **REWARD_VARIANTS[a.reward],
     )  # fmt: skip
@@ -165,10 +166,13 @@ REAL_SUFFIX = " Reason step by step, then give the final answer on its own line 
 
 
 def real_rows(a: argparse.Namespace) -> dict[str, list[dict]]:
-    """The real setting's splits: a built-in prompt dataset (`--real_dataset`, e.g. `gsm_symbolic` from reasoning-gym)
-    as one-message chat prompts asking for a trace and a `#### N` answer."""
+    """The real setting's splits: `addition` (the tiny setting's task and splits, plain-text prompts) or a built-in
+    prompt dataset (`--real_dataset`, e.g. `gsm_symbolic` from reasoning-gym) as one-message chat prompts asking for
+    a trace and a `#### N` answer."""
     from trl_distillguard.data import load_dataset_rows
 
+    if a.real_dataset == "addition":  # the tiny setting's task: traces in four formats, answers checked only
+        return {k: rows(v) for k, v in splits(a.n_test, a.n_val).items()}
     n = a.real_n_train + a.n_val + a.n_test
     data = [{**r, "prompt": [{"role": "user", "content": r["prompt"] + REAL_SUFFIX}]}
             for r in load_dataset_rows(a.real_dataset, size=n, seed=12345)]  # fmt: skip
@@ -192,7 +196,7 @@ class Knob:
                                                "n_test", "n_val", "distill_lr")}  # fmt: skip
         if a.setting == "real":  # the tiny protocol's hash (and cache folder) stays what it was
             protocol |= {k: getattr(a, k) for k in ("real_models", "real_dataset", "real_n_train", "calibration_lr",
-                                                    "max_new_tokens")}  # fmt: skip
+                                                    "max_new_tokens", "teacher_lr", "calibration_batch")}  # fmt: skip
         self.protocol = {"setting": a.setting, **protocol}
         self.tag = hashlib.sha1(json.dumps(self.protocol, sort_keys=True).encode()).hexdigest()[:8]
         self.work = Path(a.workdir).expanduser() / f"{a.setting}-{self.tag}"
@@ -242,6 +246,9 @@ class Knob:
                       f"(missing {sorted(missing)})", file=sys.stderr)  # fmt: skip
                 sys.exit(2)
             self.models = {"teacher": Path(given["teacher"])} | {f"{k}_init": Path(given[k]) for k in given}
+            if a.real_dataset == "addition":  # the pretrained teacher first learns the task's traces
+                self.log("teacher SFT on gold traces (cached in the workdir)")
+                self.models["teacher"] = atomic(self.work / "teacher", self._sft_real_teacher)
         else:
             self._setup_tiny()
         prompts = write_jsonl(self.train_rows, self.work / "proxy_prompts.jsonl")
@@ -249,6 +256,13 @@ class Knob:
         self.models["proxy"] = atomic(self.work / "proxy", lambda p: distill(self.distill_cfg(
             str(self.models["teacher"]), str(self.models["proxy_init"]), str(p), a.proxy_steps, 100,
             dataset=str(prompts)), quiet=True))  # fmt: skip
+
+    def _sft_real_teacher(self, out: Path) -> None:
+        model, tok = load_causal_lm(str(self.models["teacher_init"]), "teacher")
+        pairs = splits(self.a.n_test, self.a.n_val)["train"]
+        sft_on_traces(model.train(), tok, pairs, out, self.a.teacher_steps, lr=self.a.teacher_lr, batch=16)
+        model.eval().save_pretrained(out)
+        tok.save_pretrained(out)
 
     def _setup_tiny(self) -> None:
         a = self.a
@@ -274,7 +288,7 @@ class Knob:
             max_steps=steps, per_device_train_batch_size=16, learning_rate=self.a.distill_lr,
             max_completion_length=self.a.max_new_tokens, generation_batch_size=64, seed=seed,
             dataset_name_or_path=kw.get("dataset"),
-            trainer_kwargs={"lr_scheduler_type": "cosine", "warmup_steps": 20},
+            trainer_kwargs={"lr_scheduler_type": "cosine", "warmup_steps": min(20, steps // 10)},
         )  # fmt: skip
 
     def teacher_path(self, variant: str, seed: int) -> Path:
@@ -395,7 +409,9 @@ def main() -> None:
         "--real_models", default="", help="real setting: teacher=PATH,proxy=PATH,student_a=..,student_b=.."
     )
     ap.add_argument("--workdir", default="~/.cache/distill-ortho-merge/efficacy_knob")
-    ap.add_argument("--out", default="benchmarks/results/efficacy_knob")
+    ap.add_argument(
+        "--out", default=None, help="default benchmarks/results/efficacy_knob (tiny), …/real (real)"
+    )
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--etas", default="-1,1", help="calibrated variants besides the η = 0 control")
     ap.add_argument("--attackers", default="t1,t1_correct,greedy,t07,t1_3x")
@@ -411,15 +427,29 @@ def main() -> None:
     ap.add_argument("--n_val", type=int, default=100)
     ap.add_argument("--calibration_lr", type=float, default=5e-5)
     ap.add_argument(
+        "--calibration_batch", type=int, default=32, help="completions per GRPO step (8 per prompt)"
+    )
+    ap.add_argument(
+        "--teacher_lr", type=float, default=5e-5, help="real setting, addition: the teacher's SFT lr"
+    )
+    ap.add_argument(
         "--reward", default="default", choices=list(REWARD_VARIANTS), help="calibration reward variant"
     )
-    ap.add_argument("--max_new_tokens", type=int, default=None, help="default 48 (tiny), 192 (real)")
-    ap.add_argument("--real_dataset", default="gsm_symbolic", help="real setting: a built-in prompt dataset")
+    ap.add_argument(
+        "--max_new_tokens", type=int, default=None, help="default 48 (tiny, addition), 192 (real)"
+    )
+    ap.add_argument(
+        "--real_dataset",
+        default="gsm_symbolic",
+        help="real setting: `addition` (the tiny task) or a built-in dataset",
+    )
     ap.add_argument("--real_n_train", type=int, default=600, help="real setting: train prompts")
     ap.add_argument("--render_only", action="store_true")
     a = ap.parse_args()
     if a.max_new_tokens is None:
-        a.max_new_tokens = 48 if a.setting == "tiny" else 192
+        a.max_new_tokens = 48 if a.setting == "tiny" or a.real_dataset == "addition" else 192
+    if a.out is None:
+        a.out = "benchmarks/results/efficacy_knob" + ("/real" if a.setting == "real" else "")
     if a.setting == "real" and not a.real_models:
         print("efficacy_knob: --setting real needs --real_models teacher=DIR,proxy=DIR,student_a=DIR,student_b=DIR "
               "(local model folders, e.g. from the real-model resolver)", file=sys.stderr)  # fmt: skip

@@ -161,11 +161,12 @@ def new_lm(fam: str, tok, hidden: int, layers: int, seed: int):
     ).eval()  # fmt: skip
 
 
-def sft_teacher(tok, train_pairs, out: Path, steps: int) -> None:
-    """The original teacher: a Llama (hidden 128 × 4) SFT'd on gold traces of uniformly random format (8 per pair).
+def sft_on_traces(model, tok, train_pairs, out: Path, steps: int, lr: float, batch: int) -> None:
+    """SFT `model` in place on gold traces of uniformly random format (8 per pair; the formats' mix is the teacher's
+    freedom in *how* it answers). Scratch files go under `out/_sft` and are removed.
 
     Example:
-        >>> # sft_teacher(tok_a, splits(200, 100)["train"], Path("teacher"), steps=1000)
+        >>> # sft_on_traces(model, tok, splits(200, 100)["train"], Path("teacher"), steps=150, lr=5e-5, batch=16)
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -173,12 +174,21 @@ def sft_teacher(tok, train_pairs, out: Path, steps: int) -> None:
     rng = random.Random(0)
     data = [{"prompt": f"What is {a} + {b}?", "completion": trace(a, b, rng.choice(FORMATS))}
             for a, b in train_pairs for _ in range(8)]  # fmt: skip
-    model = new_lm("llama", tok, 128, 4, seed=0)
     args = SFTConfig(
-        output_dir=str(out / "_sft"), max_steps=steps, learning_rate=3e-3, per_device_train_batch_size=32,
-        lr_scheduler_type="cosine", warmup_steps=30, logging_steps=max(1, steps // 5), save_strategy="no",
-        report_to="none", use_cpu=True, bf16=False, seed=0, max_length=None, disable_tqdm=True,
+        output_dir=str(out / "_sft"), max_steps=steps, learning_rate=lr, per_device_train_batch_size=batch,
+        lr_scheduler_type="cosine", warmup_steps=min(30, steps // 10), logging_steps=max(1, steps // 5),
+        save_strategy="no", report_to="none", use_cpu=True, bf16=False, seed=0, max_length=None, disable_tqdm=True,
     )  # fmt: skip
     SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok).train()
     shutil.rmtree(out / "_sft", ignore_errors=True)
+
+
+def sft_teacher(tok, train_pairs, out: Path, steps: int) -> None:
+    """The tiny setting's original teacher: a Llama (hidden 128 × 4) SFT'd on gold traces (`sft_on_traces`).
+
+    Example:
+        >>> # sft_teacher(tok_a, splits(200, 100)["train"], Path("teacher"), steps=1000)
+    """
+    model = new_lm("llama", tok, 128, 4, seed=0)
+    sft_on_traces(model, tok, train_pairs, out, steps, lr=3e-3, batch=32)
     save_model(model.eval(), tok, out)
