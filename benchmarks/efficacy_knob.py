@@ -61,10 +61,10 @@ from efficacy_knob_task import (  # noqa: E402
     FORMATS,
     format_of,
     new_lm,
-    rows,
     save_model,
     sft_on_traces,
     sft_teacher,
+    split_rows,
     splits,
     tokenizers,  # noqa: E402
     write_jsonl,
@@ -172,7 +172,7 @@ def real_rows(a: argparse.Namespace) -> dict[str, list[dict]]:
     from trl_distillguard.data import load_dataset_rows
 
     if a.real_dataset == "addition":  # the tiny setting's task: traces in four formats, answers checked only
-        return {k: rows(v) for k, v in splits(a.n_test, a.n_val).items()}
+        return split_rows(a.n_test, a.n_val)
     n = a.real_n_train + a.n_val + a.n_test
     data = [{**r, "prompt": [{"role": "user", "content": r["prompt"] + REAL_SUFFIX}]}
             for r in load_dataset_rows(a.real_dataset, size=n, seed=12345)]  # fmt: skip
@@ -203,9 +203,8 @@ class Knob:
         self.cache = Path(a.out) / "cache" / f"{a.setting}-{self.tag}"
         self.verifier = resolve_reward("math_answer", "verifier")
         if a.setting == "tiny":
-            sp = splits(a.n_test, a.n_val)
-            self.train_pairs = sp["train"]
-            sp = {k: rows(v) for k, v in sp.items()}
+            self.train_pairs = splits(a.n_test, a.n_val)["train"]
+            sp = split_rows(a.n_test, a.n_val)
         else:
             sp = real_rows(a)
         self.test_rows, self.val_rows, self.train_rows = sp["test"], sp["val"], sp["train"]

@@ -86,6 +86,16 @@ def rows(pairs) -> list[dict]:
     return [{"prompt": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in pairs]
 
 
+def split_rows(n_test: int, n_val: int) -> dict[str, list[dict]]:
+    """`splits` as prompt rows: the data of the tiny setting and of the real setting's `addition` task.
+
+    Example:
+        >>> split_rows(200, 100)["test"][0]["prompt"].startswith("What is")
+        True
+    """
+    return {k: rows(v) for k, v in splits(n_test, n_val).items()}
+
+
 def write_jsonl(items, path: Path) -> Path:
     """Write rows as JSON lines (parents created).
 

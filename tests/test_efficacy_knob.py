@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -86,3 +87,33 @@ def test_paired_matches_integrated_t_density():
 def test_bootstrap_ci_brackets_the_difference():
     lo, hi = er.bootstrap_ci([0.8, 0.9, 0.85], [0.2, 0.3, 0.1])
     assert 0.5 < lo <= 0.65 <= hi < 0.8
+
+
+def test_split_rows_are_the_splits_as_prompts():
+    got, pairs = ek.split_rows(20, 10), ek.splits(20, 10)
+    assert {k: len(v) for k, v in got.items()} == {"test": 20, "val": 10, "train": 780}
+    assert got["val"][3] == {
+        "prompt": "What is {} + {}?".format(*pairs["val"][3]),
+        "answer": str(sum(pairs["val"][3])),
+    }
+    test_prompts = {r["prompt"] for r in got["test"]}
+    assert not test_prompts & {r["prompt"] for r in got["train"] + got["val"]}
+
+
+def test_sft_on_traces_teaches_the_traces(tmp_path):
+    """The real setting's teacher SFT (on a tiny Llama here): the gold traces' loss drops and `_sft` is cleaned up."""
+    pairs = ek.splits(200, 100)["train"][:40]
+    tok = tiny.digit_tokenizer(300, [f"What is {a} + {b}?" + ek.trace(a, b, "verbose") for a, b in pairs])
+    model = ek.new_lm("llama", tok, 32, 1, seed=0)
+    batch = tok([f"What is {a} + {b}?" + ek.trace(a, b, "units_first") for a, b in pairs[:8]], return_tensors="pt",
+                padding=True)  # fmt: skip
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+
+    def loss() -> float:
+        with torch.no_grad():
+            return model(**batch, labels=labels).loss.item()
+
+    before = loss()
+    ek.sft_on_traces(model.train(), tok, pairs, tmp_path, steps=30, lr=3e-3, batch=16)
+    assert loss() < before - 0.5
+    assert not (tmp_path / "_sft").exists()
