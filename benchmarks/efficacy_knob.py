@@ -22,8 +22,13 @@ in-memory one (transformers 5 re-types some model families' tokenizers on load).
 Every (setting, teacher variant, seed, attacker, student) result is one JSON file under `<out>/cache/<protocol>/`,
 models live in `--workdir` (outside git): re-running the same command skips what is done, so seeds accumulate.
 `<out>/results.json`, `results.md` and `knob.png` are rendered from the cache by `efficacy_knob_render.py`
-(also `--render_only`). Setting `real` (SmolLM2-135M / Gemma-3-270M) is `--setting real` and needs resolved local
-model paths (`--real_models`); it is not run here.
+(also `--render_only`).
+
+Setting `real` (`--setting real`, results in `<out>/real/`): pretrained models given by `--real_models` (local
+folders, `*.gguf` files or built-in names such as `smollm2-135m-instruct`, `gemma-3-270m`). With
+`--real_dataset addition` it is the tiny protocol on real models: the pretrained teacher is first SFT'd on the gold
+traces (`--teacher_steps`, `--teacher_lr`), then proxy, calibration and students as above. Other datasets
+(e.g. `gsm_symbolic`) use the teacher as given, with chat prompts asking for a `#### N` answer.
 
     nohup python benchmarks/efficacy_knob.py --seeds 0,1,2 --etas -1,1 > /tmp/knob.log 2>&1 &
 """
@@ -70,6 +75,7 @@ from efficacy_knob_task import (  # noqa: E402
     write_jsonl,
 )
 
+from distill_ortho_merge.models import ModelError, resolve_model  # noqa: E402
 from distill_ortho_merge.outputs import json_safe  # noqa: E402
 from trl_distillguard.diagnose import DiagnoseConfig, diagnose  # noqa: E402
 from trl_distillguard.distill import distill, sample_teacher  # noqa: E402
@@ -240,11 +246,16 @@ class Knob:
         ):  # pretrained models, resolved elsewhere: teacher, proxy (before its SFT), students
             given = dict(kv.split("=", 1) for kv in a.real_models.split(",") if kv)
             missing = {"teacher", "proxy", "student_a", "student_b"} - set(given)
-            if missing or not all(Path(p).exists() for p in given.values()):
-                print(f"efficacy_knob: --real_models needs existing teacher=,proxy=,student_a=,student_b= paths "
-                      f"(missing {sorted(missing)})", file=sys.stderr)  # fmt: skip
+            if missing:
+                print(f"efficacy_knob: --real_models needs teacher=,proxy=,student_a=,student_b= (missing "
+                      f"{sorted(missing)})", file=sys.stderr)  # fmt: skip
                 sys.exit(2)
-            self.models = {"teacher": Path(given["teacher"])} | {f"{k}_init": Path(given[k]) for k in given}
+            try:  # local folders, *.gguf files or built-in names (converted once)
+                paths = {k: resolve_model(v, f"--real_models {k}") for k, v in given.items()}
+            except ModelError as e:
+                print(f"efficacy_knob: {e}", file=sys.stderr)
+                sys.exit(2)
+            self.models = {"teacher": paths["teacher"]} | {f"{k}_init": paths[k] for k in paths}
             if a.real_dataset == "addition":  # the pretrained teacher first learns the task's traces
                 self.log("teacher SFT on gold traces (cached in the workdir)")
                 self.models["teacher"] = atomic(self.work / "teacher", self._sft_real_teacher)
@@ -405,7 +416,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--setting", default="tiny", choices=["tiny", "real"])
     ap.add_argument(
-        "--real_models", default="", help="real setting: teacher=PATH,proxy=PATH,student_a=..,student_b=.."
+        "--real_models",
+        default="",
+        help="real setting: teacher=M,proxy=M,student_a=M,student_b=M (dir/gguf/name)",
     )
     ap.add_argument("--workdir", default="~/.cache/distill-ortho-merge/efficacy_knob")
     ap.add_argument(
@@ -450,8 +463,8 @@ def main() -> None:
     if a.out is None:
         a.out = "benchmarks/results/efficacy_knob" + ("/real" if a.setting == "real" else "")
     if a.setting == "real" and not a.real_models:
-        print("efficacy_knob: --setting real needs --real_models teacher=DIR,proxy=DIR,student_a=DIR,student_b=DIR "
-              "(local model folders, e.g. from the real-model resolver)", file=sys.stderr)  # fmt: skip
+        print("efficacy_knob: --setting real needs --real_models teacher=M,proxy=M,student_a=M,student_b=M "
+              "(local folders, *.gguf files or built-in names, e.g. smollm2-135m-instruct)", file=sys.stderr)  # fmt: skip
         sys.exit(2)
     for name in ("seeds", "etas", "attackers", "students"):
         setattr(a, name, [x for x in getattr(a, name).split(",") if x])

@@ -113,9 +113,13 @@ def _ms(p, d: int = 3) -> str:
 def markdown(res: dict[str, Any]) -> str:
     s = res["summary"]
     run = res["run"]
-    lines = ["# Distillability knob: efficacy (tiny setting)", "",
+    protocol = run.get("protocol", {})
+    setting, data = protocol.get("setting", "tiny"), protocol.get("real_dataset", "addition")
+    items = "sums" if data == "addition" else f"`{data}` prompts"
+    lines = [f"# Distillability knob: efficacy ({setting} setting)", "",
              f"Rendered from {res['n_cached']} cached runs by `{run['command']}` (commit {run['git_commit'][:10]}, "
-             f"{run['machine']}). Scores: `math_answer`, greedy, {res['n_test']} held-out sums. mean ± std over seeds.",
+             f"{run['machine']}). Scores: `math_answer`, greedy, {res['n_test']} held-out {items}. mean ± std over "
+             "seeds.",
              "", "Recorded sweep invocations (each resumes the same cache): " + ("; ".join(
                  f"`{w['command']}` (commit {w['git_commit'][:10]}, started {w['started']}, {w['wall_s']:.0f} s)"
                  for w in run.get("sweeps", [])) or "none") + ".",

@@ -197,3 +197,11 @@ def test_reasoning_gym_verifier_is_registered_for_trl():
     assert registry()["reasoning_gym"].builtin  # distillguard's reward_funcs / verifier names
     # `trl grpo --reward_funcs trl_distillguard.verifiers.reasoning_gym` imports the module and takes the attribute
     assert importlib.import_module("trl_distillguard.verifiers").reasoning_gym is T.reasoning_gym
+
+
+def test_gsm_symbolic_metadata_with_fractions_serialises():
+    """Item 3 of gsm_symbolic (seed 12345) has a `Fraction` among its variables; json.dumps(default=list) crashed."""
+    rows = load_dataset_rows("gsm_symbolic?size=4&seed=12345")
+    entry = json.loads(rows[3]["rg_entry"])
+    assert entry["metadata"]["variables"]["serving_fraction"] == "4"
+    assert entry["answer"] == rows[3]["answer"] or str(entry["answer"]) == rows[3]["answer"]

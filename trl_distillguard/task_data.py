@@ -174,11 +174,17 @@ def reasoning_gym_rows(
             "rg_task": task,
             "rg_entry": json.dumps(
                 {"question": x["question"], "answer": x["answer"], "metadata": x.get("metadata", {})},
-                default=list,
+                default=_jsonable,
             ),
         }
         for x in items[:size]
     ]
+
+
+def _jsonable(obj: Any) -> Any:
+    """JSON for what reasoning_gym puts in metadata besides plain values: sets as lists, anything else (e.g. a
+    `Fraction` in gsm_symbolic's variables) as its text."""
+    return sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else str(obj)
 
 
 def extract_final_answer(text: str, gold: str | None = None) -> str | None:
