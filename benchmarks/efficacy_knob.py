@@ -131,7 +131,16 @@ REWARD_VARIANTS: dict[str, dict[str, str]] = {
     "canonical": {"calibration_policy_tokenization": "canonical"},  # log π of the canonical re-tokenization
     "proxylp": {"calibration_mode": "proxy_logprob"},  # log q only: the proxy's own likelihood
     "tokens": {"calibration_normalization": "tokens"},  # per proxy token instead of per byte
+    # raw rewards summed, advantage = r − group mean: η keeps its size (normalize_then_sum z-scores each reward and
+    # then the batch, so in groups where every answer is right the calibration term alone sets the advantage, at
+    # any |η|); it changes the η = 0 run too, so it gets its own control
+    "unscaled": {"multi_objective_aggregation": "sum_then_normalize", "scale_rewards": "none"},
 }
+
+
+def own_control(reward: str) -> bool:
+    """Whether a reward variant changes the η = 0 run (anything beyond the calibration reward's own fields)."""
+    return any(not k.startswith("calibration_") for k in REWARD_VARIANTS[reward])
 
 
 def calibrate(
@@ -319,8 +328,9 @@ class Knob:
         if variant == "original":
             return variant
         vid = f"{variant}_beta{self.a.beta:g}_steps{self.a.calibration_steps}"
-        # the η = 0 control never weighs the calibration reward: one control serves every reward variant
-        return vid if self.a.reward == "default" or variant == "eta0" else f"{vid}_reward-{self.a.reward}"
+        # η = 0 never weighs the calibration reward: one control serves every variant of that reward alone
+        shared = variant == "eta0" and not own_control(self.a.reward)
+        return vid if self.a.reward == "default" or shared else f"{vid}_reward-{self.a.reward}"
 
     def score(self, model, tok, **sampling):
         """`evaluate` on the held-out test rows with this sweep's verifier (greedy unless `sampling` says otherwise)."""

@@ -46,9 +46,11 @@ def group_of(variant: str) -> str:
     return "" if variant == "original" else variant.split("_", 1)[1]
 
 
-def control_of(variant: str) -> str:
-    """The η = 0 control with the same β and calibration steps (one control serves every reward variant)."""
-    return "eta0_" + group_of(variant).split("_reward-")[0]
+def control_of(variant: str, known=()) -> str:
+    """The η = 0 control with the same β and calibration steps: the variant's own if it was run (a reward variant
+    that changes how rewards are aggregated changes the η = 0 run too), else the one every reward variant shares."""
+    own = "eta0_" + group_of(variant)
+    return own if own in known else "eta0_" + group_of(variant).split("_reward-")[0]
 
 
 def _order(variants) -> list[str]:
@@ -73,7 +75,7 @@ def summarize(teachers: dict, students: dict) -> dict[str, Any]:
     for a, s in sorted({(a, s) for a, s, _ in students}):
         by_v = {v: [r["score"] for r in rs] for (aa, ss, v), rs in students.items() if (aa, ss) == (a, s)}
         for v in _order(by_v):
-            eta, control = eta_of(v), control_of(v)
+            eta, control = eta_of(v), control_of(v, by_v)
             if control not in by_v or eta in (None, 0):
                 continue
             row = {
@@ -182,9 +184,12 @@ def plot(res: dict[str, Any], path: Path) -> None:
     groups = [group_of(k[2]) for k in keys if group_of(k[2])]
     main = max(sorted(set(groups)), key=groups.count) if groups else ""
     lines = sorted({(a, g) for a, _, v in keys for g in [group_of(v)] if g})
+    known = {k[2] for k in keys}
 
     def on_line(v: str, g: str) -> bool:  # the main line also shows the original; others their own control
-        return group_of(v) in ("", g) if g == main else group_of(v) == g or v == control_of(f"eta1_{g}")
+        return (
+            group_of(v) in ("", g) if g == main else group_of(v) == g or v == control_of(f"eta1_{g}", known)
+        )
 
     fig, axes = plt.subplots(1, max(1, len(studs)), figsize=(5.5 * max(1, len(studs)), 4.2), squeeze=False)
     for ax, st in zip(axes[0], studs, strict=False):
