@@ -138,6 +138,9 @@ REWARD_VARIANTS: dict[str, dict[str, str]] = {
 }
 
 
+TINY_DEFAULTS = {"calibration_lr": 5e-5, "calibration_batch": 32}
+
+
 def own_control(reward: str) -> bool:
     """Whether a reward variant changes the η = 0 run (anything beyond the calibration reward's own fields)."""
     return any(not k.startswith("calibration_") for k in REWARD_VARIANTS[reward])
@@ -212,6 +215,9 @@ class Knob:
         if a.setting == "real":  # the tiny protocol's hash (and cache folder) stays what it was
             protocol |= {k: getattr(a, k) for k in ("real_models", "real_dataset", "real_n_train", "calibration_lr",
                                                     "max_new_tokens", "teacher_lr", "calibration_batch")}  # fmt: skip
+        else:  # fields added after the tiny sweep ran: in its hash only when changed, so its cache stays valid
+            protocol |= {k: v for k, v in (("calibration_lr", a.calibration_lr), ("calibration_batch",
+                                           a.calibration_batch)) if v != TINY_DEFAULTS[k]}  # fmt: skip
         self.protocol = {"setting": a.setting, **protocol}
         self.tag = hashlib.sha1(json.dumps(self.protocol, sort_keys=True).encode()).hexdigest()[:8]
         self.work = Path(a.workdir).expanduser() / f"{a.setting}-{self.tag}"
@@ -447,12 +453,15 @@ def main() -> None:
     ap.add_argument("--n_distill", type=int, default=1000)
     ap.add_argument("--n_test", type=int, default=200)
     ap.add_argument("--n_val", type=int, default=100)
-    ap.add_argument("--calibration_lr", type=float, default=5e-5)
+    ap.add_argument("--calibration_lr", type=float, default=TINY_DEFAULTS["calibration_lr"])
     ap.add_argument(
-        "--calibration_batch", type=int, default=32, help="completions per GRPO step (8 per prompt)"
+        "--calibration_batch",
+        type=int,
+        default=TINY_DEFAULTS["calibration_batch"],
+        help="completions per GRPO step (8 per prompt)",
     )
     ap.add_argument(
-        "--teacher_lr", type=float, default=5e-5, help="real setting, addition: the teacher's SFT lr"
+        "--teacher_lr", type=float, default=None, help="real setting, addition: the teacher's SFT lr (5e-5)"
     )
     ap.add_argument(
         "--reward", default="default", choices=list(REWARD_VARIANTS), help="calibration reward variant"
@@ -470,6 +479,12 @@ def main() -> None:
     a = ap.parse_args()
     if a.max_new_tokens is None:
         a.max_new_tokens = 48 if a.setting == "tiny" or a.real_dataset == "addition" else 192
+    if a.teacher_lr is not None and (a.setting, a.real_dataset) != ("real", "addition"):
+        print("efficacy_knob: --teacher_lr applies only to --setting real --real_dataset addition (the tiny teacher "
+              "trains at 3e-3)", file=sys.stderr)  # fmt: skip
+        sys.exit(2)
+    if a.setting == "real" and a.real_dataset == "addition" and a.teacher_lr is None:
+        a.teacher_lr = 5e-5
     if a.out is None:
         a.out = "benchmarks/results/efficacy_knob" + ("/real" if a.setting == "real" else "")
     if a.setting == "real" and not a.real_models:
