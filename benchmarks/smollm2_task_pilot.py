@@ -136,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"smollm2_task_pilot: unknown --tasks {','.join(unknown)} (known: {', '.join(setting.CONFIGS)})",
               file=sys.stderr)  # fmt: skip
         return 2
-    if driver.parse_shard(args.shard) is None:
+    parsed = driver.parse_shard(args.shard)
+    if parsed is None:
         print(
             f"smollm2_task_pilot: invalid --shard {args.shard} (expected i/n with 0 ≤ i < n)", file=sys.stderr
         )
         return 2
-    shard, shards = driver.parse_shard(args.shard)
+    shard, shards = parsed
     torch.set_num_threads(1)
     driver.use_setting("smollm2")
     out = Path(args.out)
