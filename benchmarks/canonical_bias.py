@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import runpy
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from run_record import git_commit, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -123,14 +122,7 @@ def main() -> None:
     torch.set_num_threads(1)
     t0 = time.perf_counter()
 
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-    # the code that runs: recorded at the start (edits made while it runs do not count)
-    code_state = {
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-    }
+    commit = git_commit()  # the code that runs: recorded at the start (edits made while it runs do not count)
     rows = [json.loads(line) for line in Path(args.data).read_text().splitlines() if line.strip()]
     models = dict(m.split("=", 1) for m in args.model)
     chat = set(filter(None, args.chat.split(",")))
@@ -148,9 +140,9 @@ def main() -> None:
         }
 
     result["run"] = {
-        **code_state,
+        "git_commit": commit,
         "command": "python benchmarks/canonical_bias.py " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}, 1 thread".strip(),
+        "machine": machine(1),
         "wall_s": time.perf_counter() - t0,
         "data": str(Path(args.data).resolve().relative_to(ROOT))
         if ROOT in Path(args.data).resolve().parents

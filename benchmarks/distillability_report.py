@@ -26,7 +26,6 @@ import os
 import platform
 import random
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 import tiny  # noqa: E402
+from run_record import git_commit, machine  # noqa: E402
 from transformers import LlamaForCausalLM, Qwen2ForCausalLM  # noqa: E402
 
 from distill_ortho_merge.outputs import json_safe  # noqa: E402
@@ -239,10 +239,8 @@ def main() -> None:
     seconds["total"] = time.perf_counter() - t0
     meta = {
         "command": "python " + " ".join(sys.argv),
-        "git_commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip(),
-        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
+        "git_commit": git_commit(),
+        "machine": f"{machine()}, {platform.platform()}",
         "wall_s": round(seconds["total"], 1),
         "note": note,
         "teachers": teachers,

@@ -39,13 +39,12 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import random
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TRL_EXPERIMENTAL_SILENCE"):
     os.environ[_var] = "1"
@@ -74,6 +73,7 @@ from efficacy_knob_task import (  # noqa: E402
     tokenizers,  # noqa: E402
     write_jsonl,
 )
+from run_record import git_commit, machine  # noqa: E402
 
 from distill_ortho_merge.models import ModelError, resolve_model  # noqa: E402
 from distill_ortho_merge.outputs import json_safe  # noqa: E402
@@ -201,6 +201,41 @@ def real_rows(a: argparse.Namespace) -> dict[str, list[dict]]:
     }
 
 
+REAL_ROLES = ("teacher", "proxy", "student_a", "student_b")
+
+
+def real_model_paths(spec: str) -> dict[str, Path]:
+    """`--real_models teacher=M,proxy=M,student_a=M,student_b=M` as local model folders (each M a folder, `*.gguf`
+    file or built-in name, converted once); a malformed entry, unknown or missing role, or bad model is a one-line
+    error naming it (exit 2), raised before anything is written.
+
+    Example:
+        >>> real_model_paths("teacher=/no/such/dir,proxy=x,student_a=x,student_b=x")
+        Traceback (most recent call last):
+        ...
+        SystemExit: 2
+    """
+    given: dict[str, str] = {}
+    for entry in filter(None, spec.split(",")):
+        role, sep, model = entry.partition("=")
+        if not sep or role not in REAL_ROLES or role in given:
+            problem = "not role=model" if not sep else "repeated" if role in given else "unknown role"
+            _fail(f"--real_models entry {entry!r}: {problem} (roles: {', '.join(REAL_ROLES)})")
+        given[role] = model
+    missing = [r for r in REAL_ROLES if r not in given]
+    if missing:
+        _fail(f"--real_models needs {'=M,'.join(REAL_ROLES)}=M (missing {', '.join(missing)})")
+    try:
+        return {role: resolve_model(given[role], f"--real_models {role}") for role in REAL_ROLES}
+    except ModelError as e:
+        _fail(str(e))
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"efficacy_knob: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 class Knob:
     """One setting's models, data and cached results (`key -> JSON`).
 
@@ -210,6 +245,8 @@ class Knob:
 
     def __init__(self, a: argparse.Namespace) -> None:
         self.a = a
+        # checked first: a bad model is an error before anything is written
+        self.real_paths = real_model_paths(a.real_models) if a.setting == "real" else {}
         protocol = {k: getattr(a, k) for k in ("teacher_steps", "proxy_steps", "distill_steps", "n_distill",
                                                "n_test", "n_val", "distill_lr")}  # fmt: skip
         if a.setting == "real":  # the tiny protocol's hash (and cache folder) stays what it was
@@ -259,17 +296,7 @@ class Knob:
         if (
             a.setting == "real"
         ):  # pretrained models, resolved elsewhere: teacher, proxy (before its SFT), students
-            given = dict(kv.split("=", 1) for kv in a.real_models.split(",") if kv)
-            missing = {"teacher", "proxy", "student_a", "student_b"} - set(given)
-            if missing:
-                print(f"efficacy_knob: --real_models needs teacher=,proxy=,student_a=,student_b= (missing "
-                      f"{sorted(missing)})", file=sys.stderr)  # fmt: skip
-                sys.exit(2)
-            try:  # local folders, *.gguf files or built-in names (converted once)
-                paths = {k: resolve_model(v, f"--real_models {k}") for k, v in given.items()}
-            except ModelError as e:
-                print(f"efficacy_knob: {e}", file=sys.stderr)
-                sys.exit(2)
+            paths = self.real_paths
             self.models = {"teacher": paths["teacher"]} | {f"{k}_init": paths[k] for k in paths}
             if a.real_dataset == "addition":  # the pretrained teacher first learns the task's traces
                 self.log("teacher SFT on gold traces (cached in the workdir)")
@@ -419,16 +446,54 @@ class Knob:
         return self.cached(f"{self.variant_id(variant)}/seed{seed}/{attacker}/{student}/sft", run)
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
+def check_args(a: argparse.Namespace) -> None:
+    """Fill the setting-dependent defaults and refuse, in one line naming the flag, what this setting would ignore."""
+    if a.setting == "tiny":
+        given = [
+            f"--{k}"
+            for k in ("real_models", "real_dataset", "real_n_train", "teacher_lr")
+            if getattr(a, k) not in (None, "")
+        ]
+        if given:
+            _fail(f"{', '.join(given)} apply only to --setting real (the tiny teacher trains at 3e-3)")
+    else:
+        a.real_dataset = "gsm_symbolic" if a.real_dataset is None else a.real_dataset
+        a.real_n_train = 600 if a.real_n_train is None else a.real_n_train
+        if a.teacher_lr is not None and a.real_dataset != "addition":
+            _fail(
+                "--teacher_lr applies only to --real_dataset addition (other datasets use the teacher as given)"
+            )
+        if a.real_dataset == "addition" and a.teacher_lr is None:
+            a.teacher_lr = 5e-5
+        if not a.real_models:
+            _fail("--setting real needs --real_models teacher=M,proxy=M,student_a=M,student_b=M (local folders, "
+                  "*.gguf files or built-in names, e.g. smollm2-135m-instruct)")  # fmt: skip
+    if a.max_new_tokens is None:
+        a.max_new_tokens = 48 if a.setting == "tiny" or a.real_dataset == "addition" else 192
+    if a.out is None:
+        a.out = "benchmarks/results/efficacy_knob" + ("/real" if a.setting == "real" else "")
+    for name in ("seeds", "etas", "attackers", "students"):
+        setattr(a, name, [x.strip() for x in getattr(a, name).split(",") if x.strip()])
+    bad = [f"--attackers {x}" for x in a.attackers if x not in ATTACKERS]
+    bad += [f"--students {x}" for x in a.students if x not in ("a", "b")]
+    bad += [f"--seeds {x}" for x in a.seeds if not x.isdigit()]
+    for x in a.etas:
+        try:
+            float(x)
+        except ValueError:
+            bad.append(f"--etas {x}")
+    if bad:
+        _fail(f"unknown {', '.join(bad)} (attackers: {', '.join(ATTACKERS)}; students: a, b; seeds: integers ≥ 0; "
+              "etas: numbers)")  # fmt: skip
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked (`check_args`); a bad flag exits 2 with one line naming it.
+
+    Example:
+        >>> parse_args(["--seeds", "0,1"]).seeds
+        ['0', '1']
+    """
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--setting", default="tiny", choices=["tiny", "real"])
     ap.add_argument(
@@ -471,39 +536,24 @@ def main() -> None:
     )
     ap.add_argument(
         "--real_dataset",
-        default="gsm_symbolic",
-        help="real setting: `addition` (the tiny task) or a built-in dataset",
+        default=None,
+        help="real setting: `addition` (the tiny task) or a built-in dataset (default gsm_symbolic)",
     )
-    ap.add_argument("--real_n_train", type=int, default=600, help="real setting: train prompts")
+    ap.add_argument(
+        "--real_n_train", type=int, default=None, help="real setting: train prompts (default 600)"
+    )
     ap.add_argument("--render_only", action="store_true")
-    a = ap.parse_args()
-    if a.max_new_tokens is None:
-        a.max_new_tokens = 48 if a.setting == "tiny" or a.real_dataset == "addition" else 192
-    if a.teacher_lr is not None and (a.setting, a.real_dataset) != ("real", "addition"):
-        print("efficacy_knob: --teacher_lr applies only to --setting real --real_dataset addition (the tiny teacher "
-              "trains at 3e-3)", file=sys.stderr)  # fmt: skip
-        sys.exit(2)
-    if a.setting == "real" and a.real_dataset == "addition" and a.teacher_lr is None:
-        a.teacher_lr = 5e-5
-    if a.out is None:
-        a.out = "benchmarks/results/efficacy_knob" + ("/real" if a.setting == "real" else "")
-    if a.setting == "real" and not a.real_models:
-        print("efficacy_knob: --setting real needs --real_models teacher=M,proxy=M,student_a=M,student_b=M "
-              "(local folders, *.gguf files or built-in names, e.g. smollm2-135m-instruct)", file=sys.stderr)  # fmt: skip
-        sys.exit(2)
-    for name in ("seeds", "etas", "attackers", "students"):
-        setattr(a, name, [x for x in getattr(a, name).split(",") if x])
-    bad = [x for x in a.attackers if x not in ATTACKERS] + [x for x in a.students if x not in ("a", "b")]
-    if bad:
-        print(
-            f"efficacy_knob: unknown attacker/student {bad}; attackers {list(ATTACKERS)}, students a,b",
-            file=sys.stderr,
-        )
-        sys.exit(2)
+    a = ap.parse_args(argv)
+    check_args(a)
+    return a
+
+
+def main() -> None:
+    a = parse_args()
     t0 = time.perf_counter()
     knob = Knob(a)
     run_meta = {"git_commit": git_commit(), "command": "python " + " ".join(sys.argv), "protocol": knob.protocol,
-                "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, torch threads 1",
+                "machine": machine(1),
                 "started": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
     sweeps = Path(a.out) / "sweeps" / f"{a.setting}-{knob.tag}"  # one record per sweep invocation
 

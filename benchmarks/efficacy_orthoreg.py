@@ -26,8 +26,6 @@ import argparse
 import importlib
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import efficacy_report  # noqa: E402
 import efficacy_toy  # noqa: E402
+from run_record import git_commit, machine  # noqa: E402
 
 toy = efficacy_toy  # the setting module (`efficacy_toy` or `efficacy_smollm2`), chosen by --setting in main()
 
@@ -423,17 +422,6 @@ def invocation(script: str, argv: list[str] | None, start: float, note: str = ""
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         **({"note": note} if note else {}),
     }
-
-
-def git_commit() -> str:
-    return subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-
-
-def machine(threads: int) -> str:
-    cpu = f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs"
-    return f"{cpu}, torch {torch.__version__}, {threads} thread(s)"
 
 
 def parse_shard(text: str) -> tuple[int, int] | None:

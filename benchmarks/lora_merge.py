@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import torch
+from run_record import git_commit, machine
 
 from mergekit_plugins import core
 from mergekit_plugins.lora import merge_factors
@@ -358,12 +359,7 @@ def main() -> None:
     torch.set_num_threads(1)
     start = time.perf_counter()
     load_before = os.getloadavg()
-    git = ["git", "-C", str(HERE)]
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    if subprocess.run(
-        [*git, "status", "--porcelain", "--", ".."], capture_output=True, text=True
-    ).stdout.strip():
-        commit += " (with uncommitted changes)"
+    commit = git_commit()
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
     rows, svd_s = per_matrix(args.full, args.repeats, shapes)
     whole = []
@@ -378,7 +374,7 @@ def main() -> None:
         "run": {
             "commit": commit,
             "command": "OMP_NUM_THREADS=1 python benchmarks/lora_merge.py " + " ".join(sys.argv[1:]),
-            "machine": f"{os.cpu_count()} CPUs, 1 torch thread, torch {torch.__version__}, {platform.platform()}; "
+            "machine": f"{machine(1)}, {platform.platform()}; "
             f"shared with other jobs (load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after): "
             "absolute times are noisy, ratios were measured side by side",
             "wall_s": round(time.perf_counter() - start, 1),

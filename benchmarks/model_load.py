@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from run_record import git_commit, machine
 
 CHILD = r"""
 import json, os, resource, sys, time
@@ -83,13 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit()
     run = {
         "command": "python benchmarks/model_load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "git_commit": commit,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "threads": args.threads,
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
     }

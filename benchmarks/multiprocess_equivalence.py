@@ -26,13 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from run_record import git_commit, machine
 
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TRL_EXPERIMENTAL_SILENCE"):
     os.environ.setdefault(_var, "1")
@@ -343,10 +344,7 @@ def driver(cases: list[str], out_dir: Path) -> int:
     import tiny
 
     # the code the run measures (files edited while it runs do not count)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit()
     t0 = time.perf_counter()
     res: dict = {"cases": {}}
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -376,8 +374,8 @@ def driver(cases: list[str], out_dir: Path) -> int:
 
     res["run"] = {
         "command": "python benchmarks/multiprocess_equivalence.py " + " ".join(sys.argv[1:]),
-        "git_commit": commit.stdout.strip() + ("+dirty" if dirty else ""),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU",
+        "git_commit": commit,
+        "machine": machine() + ", no GPU",
         "versions": {
             "torch": torch.__version__,
             "transformers": transformers.__version__,

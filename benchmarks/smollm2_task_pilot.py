@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import efficacy_orthoreg as driver  # noqa: E402
 import efficacy_smollm2 as setting  # noqa: E402
+from run_record import git_commit, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "efficacy_orthoreg" / "task_pilot"
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         driver.log(f"  {task}: base {result['base_test']:.3f} fine-tuned {result['finetuned_test']:.3f} "
                    f"constant {result['constant_answer_test']:.3f} distinct {result['distinct_answers']}")  # fmt: skip
     invocation = driver.invocation(__file__, argv, start, args.note)
-    render(cache, out, invocation, driver.git_commit(), driver.machine(1))
+    render(cache, out, invocation, git_commit(), machine(1))
     return 0
 
 

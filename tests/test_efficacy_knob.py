@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -117,3 +118,75 @@ def test_sft_on_traces_teaches_the_traces(tmp_path):
     ek.sft_on_traces(model.train(), tok, pairs, tmp_path, steps=30, lr=3e-3, batch=16)
     assert loss() < before - 0.5
     assert not (tmp_path / "_sft").exists()
+
+
+# -- the driver's command line: bad input is one line naming the flag, before anything is written
+@pytest.fixture(scope="module")
+def knob_driver():
+    threads = torch.get_num_threads()
+    import efficacy_knob  # pins torch to one thread for its own runs: restored for the other tests
+
+    torch.set_num_threads(threads)
+    return efficacy_knob
+
+
+def _one_line_exit(capsys, fn, *args) -> str:
+    with pytest.raises(SystemExit) as e:
+        fn(*args)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and err.startswith("efficacy_knob: ")
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--teacher_lr", "1e-4"], "--teacher_lr"),  # the tiny teacher's lr is fixed: not silently ignored
+        (["--real_models", "teacher=x"], "--real_models"),
+        (["--setting", "real", "--real_models", "a=b", "--teacher_lr", "1e-4"], "--real_dataset addition"),
+        (["--setting", "real"], "--real_models"),
+        (["--attackers", "t1,t2"], "--attackers t2"),
+        (["--seeds", "0,x"], "--seeds x"),
+        (["--etas=-1,one"], "--etas one"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(knob_driver, capsys, argv, named):
+    assert named in _one_line_exit(capsys, knob_driver.parse_args, argv)
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ("teacher=/no/such/dir,proxy=/no,student_a=/no,student_b=/no", "--real_models teacher: /no/such/dir"),
+        ("teacher,proxy=x,student_a=x,student_b=x", "'teacher': not role=model"),
+        ("teacher=x,proxy=x,student_a=x,student_c=x", "'student_c=x': unknown role"),
+        ("teacher=x,proxy=x,student_a=x", "missing student_b"),
+    ],
+)
+def test_bad_real_models_are_one_line_errors(knob_driver, capsys, spec, named):
+    assert named in _one_line_exit(capsys, knob_driver.real_model_paths, spec)
+
+
+def test_a_bad_real_model_leaves_nothing_behind(knob_driver, capsys, tmp_path, monkeypatch):
+    argv = ["efficacy_knob.py", "--setting", "real", "--real_dataset", "addition", "--out", str(tmp_path / "out"),
+            "--workdir", str(tmp_path / "work"), "--real_models",
+            f"teacher={tmp_path / 'missing'},proxy=x,student_a=x,student_b=x"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    assert "--real_models teacher" in _one_line_exit(capsys, knob_driver.main)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_real_defaults_keep_the_recorded_protocol(knob_driver, tmp_path):
+    """The committed real sweep's cache folder is found again from its command line (its hash must not drift)."""
+    m = "/root/.cache/distill-ortho-merge/models"
+    argv = ["--setting", "real", "--real_dataset", "addition", "--real_models",
+            f"teacher={m}/smollm2-135m-instruct,proxy={m}/smollm2-135m-instruct,student_a={m}/gemma-3-270m,"
+            f"student_b={m}/smollm2-135m-instruct", "--teacher_steps", "60", "--teacher_lr", "1e-4", "--proxy_steps",
+            "30", "--distill_steps", "30", "--n_distill", "240", "--distill_lr", "1e-4", "--calibration_batch", "16",
+            "--n_test", "100", "--n_val", "50"]  # fmt: skip
+    a = knob_driver.parse_args(argv)
+    protocol = {"setting": "real"} | {k: getattr(a, k) for k in (
+        "teacher_steps", "proxy_steps", "distill_steps", "n_distill", "n_test", "n_val", "distill_lr", "real_models",
+        "real_dataset", "real_n_train", "calibration_lr", "max_new_tokens", "teacher_lr", "calibration_batch")}  # fmt: skip
+    recorded = Path(__file__).resolve().parents[1] / "benchmarks/results/efficacy_knob/real/run.json"
+    assert protocol == json.loads(recorded.read_text())["protocol"]
