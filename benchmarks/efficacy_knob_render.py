@@ -101,7 +101,30 @@ def summarize(teachers: dict, students: dict) -> dict[str, Any]:
                 tests.append({"attacker": a, "student": s, "variant": v, "vs": "original", **(vs_orig or {})})
                 met = all(c and c["diff"] >= GOAL_GAIN and c["p"] < 0.05 for c in (row, vs_orig))
                 goals["distillable"].append({"attacker": a, "student": s, "variant": v, "met": bool(met)})
-    return {"teachers": t_rows, "students": s_rows, "tests": tests, "goals": goals}
+    return {"teachers": t_rows, "students": s_rows, "tests": tests, "goals": goals,
+            "transfer": transfer(teachers, students)}  # fmt: skip
+
+
+def transfer(teachers: dict, students: dict) -> list[dict[str, Any]]:
+    """How much of its own teacher's skill a student gets: student score / that teacher's greedy score, paired by
+    seed (the original teacher serves every seed), and this ratio's difference from the η = 0 control's, per
+    attacker, student and calibrated variant. A knob that makes a teacher *harder to learn from* lowers the ratio;
+    one that only makes the teacher worse leaves it where it was."""
+    score = {(v, r["key"].split("/")[1]): r["teacher_score"] for v, rs in teachers.items() for r in rs}
+    ratios: dict[tuple[str, str, str], list[float]] = {}
+    for (a, st, v), rs in students.items():
+        for r in rs:
+            t = score.get((v, "all" if v == "original" else r["key"].split("/")[1]))
+            if t:  # a teacher at 0 has nothing to pass on: no ratio
+                ratios.setdefault((a, st, v), []).append(r["score"] / t)
+    rows = []
+    order = _order(v for _, _, v in ratios)
+    for (a, st, v), xs in sorted(ratios.items(), key=lambda kv: (kv[0][:2], order.index(kv[0][2]))):
+        control = control_of(v, {vv for aa, ss, vv in ratios if (aa, ss) == (a, st)})
+        vs = compare(xs, ratios[(a, st, control)]) if eta_of(v) and (a, st, control) in ratios else None
+        rows.append({"attacker": a, "student": st, "variant": v, "ratio": mean_std(xs), "n": len(xs),
+                     "vs": control if vs else None, **({"diff": vs["diff"], "p": vs["p"]} if vs else {})})  # fmt: skip
+    return rows
 
 
 def _f(x, d: int = 3) -> str:
@@ -151,6 +174,14 @@ def markdown(res: dict[str, Any]) -> str:
             continue
         lines.append(f"| {t['attacker']} | {t['student']} | {t['variant']} | {t['vs']} | {t['diff']:+.3f} | "
                      f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | {_f(t['p'])} | {t['n'][0]}/{t['n'][1]} |")  # fmt: skip
+    lines += ["", "## Transfer: student score / its own teacher's greedy score", "",
+              "Paired by seed. A teacher made harder to learn *from* lowers this ratio; a teacher that is merely "
+              "worse leaves it unchanged (its students follow it down).", "",
+              "| attacker | student | teacher | ratio | n | Δ vs η = 0 control | Welch p |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for t in s.get("transfer", []):
+        diff = f"{t['diff']:+.3f}" if "diff" in t else "—"
+        lines.append(f"| {t['attacker']} | {t['student']} | {t['variant']} | {_ms(t['ratio'])} | {t['n']} | {diff} | "
+                     f"{_f(t.get('p'))} |")  # fmt: skip
     lines += ["", "## Goals", "",
               f"Undistillable: teacher ≥ {GOAL_TEACHER_KEEP:.0%} of the original's score and students ≤ "
               f"{GOAL_STUDENT_RATIO:.0%} of the η = 0 control's. Distillable: η > 0 students ≥ {100 * GOAL_GAIN:.0f} "
@@ -213,6 +244,36 @@ def plot(res: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_transfer(teachers: dict, students: dict, path: Path) -> None:
+    """Each student's score against its own teacher's greedy score (one point per variant, seed, attacker and
+    student), coloured by η; on the diagonal a student learns all of its teacher's skill."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    score = {(v, r["key"].split("/")[1]): r["teacher_score"] for v, rs in teachers.items() for r in rs}
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    for label, keep, colour in (("original", lambda e: e is None, "black"), ("η = 0 control", lambda e: e == 0, "tab:blue"),
+                                ("η < 0", lambda e: e is not None and e < 0, "tab:red"),
+                                ("η > 0", lambda e: e is not None and e > 0, "tab:green")):  # fmt: skip
+        pts = [(score.get((v, "all" if v == "original" else r["key"].split("/")[1])), r["score"])
+               for (_, _, v), rs in students.items() if keep(eta_of(v)) for r in rs]  # fmt: skip
+        pts = [(t, st) for t, st in pts if t is not None]
+        if pts:
+            ax.scatter(*zip(*pts, strict=True), s=22, color=colour, label=label, alpha=0.8)
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("teacher score (held-out, greedy)")
+    ax.set_ylabel("its student's score")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    ax.set_title("each student against its own teacher (dotted: equal)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def render(out: Path, cache: Path, run: dict[str, Any]) -> dict[str, Any]:
     """Write results.json, results.md, knob.png and run.json into `out` from the JSON files under `cache`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -227,4 +288,5 @@ def render(out: Path, cache: Path, run: dict[str, Any]) -> dict[str, Any]:
         tmp.write_text(text)
         tmp.replace(out / name)
     plot(res, out / "knob.png")
+    plot_transfer(teachers, students, out / "transfer.png")
     return res

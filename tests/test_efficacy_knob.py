@@ -190,3 +190,26 @@ def test_real_defaults_keep_the_recorded_protocol(knob_driver, tmp_path):
         "real_dataset", "real_n_train", "calibration_lr", "max_new_tokens", "teacher_lr", "calibration_batch")}  # fmt: skip
     recorded = Path(__file__).resolve().parents[1] / "benchmarks/results/efficacy_knob/real/run.json"
     assert protocol == json.loads(recorded.read_text())["protocol"]
+
+
+def test_transfer_pairs_each_student_with_its_own_teacher():
+    import efficacy_knob_render as rk
+
+    def t(variant, seed, score):
+        return {"key": f"{variant}/{seed}/teacher", "teacher_score": score}
+
+    def s(variant, seed, score):
+        return {"key": f"{variant}/{seed}/t1/b/sft", "score": score}
+
+    c, n = "eta0_beta0.1_steps60", "eta-1_beta0.1_steps60"
+    teachers = {"original": [t("original", "all", 0.8)], c: [t(c, "seed0", 0.9), t(c, "seed1", 0.6)],
+                n: [t(n, "seed0", 0.5), t(n, "seed1", 0.0)]}  # fmt: skip
+    students = {("t1", "b", "original"): [s("original", "seed0", 0.4), s("original", "seed1", 0.2)],
+                ("t1", "b", c): [s(c, "seed0", 0.45), s(c, "seed1", 0.3)],
+                ("t1", "b", n): [s(n, "seed0", 0.1), s(n, "seed1", 0.0)]}  # fmt: skip
+    rows = {r["variant"]: r for r in rk.transfer(teachers, students)}
+    assert rows["original"]["ratio"][0] == pytest.approx((0.4 / 0.8 + 0.2 / 0.8) / 2)
+    assert rows[c]["ratio"][0] == pytest.approx(0.5) and rows[c]["n"] == 2  # 0.45/0.9 and 0.3/0.6, per seed
+    assert rows[n]["n"] == 1 and rows[n]["ratio"][0] == pytest.approx(0.2)  # a teacher at 0 gives no ratio
+    assert rows[n]["vs"] == c and rows[n]["diff"] == pytest.approx(0.2 - 0.5)
+    assert "vs" in rows["original"] and rows["original"]["vs"] is None
