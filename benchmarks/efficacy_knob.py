@@ -20,7 +20,9 @@ in-memory one (transformers 5 re-types some model families' tokenizers on load).
   format mix and length are logged; students are scored greedily on the same held-out sums.
 
 Every (setting, teacher variant, seed, attacker, student) result is one JSON file under `<out>/cache/<protocol>/`,
-models live in `--workdir` (outside git): re-running the same command skips what is done, so seeds accumulate.
+models live in `--workdir` (outside git): re-running the same command skips what is done, so seeds accumulate. The
+original teacher, the proxy and the students' initial weights live apart (`<setting>-base-<hash>`, keyed only by the
+fields they depend on), so a sweep that changes only calibration (e.g. `--calibration_lr`) reuses them.
 `<out>/results.json`, `results.md` and `knob.png` are rendered from the cache by `efficacy_knob_render.py`
 (also `--render_only`).
 
@@ -236,6 +238,15 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+# what the original teacher, the proxy and the students' initial weights depend on (the rest is calibration/distillation)
+BASE_FIELDS = ("setting", "teacher_steps", "proxy_steps", "n_test", "n_val", "distill_lr", "real_models", "real_dataset",
+               "real_n_train", "max_new_tokens", "teacher_lr")  # fmt: skip
+
+
+def _hash(fields: dict) -> str:
+    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+
+
 class Knob:
     """One setting's models, data and cached results (`key -> JSON`).
 
@@ -256,8 +267,12 @@ class Knob:
             protocol |= {k: v for k, v in (("calibration_lr", a.calibration_lr), ("calibration_batch",
                                            a.calibration_batch)) if v != TINY_DEFAULTS[k]}  # fmt: skip
         self.protocol = {"setting": a.setting, **protocol}
-        self.tag = hashlib.sha1(json.dumps(self.protocol, sort_keys=True).encode()).hexdigest()[:8]
+        self.tag = _hash(self.protocol)
         self.work = Path(a.workdir).expanduser() / f"{a.setting}-{self.tag}"
+        # the original teacher, the proxy and the students' initial weights depend on fewer fields than the whole
+        # protocol: kept apart, so that a sweep changing e.g. the calibration lr reuses them
+        base = {k: v for k, v in self.protocol.items() if k in BASE_FIELDS}
+        self.base = Path(a.workdir).expanduser() / f"{a.setting}-base-{_hash(base)}"
         self.cache = Path(a.out) / "cache" / f"{a.setting}-{self.tag}"
         self.verifier = resolve_reward("math_answer", "verifier")
         if a.setting == "tiny":
@@ -266,7 +281,7 @@ class Knob:
         else:
             sp = real_rows(a)
         self.test_rows, self.val_rows, self.train_rows = sp["test"], sp["val"], sp["train"]
-        self.val_file = write_jsonl(self.val_rows, self.work / "val.jsonl")
+        self.val_file = write_jsonl(self.val_rows, self.base / "val.jsonl")
         self.models: dict[str, Path] = {}
 
     def log(self, msg: str) -> None:
@@ -281,7 +296,7 @@ class Knob:
         self.log(f"run {key}")
         result = json_safe(fn()) | {"key": key, "seconds": round(time.perf_counter() - t0, 1)}
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two sweeps may finish the same shared control
         tmp.write_text(json.dumps(result, indent=1))
         tmp.replace(path)
         self.log(
@@ -300,12 +315,12 @@ class Knob:
             self.models = {"teacher": paths["teacher"]} | {f"{k}_init": paths[k] for k in paths}
             if a.real_dataset == "addition":  # the pretrained teacher first learns the task's traces
                 self.log("teacher SFT on gold traces (cached in the workdir)")
-                self.models["teacher"] = atomic(self.work / "teacher", self._sft_real_teacher)
+                self.models["teacher"] = atomic(self.base / "teacher", self._sft_real_teacher)
         else:
             self._setup_tiny()
-        prompts = write_jsonl(self.train_rows, self.work / "proxy_prompts.jsonl")
+        prompts = write_jsonl(self.train_rows, self.base / "proxy_prompts.jsonl")
         self.log("proxy: sft on the original teacher's T=1 samples")
-        self.models["proxy"] = atomic(self.work / "proxy", lambda p: distill(self.distill_cfg(
+        self.models["proxy"] = atomic(self.base / "proxy", lambda p: distill(self.distill_cfg(
             str(self.models["teacher"]), str(self.models["proxy_init"]), str(p), a.proxy_steps, 100,
             dataset=str(prompts)), quiet=True))  # fmt: skip
 
@@ -321,7 +336,7 @@ class Knob:
         tok_a, tok_b = tokenizers(self.train_pairs)
         self.log("teacher SFT (cached in the workdir)")
         self.models["teacher"] = atomic(
-            self.work / "teacher", lambda p: sft_teacher(tok_a, self.train_pairs, p, a.teacher_steps)
+            self.base / "teacher", lambda p: sft_teacher(tok_a, self.train_pairs, p, a.teacher_steps)
         )
         init = {
             "proxy": ("mistral", tok_b, 1),
@@ -330,7 +345,7 @@ class Knob:
         }
         for name, (fam, tok, seed) in init.items():
             self.models[f"{name}_init"] = atomic(
-                self.work / f"{name}_init",
+                self.base / f"{name}_init",
                 lambda p, f=fam, t=tok, s=seed: save_model(new_lm(f, t, 64, 2, s), t, p),
             )
 

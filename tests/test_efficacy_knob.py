@@ -213,3 +213,14 @@ def test_transfer_pairs_each_student_with_its_own_teacher():
     assert rows[n]["n"] == 1 and rows[n]["ratio"][0] == pytest.approx(0.2)  # a teacher at 0 gives no ratio
     assert rows[n]["vs"] == c and rows[n]["diff"] == pytest.approx(0.2 - 0.5)
     assert "vs" in rows["original"] and rows["original"]["vs"] is None
+
+
+def test_calibration_changes_reuse_the_base_models(knob_driver, tmp_path):
+    """A sweep that changes only calibration gets its own results and calibrated teachers, but the same original
+    teacher, proxy and initial students; one that changes the teacher's training does not."""
+    args = ["--workdir", str(tmp_path), "--out", str(tmp_path / "out"), "--n_test", "20", "--n_val", "10"]
+    knob = knob_driver.Knob(knob_driver.parse_args(args))
+    lr = knob_driver.Knob(knob_driver.parse_args([*args, "--calibration_lr", "5e-6"]))
+    steps = knob_driver.Knob(knob_driver.parse_args([*args, "--teacher_steps", "10"]))
+    assert lr.base == knob.base and lr.work != knob.work and lr.cache != knob.cache
+    assert steps.base != knob.base
