@@ -140,7 +140,8 @@ REWARD_VARIANTS: dict[str, dict[str, str]] = {
 }
 
 
-TINY_DEFAULTS = {"calibration_lr": 5e-5, "calibration_batch": 32}
+# the flags' defaults; the tiny sweep ran with them before they were flags, so its hash holds them only when changed
+CALIBRATION_DEFAULTS = {"calibration_lr": 5e-5, "calibration_batch": 32}
 
 
 def own_control(reward: str) -> bool:
@@ -265,7 +266,7 @@ class Knob:
                                                     "max_new_tokens", "teacher_lr", "calibration_batch")}  # fmt: skip
         else:  # fields added after the tiny sweep ran: in its hash only when changed, so its cache stays valid
             protocol |= {k: v for k, v in (("calibration_lr", a.calibration_lr), ("calibration_batch",
-                                           a.calibration_batch)) if v != TINY_DEFAULTS[k]}  # fmt: skip
+                                           a.calibration_batch)) if v != CALIBRATION_DEFAULTS[k]}  # fmt: skip
         self.protocol = {"setting": a.setting, **protocol}
         self.tag = _hash(self.protocol)
         self.work = Path(a.workdir).expanduser() / f"{a.setting}-{self.tag}"
@@ -275,11 +276,9 @@ class Knob:
         self.base = Path(a.workdir).expanduser() / f"{a.setting}-base-{_hash(base)}"
         self.cache = Path(a.out) / "cache" / f"{a.setting}-{self.tag}"
         self.verifier = resolve_reward("math_answer", "verifier")
-        if a.setting == "tiny":
-            self.train_pairs = splits(a.n_test, a.n_val)["train"]
-            sp = split_rows(a.n_test, a.n_val)
-        else:
-            sp = real_rows(a)
+        # the addition task's gold (sum, format) pairs: what the tiny and real addition teachers learn
+        self.train_pairs = splits(a.n_test, a.n_val)["train"]
+        sp = split_rows(a.n_test, a.n_val) if a.setting == "tiny" else real_rows(a)
         self.test_rows, self.val_rows, self.train_rows = sp["test"], sp["val"], sp["train"]
         self.val_file = write_jsonl(self.val_rows, self.base / "val.jsonl")
         self.models: dict[str, Path] = {}
@@ -326,8 +325,9 @@ class Knob:
 
     def _sft_real_teacher(self, out: Path) -> None:
         model, tok = load_causal_lm(str(self.models["teacher_init"]), "teacher")
-        pairs = splits(self.a.n_test, self.a.n_val)["train"]
-        sft_on_traces(model.train(), tok, pairs, out, self.a.teacher_steps, lr=self.a.teacher_lr, batch=16)
+        sft_on_traces(
+            model.train(), tok, self.train_pairs, out, self.a.teacher_steps, lr=self.a.teacher_lr, batch=16
+        )
         model.eval().save_pretrained(out)
         tok.save_pretrained(out)
 
@@ -533,11 +533,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--n_distill", type=int, default=1000)
     ap.add_argument("--n_test", type=int, default=200)
     ap.add_argument("--n_val", type=int, default=100)
-    ap.add_argument("--calibration_lr", type=float, default=TINY_DEFAULTS["calibration_lr"])
+    ap.add_argument("--calibration_lr", type=float, default=CALIBRATION_DEFAULTS["calibration_lr"])
     ap.add_argument(
         "--calibration_batch",
         type=int,
-        default=TINY_DEFAULTS["calibration_batch"],
+        default=CALIBRATION_DEFAULTS["calibration_batch"],
         help="completions per GRPO step (8 per prompt)",
     )
     ap.add_argument(
