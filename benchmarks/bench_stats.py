@@ -116,6 +116,30 @@ def paired(x: list[float], y: list[float]) -> dict[str, Any]:
     return {"diff": md, "t": t, "df": df, "p": betainc(df / 2, 0.5, df / (df + t * t)), "n": len(d)}
 
 
+def pearson(x: list[float], y: list[float]) -> dict[str, Any]:
+    """Pearson's r between paired values with the two-sided p of the t-test of r = 0 (t = r √(n−2) / √(1−r²),
+    df = n − 2); NaN below three pairs or when either side is constant.
+
+    Example:
+        >>> round(pearson([1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0])["r"], 4)
+        0.8
+    """
+    if len(x) != len(y):
+        raise ValueError(f"pearson: {len(x)} vs {len(y)} values; they must be pairs")
+    n = len(x)
+    if n < 3:
+        return {"r": math.nan, "p": math.nan, "n": n}
+    mx, my = sum(x) / n, sum(y) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    sxx, syy = sum((a - mx) ** 2 for a in x), sum((b - my) ** 2 for b in y)
+    if sxx == 0 or syy == 0:
+        return {"r": math.nan, "p": math.nan, "n": n}
+    r = max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
+    df = n - 2
+    t2 = r * r * df / (1 - r * r) if abs(r) < 1 else math.inf
+    return {"r": r, "p": 0.0 if math.isinf(t2) else betainc(df / 2, 0.5, df / (df + t2)), "n": n}
+
+
 def compare(x: list[float], y: list[float]) -> dict[str, Any]:
     """Difference of means x − y with its bootstrap 95 % interval and Welch's t-test.
 

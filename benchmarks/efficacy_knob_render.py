@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench_stats import compare, mean_std
+from bench_stats import compare, mean_std, pearson
 
 GOAL_TEACHER_KEEP = 0.95  # undistillable: teacher keeps ≥ 95 % of the original's score ...
 GOAL_STUDENT_RATIO = 0.50  # ... and students reach ≤ 50 % of the η = 0 control's students
@@ -102,7 +102,30 @@ def summarize(teachers: dict, students: dict) -> dict[str, Any]:
                 met = all(c and c["diff"] >= GOAL_GAIN and c["p"] < 0.05 for c in (row, vs_orig))
                 goals["distillable"].append({"attacker": a, "student": s, "variant": v, "met": bool(met)})
     return {"teachers": t_rows, "students": s_rows, "tests": tests, "goals": goals,
-            "transfer": transfer(teachers, students)}  # fmt: skip
+            "transfer": transfer(teachers, students), "proxy_signal": proxy_signal(teachers, students)}  # fmt: skip
+
+
+def proxy_signal(teachers: dict, students: dict) -> list[dict[str, Any]]:
+    """Does the proxy's view of a teacher predict how well students learn from it? Per attacker and student,
+    across every calibrated teacher (each η and seed, controls included): Pearson's r between the calibration
+    reward at the end of calibration (mean of log q − log π of the last logged steps: how much less likely the proxy
+    finds the teacher's samples than the teacher does) and the student's transfer ratio (score / teacher score)."""
+    calib, score = {}, {}
+    for v, rs in teachers.items():
+        for r in rs:
+            seed, log = r["key"].split("/")[1], r.get("calibration_last_log") or {}
+            score[(v, seed)] = r["teacher_score"]
+            if "rewards/calibration/mean" in log:
+                calib[(v, seed)] = log["rewards/calibration/mean"]
+    rows = []
+    for a, st in sorted({(a, st) for a, st, _ in students}):
+        pts = [(calib[(v, seed)], r["score"] / score[(v, seed)])
+               for (aa, ss, v), rs in students.items() if (aa, ss) == (a, st) for r in rs
+               for seed in [r["key"].split("/")[1]] if (v, seed) in calib and score[(v, seed)]]  # fmt: skip
+        if len(pts) >= 3:
+            rows.append({"attacker": a, "student": st, **pearson([x for x, _ in pts], [y for _, y in pts]),
+                         "calibration_reward_range": [min(x for x, _ in pts), max(x for x, _ in pts)]})  # fmt: skip
+    return rows
 
 
 def transfer(teachers: dict, students: dict) -> list[dict[str, Any]]:
@@ -182,6 +205,17 @@ def markdown(res: dict[str, Any]) -> str:
         diff = f"{t['diff']:+.3f}" if "diff" in t else "—"
         lines.append(f"| {t['attacker']} | {t['student']} | {t['variant']} | {_ms(t['ratio'])} | {t['n']} | {diff} | "
                      f"{_f(t.get('p'))} |")  # fmt: skip
+    lines += ["", "## Does the proxy predict the students?", "",
+              "Across every calibrated teacher (each η and seed, η = 0 controls included): Pearson's r between the "
+              "calibration reward at the end of calibration (log q − log π of the proxy vs the teacher on the "
+              "teacher's own samples, mean of the last logged steps) and the student's transfer ratio above; p of "
+              "the t-test of r = 0.", "",
+              "| attacker | student | teachers | r | p | calibration reward range |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for t in s.get("proxy_signal", []):
+        lo, hi = t["calibration_reward_range"]
+        p = "< 0.001" if t["p"] < 0.001 else _f(t["p"])
+        lines.append(f"| {t['attacker']} | {t['student']} | {t['n']} | {_f(t['r'], 2)} | {p} | "
+                     f"{lo:.3f} … {hi:.3f} |")  # fmt: skip
     lines += ["", "## Goals", "",
               f"Undistillable: teacher ≥ {GOAL_TEACHER_KEEP:.0%} of the original's score and students ≤ "
               f"{GOAL_STUDENT_RATIO:.0%} of the η = 0 control's. Distillable: η > 0 students ≥ {100 * GOAL_GAIN:.0f} "

@@ -85,6 +85,21 @@ def test_paired_matches_integrated_t_density():
         er.paired([1.0, 2.0], [1.0])
 
 
+def test_pearson_matches_corrcoef_and_integrated_t_density():
+    x, y = [0.1, 0.4, 0.35, 0.8, 0.6, 0.2, 0.9], [0.2, 0.3, 0.5, 0.7, 0.4, 0.1, 0.6]
+    r = torch.corrcoef(torch.tensor([x, y], dtype=torch.float64))[0, 1].item()
+    df = len(x) - 2
+    t = r * math.sqrt(df) / math.sqrt(1 - r * r)
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+    ref = 2 * _integrate(lambda s: c * (1 + s * s / df) ** (-(df + 1) / 2), abs(t), abs(t) + 400, 200_000)
+    got = er.pearson(x, y)
+    assert got["r"] == pytest.approx(r) and got["p"] == pytest.approx(ref, abs=1e-4) and got["n"] == 7
+    assert er.pearson(x, [-v for v in y])["r"] == pytest.approx(-r)
+    assert math.isnan(er.pearson([1.0, 2.0], [1.0, 2.0])["r"]) and math.isnan(er.pearson(x, [1.0] * 7)["p"])
+    with pytest.raises(ValueError, match="must be pairs"):
+        er.pearson([1.0, 2.0, 3.0], [1.0])
+
+
 def test_bootstrap_ci_brackets_the_difference():
     lo, hi = er.bootstrap_ci([0.8, 0.9, 0.85], [0.2, 0.3, 0.1])
     assert 0.5 < lo <= 0.65 <= hi < 0.8
@@ -213,6 +228,31 @@ def test_transfer_pairs_each_student_with_its_own_teacher():
     assert rows[n]["n"] == 1 and rows[n]["ratio"][0] == pytest.approx(0.2)  # a teacher at 0 gives no ratio
     assert rows[n]["vs"] == c and rows[n]["diff"] == pytest.approx(0.2 - 0.5)
     assert "vs" in rows["original"] and rows["original"]["vs"] is None
+
+
+def test_proxy_signal_correlates_calibration_reward_with_transfer():
+    import efficacy_knob_render as rk
+
+    # calibration reward r_s and teacher score t_s per calibrated teacher; each student scores t_s * (0.5 + r_s)
+    cal = {
+        ("eta0_b", "seed0"): 0.1,
+        ("eta0_b", "seed1"): 0.3,
+        ("eta-1_b", "seed0"): -0.2,
+        ("eta-1_b", "seed1"): 0.0,
+    }
+    teachers = {v: [] for v, _ in cal} | {"original": [{"key": "original/all/teacher", "teacher_score": 0.5}]}
+    students = {}
+    for (v, seed), r in cal.items():
+        log = {"rewards/calibration/mean": r}
+        teachers[v].append({"key": f"{v}/{seed}/teacher", "teacher_score": 0.8, "calibration_last_log": log})
+        students.setdefault(("t1", "b", v), []).append(
+            {"key": f"{v}/{seed}/t1/b/sft", "score": 0.8 * (0.5 + r)}
+        )
+    students[("t1", "b", "original")] = [
+        {"key": "original/seed0/t1/b/sft", "score": 0.1}
+    ]  # no calibration: left out
+    (row,) = rk.proxy_signal(teachers, students)
+    assert row["n"] == 4 and row["r"] == pytest.approx(1.0) and row["calibration_reward_range"] == [-0.2, 0.3]
 
 
 def test_calibration_changes_reuse_the_base_models(knob_driver, tmp_path):
