@@ -205,8 +205,9 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
     single = _read_single(cfg.single_task_scores)
 
     import torch
-    import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from distill_ortho_merge.progress import progress
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="search-alpha-") as tmp:
@@ -229,7 +230,7 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
 
     results = []
     t1 = time.perf_counter()
-    for alpha in tqdm.tqdm(grid, desc=f"search {param}", disable=not cfg.progress):
+    for alpha in progress(grid, f"search {param}", show=cfg.progress):
         with torch.no_grad():
             for n in names:
                 if params[n].dtype == torch.float32:  # in place: no temporary of the model's size

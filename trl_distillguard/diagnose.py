@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from distill_ortho_merge.cli import InputError, run_cli
 from distill_ortho_merge.outputs import atomic_output_dir, check_output_dir, json_safe
+from distill_ortho_merge.progress import progress
 from trl_distillguard import traps
 from trl_distillguard.calibration_reward import right_pad
 from trl_distillguard.diagnose_config import DiagnoseConfig
@@ -129,7 +129,7 @@ def score_texts(
         items.append((p_ids, c_ids, offsets, len(text.encode("utf-8"))))
     out: list[Scored] = []
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    for start in tqdm(range(0, len(items), batch_size), desc=desc, disable=desc is None, leave=False):
+    for start in progress(range(0, len(items), batch_size), desc, show=desc is not None, leave=False):
         batch = items[start : start + batch_size]
         input_ids, mask = right_pad([p + c for p, c, _, _ in batch], pad)
         logits = (

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from distill_ortho_merge.cli import InputError
+from distill_ortho_merge.progress import progress
 from trl_distillguard.calibration_reward import eos_token_ids, prompt_token_ids
 
 
@@ -114,9 +114,7 @@ def generate(
     prompt_ids = [tokenize_prompt(tokenizer, p) for p in prompts]
     out: list[list[Generation]] = []
     torch.manual_seed(seed)
-    # `disable` is passed only to hide the bar: passing False would override TQDM_DISABLE=1 from the environment
-    bar = {"disable": True} if desc is None else {}
-    for start in tqdm(range(0, len(prompt_ids), batch_size), desc=desc, leave=False, **bar):
+    for start in progress(range(0, len(prompt_ids), batch_size), desc, show=desc is not None, leave=False):
         chunk = [{"input_ids": ids} for ids in prompt_ids[start : start + batch_size]]
         batch = tokenizer.pad(chunk, padding=True, return_tensors="pt").to(model.device)
         sequences = model.generate(**batch, generation_config=config).cpu()

@@ -73,7 +73,7 @@ def target_modules(modules: list[str], base: BaseModel) -> list[str]:
 def _merge_modules(
     cfg: LoraMergeConfig, adapters: list, base: BaseModel, dtype: torch.dtype, progress: bool
 ) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], float]:
-    from tqdm.auto import tqdm
+    from distill_ortho_merge.progress import progress as progress_bar
 
     order = {name: i for i, name in enumerate(base.shapes)}
     modules = sorted({m for a in adapters for m in a.modules}, key=lambda m: order[f"{m}.weight"])
@@ -82,7 +82,7 @@ def _merge_modules(
         weights = [w / sum(weights) for w in weights]
     transposed = adapters[0].fan_in_fan_out
     merged, discarded = {}, 0.0
-    for module in tqdm(modules, desc="lora-merge", unit="module", disable=not progress):
+    for module in progress_bar(modules, "lora-merge", show=progress, unit="module"):
         m, n = base.shapes[f"{module}.weight"][:: -1 if transposed else 1]
         factors = []
         for adapter in adapters:
