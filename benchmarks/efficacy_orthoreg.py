@@ -413,11 +413,13 @@ def run_job(work: Path, base, base_acc: dict, mode: str, variant: str, seed: int
 
 
 # -- the run record ----------------------------------------------------------------------------------------
-def invocation(script: str, argv: list[str] | None, start: float, note: str = "") -> dict:
-    """One invocation of `script` for run.json: its command line, wall time, end time and optional note."""
+def invocation(script: str, argv: list[str] | None, start: float, note: str = "", commit: str = "") -> dict:
+    """One invocation of `script` for run.json: its command line, the commit it started at (the code that ran:
+    run.json's top-level commit is the last render's), wall time, end time and optional note."""
     return {
         "command": "python "
         + " ".join([os.path.relpath(script, ROOT), *(argv if argv is not None else sys.argv[1:])]),
+        **({"git_commit": commit} if commit else {}),
         "wall_s": round(time.time() - start, 1),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         **({"note": note} if note else {}),
@@ -484,7 +486,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(args.threads)
     work, out = Path(args.work), Path(args.out)
-    start = time.time()
+    start, start_commit = (
+        time.time(),
+        git_commit(),
+    )  # the code that runs (edits made while it runs do not count)
     if not args.render_only:
         base = base_state(work)
         base_path = work / "base_acc.json"
@@ -519,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         METHODS,
         {**HP, "grid": GRID},
         {"git_commit": git_commit(), "machine": machine(args.threads), "setting": args.setting},
-        invocation(__file__, argv, start, args.note),
+        invocation(__file__, argv, start, args.note, start_commit),
     )
     log(f"rendered {out}")
     return 0

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     driver.use_setting("smollm2")
     out = Path(args.out)
     cache = out / "cache"
-    start = time.time()
+    start, start_commit = time.time(), git_commit()
     base = None  # the model's own weights, loaded once when some task needs them
     for i, task in enumerate(tasks):
         path = cache / f"{task}.json"
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         driver.log(f"  {task}: base {result['base_test']:.3f} fine-tuned {result['finetuned_test']:.3f} "
                    f"constant {result['constant_answer_test']:.3f} distinct {result['distinct_answers']}")  # fmt: skip
-    invocation = driver.invocation(__file__, argv, start, args.note)
+    invocation = driver.invocation(__file__, argv, start, args.note, start_commit)
     render(cache, out, invocation, git_commit(), machine(1))
     return 0
 
