@@ -225,7 +225,7 @@ def reasoning_gym(prompts: list, completions: list, **kwargs: Any) -> list[float
         >>> reasoning_gym(["q"], ["... Answer: 2"], rg_task=["gcd"], rg_entry=[entry])  # doctest: +SKIP
         [1.0]
     """
-    from trl_distillguard.verifiers import completion_text
+    from trl_distillguard.verifiers.common import completion_text
 
     n = len(completions)
     tasks = kwargs.get("rg_task") or [None] * n
