@@ -170,8 +170,9 @@ def render_md(results: dict[str, Any], methods: tuple[str, ...]) -> str:
     run = results["run"]
     setting = run.get("setting", "tiny")  # runs before the smollm2 setting existed recorded none
     lines = [f"# OrthoReg and merge methods: efficacy ({SETTING_TITLES.get(setting, setting)})", ""]
-    lines += [f"Git commit `{run['git_commit']}`; {run['machine']}.", ""]  # the last render's
-    lines += ["Commands (each invocation resumes from the cache):", ""]  # with the commit it started at, if recorded
+    # the last render's commit; each invocation below shows the commit it started at, where recorded
+    lines += [f"Git commit `{run['git_commit']}`; {run['machine']}.", ""]
+    lines += ["Commands (each invocation resumes from the cache):", ""]
     for i in run["invocations"]:
         commit = f"commit {i['git_commit'][:10]}, " if i.get("git_commit") else ""
         lines.append(f"- `{i['command']}` ({commit}{i['wall_s']} s, finished {i['finished']})")
