@@ -105,23 +105,31 @@ def summarize(teachers: dict, students: dict) -> dict[str, Any]:
             "transfer": transfer(teachers, students), "proxy_signal": proxy_signal(teachers, students)}  # fmt: skip
 
 
+def _with_teacher(teachers: dict, students: dict):
+    """(attacker, student, variant, teacher result, student score) for every student result whose teacher was
+    scored, paired by seed (the original teacher, scored once, serves every seed)."""
+    by_seed = {(v, r["key"].split("/")[1]): r for v, rs in teachers.items() for r in rs}
+    for (a, st, v), rs in students.items():
+        for r in rs:
+            t = by_seed.get((v, "all" if v == "original" else r["key"].split("/")[1]))
+            if t is not None:
+                yield a, st, v, t, r["score"]
+
+
 def proxy_signal(teachers: dict, students: dict) -> list[dict[str, Any]]:
     """Does the proxy's view of a teacher predict how well students learn from it? Per attacker and student,
     across every calibrated teacher (each η and seed, controls included): Pearson's r between the calibration
     reward at the end of calibration (mean of log q − log π of the last logged steps: how much less likely the proxy
     finds the teacher's samples than the teacher does) and the student's transfer ratio (score / teacher score)."""
-    calib, score = {}, {}
-    for v, rs in teachers.items():
-        for r in rs:
-            seed, log = r["key"].split("/")[1], r.get("calibration_last_log") or {}
-            score[(v, seed)] = r["teacher_score"]
-            if "rewards/calibration/mean" in log:
-                calib[(v, seed)] = log["rewards/calibration/mean"]
+    points: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for a, st, _, t, score in _with_teacher(teachers, students):
+        log = t.get("calibration_last_log") or {}
+        if "rewards/calibration/mean" in log and t["teacher_score"]:
+            points.setdefault((a, st), []).append(
+                (log["rewards/calibration/mean"], score / t["teacher_score"])
+            )
     rows = []
-    for a, st in sorted({(a, st) for a, st, _ in students}):
-        pts = [(calib[(v, seed)], r["score"] / score[(v, seed)])
-               for (aa, ss, v), rs in students.items() if (aa, ss) == (a, st) for r in rs
-               for seed in [r["key"].split("/")[1]] if (v, seed) in calib and score[(v, seed)]]  # fmt: skip
+    for (a, st), pts in sorted(points.items()):
         if len(pts) >= 3:
             rows.append({"attacker": a, "student": st, **pearson([x for x, _ in pts], [y for _, y in pts]),
                          "calibration_reward_range": [min(x for x, _ in pts), max(x for x, _ in pts)]})  # fmt: skip
@@ -133,13 +141,10 @@ def transfer(teachers: dict, students: dict) -> list[dict[str, Any]]:
     seed (the original teacher serves every seed), and this ratio's difference from the η = 0 control's, per
     attacker, student and calibrated variant. A knob that makes a teacher *harder to learn from* lowers the ratio;
     one that only makes the teacher worse leaves it where it was."""
-    score = {(v, r["key"].split("/")[1]): r["teacher_score"] for v, rs in teachers.items() for r in rs}
     ratios: dict[tuple[str, str, str], list[float]] = {}
-    for (a, st, v), rs in students.items():
-        for r in rs:
-            t = score.get((v, "all" if v == "original" else r["key"].split("/")[1]))
-            if t:  # a teacher at 0 has nothing to pass on: no ratio
-                ratios.setdefault((a, st, v), []).append(r["score"] / t)
+    for a, st, v, t, score in _with_teacher(teachers, students):
+        if t["teacher_score"]:  # a teacher at 0 has nothing to pass on: no ratio
+            ratios.setdefault((a, st, v), []).append(score / t["teacher_score"])
     rows = []
     order = _order(v for _, _, v in ratios)
     for (a, st, v), xs in sorted(ratios.items(), key=lambda kv: (kv[0][:2], order.index(kv[0][2]))):
@@ -286,14 +291,15 @@ def plot_transfer(teachers: dict, students: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    score = {(v, r["key"].split("/")[1]): r["teacher_score"] for v, rs in teachers.items() for r in rs}
     fig, ax = plt.subplots(figsize=(4.8, 4.4))
     for label, keep, colour in (("original", lambda e: e is None, "black"), ("η = 0 control", lambda e: e == 0, "tab:blue"),
                                 ("η < 0", lambda e: e is not None and e < 0, "tab:red"),
                                 ("η > 0", lambda e: e is not None and e > 0, "tab:green")):  # fmt: skip
-        pts = [(score.get((v, "all" if v == "original" else r["key"].split("/")[1])), r["score"])
-               for (_, _, v), rs in students.items() if keep(eta_of(v)) for r in rs]  # fmt: skip
-        pts = [(t, st) for t, st in pts if t is not None]
+        pts = [
+            (t["teacher_score"], score)
+            for _, _, v, t, score in _with_teacher(teachers, students)
+            if keep(eta_of(v))
+        ]
         if pts:
             ax.scatter(*zip(*pts, strict=True), s=22, color=colour, label=label, alpha=0.8)
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")

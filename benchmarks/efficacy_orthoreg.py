@@ -486,10 +486,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(args.threads)
     work, out = Path(args.work), Path(args.out)
-    start, start_commit = (
-        time.time(),
-        git_commit(),
-    )  # the code that runs (edits made while it runs do not count)
+    # the code that runs: its commit at the start (edits made while it runs do not count)
+    start, start_commit = time.time(), git_commit()
     if not args.render_only:
         base = base_state(work)
         base_path = work / "base_acc.json"
