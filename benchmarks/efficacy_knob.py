@@ -257,8 +257,9 @@ class Knob:
 
     def __init__(self, a: argparse.Namespace) -> None:
         self.a = a
-        # checked first: a bad model is an error before anything is written
-        self.real_paths = real_model_paths(a.real_models) if a.setting == "real" else {}
+        # checked first: a bad model is an error before anything is written; rendering needs only the cache, so
+        # committed results re-render on a machine without the models
+        self.real_paths = real_model_paths(a.real_models) if a.setting == "real" and not a.render_only else {}
         protocol = {k: getattr(a, k) for k in ("teacher_steps", "proxy_steps", "distill_steps", "n_distill",
                                                "n_test", "n_val", "distill_lr")}  # fmt: skip
         if a.setting == "real":  # the tiny protocol's hash (and cache folder) stays what it was
@@ -280,7 +281,9 @@ class Knob:
         self.train_pairs = splits(a.n_test, a.n_val)["train"]
         sp = split_rows(a.n_test, a.n_val) if a.setting == "tiny" else real_rows(a)
         self.test_rows, self.val_rows, self.train_rows = sp["test"], sp["val"], sp["train"]
-        self.val_file = write_jsonl(self.val_rows, self.base / "val.jsonl")
+        self.val_file = self.base / "val.jsonl"
+        if not a.render_only:
+            write_jsonl(self.val_rows, self.val_file)
         self.models: dict[str, Path] = {}
 
     def log(self, msg: str) -> None:
@@ -470,7 +473,9 @@ def check_args(a: argparse.Namespace) -> None:
             if getattr(a, k) not in (None, "")
         ]
         if given:
-            _fail(f"{', '.join(given)} apply only to --setting real (the tiny teacher trains at 3e-3)")
+            _fail(
+                f"{', '.join(given)} apply only to --setting real (the tiny setting trains its own models on its own task)"
+            )
     else:
         a.real_dataset = "gsm_symbolic" if a.real_dataset is None else a.real_dataset
         a.real_n_train = 600 if a.real_n_train is None else a.real_n_train
@@ -572,13 +577,13 @@ def main() -> None:
                 "started": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
     sweeps = Path(a.out) / "sweeps" / f"{a.setting}-{knob.tag}"  # one record per sweep invocation
 
-    def stamp() -> None:
+    def stamp() -> dict:
         run = run_meta | {"wall_s": round(time.perf_counter() - t0, 1)}
         if not a.render_only:
             sweeps.mkdir(parents=True, exist_ok=True)
             name = f"{run_meta['started'].replace(' ', '_').replace(':', '')}-{os.getpid()}.json"
             (sweeps / name).write_text(json.dumps(run, indent=1))
-        render(
+        return render(
             Path(a.out),
             knob.cache,
             run | {"sweeps": [json.loads(f.read_text()) for f in sorted(sweeps.glob("*.json"))]},
@@ -596,8 +601,8 @@ def main() -> None:
                     for student in a.students:
                         knob.student_result(variant, seed, attacker, student)
                 stamp()
-    stamp()
-    knob.log(f"rendered {a.out}/results.md")
+    rendered = stamp()
+    knob.log(f"rendered {a.out}/results.md" if rendered else f"nothing cached yet under {knob.cache}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -189,6 +190,24 @@ def test_a_bad_real_model_leaves_nothing_behind(knob_driver, capsys, tmp_path, m
     monkeypatch.setattr(sys, "argv", argv)
     assert "--real_models teacher" in _one_line_exit(capsys, knob_driver.main)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_render_only_needs_the_cache_not_the_models(knob_driver, tmp_path, monkeypatch):
+    """Committed real results re-render on a machine without the models: nothing is resolved or written but the
+    rendered files."""
+    argv = ["--setting", "real", "--real_dataset", "addition", "--out", str(tmp_path / "out"), "--workdir",
+            str(tmp_path / "work"), "--real_models", "teacher=/gone/t,proxy=/gone/p,student_a=/gone/a,student_b=/gone/b",
+            "--render_only"]  # fmt: skip
+    cache = knob_driver.Knob(knob_driver.parse_args(argv)).cache
+    committed = (
+        Path(__file__).resolve().parents[1] / "benchmarks/results/efficacy_knob/real/cache/real-7de90296"
+    )
+    (cache / "original/all").mkdir(parents=True)
+    shutil.copy(committed / "original/all/teacher.json", cache / "original/all/teacher.json")
+    monkeypatch.setattr(sys, "argv", ["efficacy_knob.py", *argv])
+    knob_driver.main()
+    assert "| original | 1 | 0.980 ± 0.000 |" in (tmp_path / "out/results.md").read_text()
+    assert not (tmp_path / "work").exists() and not (tmp_path / "out/sweeps").exists()
 
 
 def test_real_defaults_keep_the_recorded_protocol(knob_driver, tmp_path):
