@@ -77,11 +77,12 @@ from efficacy_knob_task import (  # noqa: E402
 )
 from run_record import git_commit, machine  # noqa: E402
 
+from distill_ortho_merge.cli import InputError  # noqa: E402
 from distill_ortho_merge.models import ModelError, resolve_model  # noqa: E402
 from distill_ortho_merge.outputs import json_safe  # noqa: E402
 from trl_distillguard.diagnose import DiagnoseConfig, diagnose  # noqa: E402
-from trl_distillguard.distill import distill, sample_teacher  # noqa: E402
-from trl_distillguard.distill_config import DistillConfig  # noqa: E402
+from trl_distillguard.distill import check_byte_level, check_shared_vocab, distill, sample_teacher  # noqa: E402
+from trl_distillguard.distill_config import RECIPES, DistillConfig  # noqa: E402
 from trl_distillguard.evaluate import evaluate  # noqa: E402
 from trl_distillguard.loading import load_causal_lm  # noqa: E402
 from trl_distillguard.plugins import resolve_reward  # noqa: E402
@@ -283,8 +284,34 @@ class Knob:
         self.test_rows, self.val_rows, self.train_rows = sp["test"], sp["val"], sp["train"]
         self.val_file = self.base / "val.jsonl"
         if not a.render_only:
+            self.check_recipes()
             write_jsonl(self.val_rows, self.val_file)
         self.models: dict[str, Path] = {}
+
+    def check_recipes(self) -> None:
+        """Each logit recipe asked for must fit each student's tokenizer (`kd`: the teacher's vocabulary; `uld`:
+        ByteLevel BPE on both sides): checked on the tokenizers alone, so a mismatch is one line before any work."""
+        if set(self.a.recipes) == {"sft"}:
+            return
+        if self.a.setting == "tiny":  # the teacher and student a use tokenizer A, the proxy and student b B
+            tok_a, tok_b = tokenizers(self.train_pairs)
+            toks = {"teacher": tok_a, "a": tok_a, "b": tok_b}
+        else:
+            from transformers import AutoTokenizer
+
+            toks = {"teacher": AutoTokenizer.from_pretrained(self.real_paths["teacher"])} | {
+                s: AutoTokenizer.from_pretrained(self.real_paths[f"student_{s}"]) for s in self.a.students
+            }
+        for recipe in self.a.recipes:
+            for s in self.a.students:
+                try:
+                    if recipe == "kd":
+                        check_shared_vocab(toks["teacher"], toks[s])
+                    elif recipe == "uld":
+                        check_byte_level(toks["teacher"], "teacher")
+                        check_byte_level(toks[s], f"student {s}")
+                except InputError as e:
+                    _fail(f"--recipes {recipe} with --students {s}: {e}")
 
     def log(self, msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -354,7 +381,8 @@ class Knob:
 
     def distill_cfg(self, teacher: str, student: str, out: str, steps: int, seed: int, **kw) -> DistillConfig:
         return DistillConfig(
-            recipe="sft", teacher_model_name_or_path=teacher, student_model_name_or_path=student, output_dir=out,
+            recipe=kw.get("recipe", "sft"), sample_temperature=kw.get("temperature", 1.0),
+            teacher_model_name_or_path=teacher, student_model_name_or_path=student, output_dir=out,
             max_steps=steps, per_device_train_batch_size=16, learning_rate=self.a.distill_lr,
             max_completion_length=self.a.max_new_tokens, generation_batch_size=64, seed=seed,
             dataset_name_or_path=kw.get("dataset"),
@@ -421,7 +449,12 @@ class Knob:
 
         return self.cached(f"{self.variant_id(variant)}/{seed_key}/teacher", run)
 
-    def student_result(self, variant: str, seed: int, attacker: str, student: str) -> dict:
+    def student_result(
+        self, variant: str, seed: int, attacker: str, student: str, recipe: str = "sft"
+    ) -> dict:
+        """One student distilled from one teacher by one attacker. `sft` trains on the attacker's samples; `uld`
+        also matches the teacher's next-token distributions on them (and on the student's own samples); `kd` takes
+        only the attacker's prompts and temperature and matches distributions on samples it draws itself."""
         temp, correct_only, mult = ATTACKERS[attacker]
 
         def run() -> dict:
@@ -437,9 +470,12 @@ class Knob:
             ok = self.verifier(prompts=[r["prompt"] for r in prompt_rows], completions=[s["completion"] for s in samples],
                                answer=[r["answer"] for r in prompt_rows])  # fmt: skip
             train = [s for s, c in zip(samples, ok, strict=True) if c or not correct_only]
-            out = self.work / "students" / f"{self.variant_id(variant)}_{seed}_{attacker}_{student}"
+            name = f"{self.variant_id(variant)}_{seed}_{attacker}_{student}" + (
+                "" if recipe == "sft" else f"_{recipe}"
+            )
+            out = self.work / "students" / name
             cfg = self.distill_cfg(str(path), str(self.models[f"student_{student}_init"]), str(out),
-                                   self.a.distill_steps * mult, seed)  # fmt: skip
+                                   self.a.distill_steps * mult, seed, recipe=recipe, temperature=temp)  # fmt: skip
             if train:
                 distill(cfg, samples=train, teacher=teacher, quiet=True)
             else:  # a correct-only attacker with no correct sample keeps its initial student
@@ -458,10 +494,13 @@ class Knob:
                     for f in (*FORMATS, "other")
                 },  # fmt: skip
                 "final_loss": summary["final_loss"],
+                "recipe": summary.get(
+                    "recipe", "sft"
+                ),  # as `distill` ran it (absent: the initial student kept)
                 "examples": res.completions[:2],
             }
 
-        return self.cached(f"{self.variant_id(variant)}/seed{seed}/{attacker}/{student}/sft", run)
+        return self.cached(f"{self.variant_id(variant)}/seed{seed}/{attacker}/{student}/{recipe}", run)
 
 
 def check_args(a: argparse.Namespace) -> None:
@@ -492,10 +531,11 @@ def check_args(a: argparse.Namespace) -> None:
         a.max_new_tokens = 48 if a.setting == "tiny" or a.real_dataset == "addition" else 192
     if a.out is None:
         a.out = "benchmarks/results/efficacy_knob" + ("/real" if a.setting == "real" else "")
-    for name in ("seeds", "etas", "attackers", "students"):
+    for name in ("seeds", "etas", "attackers", "students", "recipes"):
         setattr(a, name, [x.strip() for x in getattr(a, name).split(",") if x.strip()])
     bad = [f"--attackers {x}" for x in a.attackers if x not in ATTACKERS]
     bad += [f"--students {x}" for x in a.students if x not in ("a", "b")]
+    bad += [f"--recipes {x}" for x in a.recipes if x not in RECIPES]
     bad += [f"--seeds {x}" for x in a.seeds if not x.isdigit()]
     for x in a.etas:
         try:
@@ -503,8 +543,8 @@ def check_args(a: argparse.Namespace) -> None:
         except ValueError:
             bad.append(f"--etas {x}")
     if bad:
-        _fail(f"unknown {', '.join(bad)} (attackers: {', '.join(ATTACKERS)}; students: a, b; seeds: integers ≥ 0; "
-              "etas: numbers)")  # fmt: skip
+        _fail(f"unknown {', '.join(bad)} (attackers: {', '.join(ATTACKERS)}; students: a, b; recipes: "
+              f"{', '.join(RECIPES)}; seeds: integers ≥ 0; etas: numbers)")  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -529,6 +569,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--etas", default="-1,1", help="calibrated variants besides the η = 0 control")
     ap.add_argument("--attackers", default="t1,t1_correct,greedy,t07,t1_3x")
     ap.add_argument("--students", default="b,a")
+    ap.add_argument(
+        "--recipes",
+        default="sft",
+        help="sft (samples), kd (logits, shared vocabulary), uld (logits, ByteLevel)",
+    )
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--calibration_steps", type=int, default=60)
     ap.add_argument("--teacher_steps", type=int, default=1000)
@@ -599,7 +644,8 @@ def main() -> None:
                 for variant in variants:
                     knob.teacher_result(variant, seed)
                     for student in a.students:
-                        knob.student_result(variant, seed, attacker, student)
+                        for recipe in a.recipes:
+                            knob.student_result(variant, seed, attacker, student, recipe)
                 stamp()
     rendered = stamp()
     knob.log(f"rendered {a.out}/results.md" if rendered else f"nothing cached yet under {knob.cache}")

@@ -23,7 +23,8 @@ GOAL_GAIN = 0.03  # distillable: η > 0 students beat η = 0 and original by ≥
 
 def load(cache: Path) -> tuple[dict, dict]:
     """(teachers, students) from the cache: teachers[variant] = [per-seed results];
-    students[(attacker, student, variant)] = [per-seed results]."""
+    students[(attacker, student, variant)] = [per-seed results], a student distilled by a logit recipe named
+    `student+recipe` (e.g. `a+kd`), by `sft` plainly (`a`)."""
     teachers: dict[str, list] = {}
     students: dict[tuple[str, str, str], list] = {}
     for f in sorted(cache.rglob("*.json")):
@@ -32,7 +33,8 @@ def load(cache: Path) -> tuple[dict, dict]:
         if parts[-1] == "teacher":
             teachers.setdefault(parts[0], []).append(r)
         else:
-            variant, _seed, attacker, student, _recipe = parts
+            variant, _seed, attacker, student, recipe = parts
+            student = student if recipe == "sft" else f"{student}+{recipe}"
             students.setdefault((attacker, student, variant), []).append(r)
     return teachers, students
 
@@ -187,7 +189,7 @@ def markdown(res: dict[str, Any]) -> str:
                      f"{_ms(t.get('kl_to_original_per_token'), 4)} | {_ms(t.get('tail_mass'), 4)} | "
                      f"{_ms(t.get('repeated_ngram_rate'))} | {_ms(t.get('mean_bytes_t1'), 1)} | {mix} |")  # fmt: skip
     variants = _order(k.split("|")[2] for k in s["students"])
-    lines += ["", "## Students (recipe sft)", "", "| attacker | student | " + " | ".join(variants) + " |",
+    lines += ["", "## Students (recipe sft; `+kd` / `+uld`: that logit recipe)", "", "| attacker | student | " + " | ".join(variants) + " |",
               "|---|---|" + "---|" * len(variants)]  # fmt: skip
     for a, st in sorted({tuple(k.split("|")[:2]) for k in s["students"]}):
         cells = []

@@ -164,6 +164,7 @@ def _one_line_exit(capsys, fn, *args) -> str:
         (["--attackers", "t1,t2"], "--attackers t2"),
         (["--seeds", "0,x"], "--seeds x"),
         (["--etas=-1,one"], "--etas one"),
+        (["--recipes", "sft,gkd"], "--recipes gkd"),
     ],
 )
 def test_bad_flags_are_one_line_errors(knob_driver, capsys, argv, named):
@@ -190,6 +191,49 @@ def test_a_bad_real_model_leaves_nothing_behind(knob_driver, capsys, tmp_path, m
     monkeypatch.setattr(sys, "argv", argv)
     assert "--real_models teacher" in _one_line_exit(capsys, knob_driver.main)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_logit_recipe_that_does_not_fit_a_student_is_one_line(knob_driver, capsys, tmp_path):
+    """Tiny setting: student b's tokenizer is not the teacher's, so `kd` cannot distil it; refused before any work."""
+    args = [
+        "--workdir",
+        str(tmp_path / "work"),
+        "--out",
+        str(tmp_path / "out"),
+        "--recipes",
+        "sft,kd",
+        "--students",
+        "a,b",
+    ]
+    err = _one_line_exit(capsys, knob_driver.Knob, knob_driver.parse_args(args))
+    assert "--recipes kd with --students b" in err and "shared vocabulary" in err
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("recipe", ["kd", "uld"])
+def test_logit_recipes_distil_a_student_under_their_own_key(knob_driver, tmp_path, recipe):
+    """A student distilled by a logit recipe (tiny random models, a few steps) is cached under its own key and
+    rendered as its own student (`a+kd`), beside the `sft` one of the same teacher and attacker."""
+    import efficacy_knob_render as rk
+
+    args = ["--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--n_test", "4", "--n_val", "4",
+            "--n_distill", "8", "--distill_steps", "2", "--max_new_tokens", "8", "--recipes", f"sft,{recipe}",
+            "--students", "a"]  # fmt: skip
+    knob = knob_driver.Knob(knob_driver.parse_args(args))
+    tok_a, _ = ek.tokenizers(knob.train_pairs)
+    teacher = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=0), tok_a, tmp_path / "teacher")
+    student = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=1), tok_a, tmp_path / "student")
+    knob.models = {"teacher": teacher, "student_a_init": student}
+    for r in ("sft", recipe):
+        res = knob.student_result("original", 0, "t1", "a", r)
+        assert (
+            0.0 <= res["score"] <= 1.0
+            and res["n_train"] == 8
+            and res["key"].endswith(f"/t1/a/{r}")
+            and res["recipe"] == r
+        )
+    _, students = rk.load(knob.cache)
+    assert set(students) == {("t1", "a", "original"), ("t1", f"a+{recipe}", "original")}
 
 
 def test_render_only_needs_the_cache_not_the_models(knob_driver, tmp_path, monkeypatch):
