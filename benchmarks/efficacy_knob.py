@@ -379,9 +379,21 @@ class Knob:
                 lambda p, f=fam, t=tok, s=seed: save_model(new_lm(f, t, 64, 2, s), t, p),
             )
 
+    def recipe_id(self, recipe: str) -> str:
+        """A logit recipe's cache name: `kd` / `uld` at `DistillConfig`'s own on-policy fraction and divergence,
+        `kd-lambda0-beta0` (say) otherwise."""
+        lam, beta = self.a.logit_on_policy, self.a.logit_beta
+        if recipe == "sft" or (lam, beta) == (
+            DistillConfig.on_policy_fraction,
+            DistillConfig.divergence_beta,
+        ):
+            return recipe
+        return f"{recipe}-lambda{lam:g}-beta{beta:g}"
+
     def distill_cfg(self, teacher: str, student: str, out: str, steps: int, seed: int, **kw) -> DistillConfig:
         return DistillConfig(
             recipe=kw.get("recipe", "sft"), sample_temperature=kw.get("temperature", 1.0),
+            on_policy_fraction=self.a.logit_on_policy, divergence_beta=self.a.logit_beta,
             teacher_model_name_or_path=teacher, student_model_name_or_path=student, output_dir=out,
             max_steps=steps, per_device_train_batch_size=16, learning_rate=self.a.distill_lr,
             max_completion_length=self.a.max_new_tokens, generation_batch_size=64, seed=seed,
@@ -471,7 +483,7 @@ class Knob:
                                answer=[r["answer"] for r in prompt_rows])  # fmt: skip
             train = [s for s, c in zip(samples, ok, strict=True) if c or not correct_only]
             name = f"{self.variant_id(variant)}_{seed}_{attacker}_{student}" + (
-                "" if recipe == "sft" else f"_{recipe}"
+                "" if recipe == "sft" else f"_{self.recipe_id(recipe)}"
             )
             out = self.work / "students" / name
             cfg = self.distill_cfg(str(path), str(self.models[f"student_{student}_init"]), str(out),
@@ -494,13 +506,15 @@ class Knob:
                     for f in (*FORMATS, "other")
                 },  # fmt: skip
                 "final_loss": summary["final_loss"],
-                "recipe": summary.get(
-                    "recipe", "sft"
-                ),  # as `distill` ran it (absent: the initial student kept)
+                # as `distill` ran it (absent: the initial student kept)
+                "recipe": summary.get("recipe", "sft"),
+                "on_policy_fraction": summary.get("config", {}).get("on_policy_fraction"),
+                "divergence_beta": summary.get("config", {}).get("divergence_beta"),
                 "examples": res.completions[:2],
             }
 
-        return self.cached(f"{self.variant_id(variant)}/seed{seed}/{attacker}/{student}/{recipe}", run)
+        key = f"{self.variant_id(variant)}/seed{seed}/{attacker}/{student}/{self.recipe_id(recipe)}"
+        return self.cached(key, run)
 
 
 def check_args(a: argparse.Namespace) -> None:
@@ -533,6 +547,13 @@ def check_args(a: argparse.Namespace) -> None:
         a.out = "benchmarks/results/efficacy_knob" + ("/real" if a.setting == "real" else "")
     for name in ("seeds", "etas", "attackers", "students", "recipes"):
         setattr(a, name, [x.strip() for x in getattr(a, name).split(",") if x.strip()])
+    for name in ("logit_on_policy", "logit_beta"):
+        value = getattr(a, name)
+        if not 0.0 <= value <= 1.0:
+            _fail(f"--{name} {value:g}: must lie in [0, 1]")
+        if value != getattr(DistillConfig, name.replace("logit_on_policy", "on_policy_fraction").replace(
+                "logit_beta", "divergence_beta")) and set(a.recipes) <= {"sft"}:  # fmt: skip
+            _fail(f"--{name} applies only to the logit recipes (--recipes kd or uld)")
     bad = [f"--attackers {x}" for x in a.attackers if x not in ATTACKERS]
     bad += [f"--students {x}" for x in a.students if x not in ("a", "b")]
     bad += [f"--recipes {x}" for x in a.recipes if x not in RECIPES]
@@ -573,6 +594,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--recipes",
         default="sft",
         help="sft (samples), kd (logits, shared vocabulary), uld (logits, ByteLevel)",
+    )
+    ap.add_argument(
+        "--logit_on_policy",
+        type=float,
+        default=DistillConfig.on_policy_fraction,
+        help="kd/uld: share of the student's own samples (GKD's lambda; 0 = the teacher's samples only)",
+    )
+    ap.add_argument(
+        "--logit_beta",
+        type=float,
+        default=DistillConfig.divergence_beta,
+        help="kd/uld: generalized JSD interpolation (0 = forward KL, 1 = reverse KL)",
     )
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--calibration_steps", type=int, default=60)

@@ -165,6 +165,11 @@ def _one_line_exit(capsys, fn, *args) -> str:
         (["--seeds", "0,x"], "--seeds x"),
         (["--etas=-1,one"], "--etas one"),
         (["--recipes", "sft,gkd"], "--recipes gkd"),
+        (
+            ["--logit_on_policy", "0"],
+            "--logit_on_policy applies only to the logit recipes",
+        ),  # not silently ignored
+        (["--recipes", "kd", "--logit_beta", "2"], "--logit_beta 2: must lie in [0, 1]"),
     ],
 )
 def test_bad_flags_are_one_line_errors(knob_driver, capsys, argv, named):
@@ -210,30 +215,35 @@ def test_a_logit_recipe_that_does_not_fit_a_student_is_one_line(knob_driver, cap
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("recipe", ["kd", "uld"])
-def test_logit_recipes_distil_a_student_under_their_own_key(knob_driver, tmp_path, recipe):
+@pytest.mark.parametrize(
+    ("recipe", "flags", "name", "lam"),
+    [
+        ("kd", [], "kd", 0.5),
+        ("uld", [], "uld", 0.5),
+        ("kd", ["--logit_on_policy", "0", "--logit_beta", "0"], "kd-lambda0-beta0", 0.0),
+    ],
+)
+def test_logit_recipes_distil_a_student_under_their_own_key(knob_driver, tmp_path, recipe, flags, name, lam):
     """A student distilled by a logit recipe (tiny random models, a few steps) is cached under its own key and
-    rendered as its own student (`a+kd`), beside the `sft` one of the same teacher and attacker."""
+    rendered as its own student (`a+kd`), beside the `sft` one of the same teacher and attacker; an on-policy
+    share or divergence other than DistillConfig's is named in the key."""
     import efficacy_knob_render as rk
 
     args = ["--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--n_test", "4", "--n_val", "4",
             "--n_distill", "8", "--distill_steps", "2", "--max_new_tokens", "8", "--recipes", f"sft,{recipe}",
-            "--students", "a"]  # fmt: skip
+            "--students", "a", *flags]  # fmt: skip
     knob = knob_driver.Knob(knob_driver.parse_args(args))
     tok_a, _ = ek.tokenizers(knob.train_pairs)
     teacher = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=0), tok_a, tmp_path / "teacher")
     student = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=1), tok_a, tmp_path / "student")
     knob.models = {"teacher": teacher, "student_a_init": student}
-    for r in ("sft", recipe):
-        res = knob.student_result("original", 0, "t1", "a", r)
-        assert (
-            0.0 <= res["score"] <= 1.0
-            and res["n_train"] == 8
-            and res["key"].endswith(f"/t1/a/{r}")
-            and res["recipe"] == r
-        )
+    sft = knob.student_result("original", 0, "t1", "a", "sft")
+    assert sft["key"].endswith("/t1/a/sft") and sft["recipe"] == "sft" and 0.0 <= sft["score"] <= 1.0
+    res = knob.student_result("original", 0, "t1", "a", recipe)
+    assert res["key"].endswith(f"/t1/a/{name}") and res["recipe"] == recipe and res["n_train"] == 8
+    assert res["on_policy_fraction"] == lam and 0.0 <= res["score"] <= 1.0
     _, students = rk.load(knob.cache)
-    assert set(students) == {("t1", "a", "original"), ("t1", f"a+{recipe}", "original")}
+    assert set(students) == {("t1", "a", "original"), ("t1", f"a+{name}", "original")}
 
 
 def test_render_only_needs_the_cache_not_the_models(knob_driver, tmp_path, monkeypatch):
