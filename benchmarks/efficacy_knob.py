@@ -382,13 +382,11 @@ class Knob:
     def recipe_id(self, recipe: str) -> str:
         """A logit recipe's cache name: `kd` / `uld` at `DistillConfig`'s own on-policy fraction and divergence,
         `kd-lambda0-beta0` (say) otherwise."""
-        lam, beta = self.a.logit_on_policy, self.a.logit_beta
-        if recipe == "sft" or (lam, beta) == (
-            DistillConfig.on_policy_fraction,
-            DistillConfig.divergence_beta,
+        if recipe == "sft" or all(
+            getattr(self.a, k) == getattr(DistillConfig, f) for k, f in LOGIT_FIELDS.items()
         ):
             return recipe
-        return f"{recipe}-lambda{lam:g}-beta{beta:g}"
+        return f"{recipe}-lambda{self.a.logit_on_policy:g}-beta{self.a.logit_beta:g}"
 
     def distill_cfg(self, teacher: str, student: str, out: str, steps: int, seed: int, **kw) -> DistillConfig:
         return DistillConfig(
@@ -517,6 +515,10 @@ class Knob:
         return self.cached(key, run)
 
 
+# the logit recipes' flags and the `DistillConfig` fields they set (defaults: DistillConfig's, GKD's mixed policy)
+LOGIT_FIELDS = {"logit_on_policy": "on_policy_fraction", "logit_beta": "divergence_beta"}
+
+
 def check_args(a: argparse.Namespace) -> None:
     """Fill the setting-dependent defaults and refuse, in one line naming the flag, what this setting would ignore."""
     if a.setting == "tiny":
@@ -547,12 +549,11 @@ def check_args(a: argparse.Namespace) -> None:
         a.out = "benchmarks/results/efficacy_knob" + ("/real" if a.setting == "real" else "")
     for name in ("seeds", "etas", "attackers", "students", "recipes"):
         setattr(a, name, [x.strip() for x in getattr(a, name).split(",") if x.strip()])
-    for name in ("logit_on_policy", "logit_beta"):
+    for name, field in LOGIT_FIELDS.items():
         value = getattr(a, name)
         if not 0.0 <= value <= 1.0:
             _fail(f"--{name} {value:g}: must lie in [0, 1]")
-        if value != getattr(DistillConfig, name.replace("logit_on_policy", "on_policy_fraction").replace(
-                "logit_beta", "divergence_beta")) and set(a.recipes) <= {"sft"}:  # fmt: skip
+        if value != getattr(DistillConfig, field) and set(a.recipes) <= {"sft"}:
             _fail(f"--{name} applies only to the logit recipes (--recipes kd or uld)")
     bad = [f"--attackers {x}" for x in a.attackers if x not in ATTACKERS]
     bad += [f"--students {x}" for x in a.students if x not in ("a", "b")]
