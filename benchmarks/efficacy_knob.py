@@ -12,7 +12,9 @@ in-memory one (transformers 5 re-types some model families' tokenizers on load).
 - teachers: the original, and `DistillGuardTrainer` runs (GRPO + η · calibration reward against the proxy, lr 5e-5,
   β `--beta`, `--calibration_steps`) at η = 0 (the control) and each η in `--etas`, one per seed;
 - students (not the proxy): `b` = Mistral on tokenizer B (the proxy's family and tokenizer, another seed),
-  `a` = Llama on tokenizer A (the teacher's tokenizer, another family than the proxy); recipe `sft` (`distill`);
+  `a` = Llama on tokenizer A (the teacher's tokenizer, another family than the proxy); recipe `sft` (`distill`),
+  or with `--recipes` the logit recipes `kd` (shared vocabulary: student a) and `uld` (ByteLevel), their on-policy
+  share and divergence set by `--logit_on_policy` / `--logit_beta` (each combination cached as its own student);
 - attackers: `t1` one T = 1 sample per prompt; `t1_correct` the same samples, only those `math_answer` marks
   right; `t07` T = 0.7; `greedy`; `t1_3x` 3× prompts and steps at T = 1;
 - teachers are scored greedily on held-out sums (never used for any choice), measured by `distillguard diagnose`
