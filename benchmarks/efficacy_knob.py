@@ -468,6 +468,7 @@ class Knob:
         also matches the teacher's next-token distributions on them (and on the student's own samples); `kd` takes
         only the attacker's prompts and temperature and matches distributions on samples it draws itself."""
         temp, correct_only, mult = ATTACKERS[attacker]
+        key = f"{self.variant_id(variant)}/seed{seed}/{attacker}/{student}/{self.recipe_id(recipe)}"
 
         def run() -> dict:
             path = self.teacher_path(variant, seed)
@@ -482,10 +483,7 @@ class Knob:
             ok = self.verifier(prompts=[r["prompt"] for r in prompt_rows], completions=[s["completion"] for s in samples],
                                answer=[r["answer"] for r in prompt_rows])  # fmt: skip
             train = [s for s, c in zip(samples, ok, strict=True) if c or not correct_only]
-            name = f"{self.variant_id(variant)}_{seed}_{attacker}_{student}" + (
-                "" if recipe == "sft" else f"_{self.recipe_id(recipe)}"
-            )
-            out = self.work / "students" / name
+            out = self.work / "students" / key.replace("/", "_")  # scratch: removed once scored
             cfg = self.distill_cfg(str(path), str(self.models[f"student_{student}_init"]), str(out),
                                    self.a.distill_steps * mult, seed, recipe=recipe, temperature=temp)  # fmt: skip
             if train:
@@ -513,7 +511,6 @@ class Knob:
                 "examples": res.completions[:2],
             }
 
-        key = f"{self.variant_id(variant)}/seed{seed}/{attacker}/{student}/{self.recipe_id(recipe)}"
         return self.cached(key, run)
 
 
