@@ -16,7 +16,10 @@ in-memory one (transformers 5 re-types some model families' tokenizers on load).
   or with `--recipes` the logit recipes `kd` (shared vocabulary: student a) and `uld` (ByteLevel), their on-policy
   share and divergence set by `--logit_on_policy` / `--logit_beta` (each combination cached as its own student);
 - attackers: `t1` one T = 1 sample per prompt; `t1_correct` the same samples, only those `math_answer` marks
-  right; `t07` T = 0.7; `greedy`; `t1_3x` 3× prompts and steps at T = 1;
+  right; `t07` T = 0.7; `greedy`; `t1_2x` / `t1_3x` 2× / 3× prompts and steps at T = 1;
+- gold references (`--gold`): students trained by `sft` on the task's gold data in place of a teacher's samples,
+  same prompts and budget as each attacker: `direct` the bare `#### N` answers (the least a teacher that answers
+  right must give away), `traces` gold traces of uniformly random format (what the original teacher learnt from);
 - teachers are scored greedily on held-out sums (never used for any choice), measured by `distillguard diagnose`
   against the original (exact per-token KL, tail mass, repetition) on validation prompts, and their T = 1 samples'
   format mix and length are logged; students are scored greedily on the same held-out sums.
@@ -67,7 +70,9 @@ torch.set_num_threads(1)
 from efficacy_knob_render import render  # noqa: E402
 from efficacy_knob_task import (  # noqa: E402
     FORMATS,
+    GOLD,
     format_of,
+    gold_samples,
     new_lm,
     save_model,
     sft_on_traces,
@@ -94,6 +99,7 @@ ATTACKERS = {  # name: (temperature, keep only verified-correct samples, prompt/
     "t1_correct": (1.0, True, 1),
     "t07": (0.7, False, 1),
     "greedy": (0.0, False, 1),
+    "t1_2x": (1.0, False, 2),
     "t1_3x": (1.0, False, 3),
 }
 
@@ -416,7 +422,7 @@ class Knob:
         return atomic(self.work / name, build)
 
     def variant_id(self, variant: str) -> str:
-        if variant == "original":
+        if variant == "original" or variant.startswith("gold-"):  # not calibrated
             return variant
         vid = f"{variant}_beta{self.a.beta:g}_steps{self.a.calibration_steps}"
         # η = 0 never weighs the calibration reward: one control serves every variant of that reward alone
@@ -470,16 +476,23 @@ class Knob:
         temp, correct_only, mult = ATTACKERS[attacker]
         key = f"{self.variant_id(variant)}/seed{seed}/{attacker}/{student}/{self.recipe_id(recipe)}"
 
+        # a gold reference (`gold-direct`, `gold-traces`): the task's gold data stands in for a teacher's samples,
+        # on the same prompts and budget (the attacker's temperature and filter do not apply)
+        gold = variant.removeprefix("gold-") if variant.startswith("gold-") else None
+
         def run() -> dict:
-            path = self.teacher_path(variant, seed)
+            path = self.models["teacher"] if gold else self.teacher_path(variant, seed)
             teacher = load_causal_lm(str(path), "teacher")
             n = self.a.n_distill * mult
             # The attacker's prompts: the same train prompts for every teacher of a seed (paired comparisons).
             order = random.Random(seed).sample(self.train_rows, k=len(self.train_rows))
             # n > #train prompts: several samples of each prompt
             prompt_rows = [order[i % len(order)] for i in range(n)]
-            samples = sample_teacher(*teacher, [r["prompt"] for r in prompt_rows], temperature=temp,
-                                     max_new_tokens=self.a.max_new_tokens, batch_size=64, seed=seed)  # fmt: skip
+            if gold:
+                samples = gold_samples(prompt_rows, gold, seed)
+            else:
+                samples = sample_teacher(*teacher, [r["prompt"] for r in prompt_rows], temperature=temp,
+                                         max_new_tokens=self.a.max_new_tokens, batch_size=64, seed=seed)  # fmt: skip
             ok = self.verifier(prompts=[r["prompt"] for r in prompt_rows], completions=[s["completion"] for s in samples],
                                answer=[r["answer"] for r in prompt_rows])  # fmt: skip
             train = [s for s, c in zip(samples, ok, strict=True) if c or not correct_only]
@@ -546,7 +559,7 @@ def check_args(a: argparse.Namespace) -> None:
         a.max_new_tokens = 48 if a.setting == "tiny" or a.real_dataset == "addition" else 192
     if a.out is None:
         a.out = "benchmarks/results/efficacy_knob" + ("/real" if a.setting == "real" else "")
-    for name in ("seeds", "etas", "attackers", "students", "recipes"):
+    for name in ("seeds", "etas", "attackers", "students", "recipes", "gold"):
         setattr(a, name, [x.strip() for x in getattr(a, name).split(",") if x.strip()])
     for name, field in LOGIT_FIELDS.items():
         value = getattr(a, name)
@@ -558,6 +571,7 @@ def check_args(a: argparse.Namespace) -> None:
     bad += [f"--students {x}" for x in a.students if x not in ("a", "b")]
     bad += [f"--recipes {x}" for x in a.recipes if x not in RECIPES]
     bad += [f"--seeds {x}" for x in a.seeds if not x.isdigit()]
+    bad += [f"--gold {x}" for x in a.gold if x not in GOLD]
     for x in a.etas:
         try:
             float(x)
@@ -565,7 +579,13 @@ def check_args(a: argparse.Namespace) -> None:
             bad.append(f"--etas {x}")
     if bad:
         _fail(f"unknown {', '.join(bad)} (attackers: {', '.join(ATTACKERS)}; students: a, b; recipes: "
-              f"{', '.join(RECIPES)}; seeds: integers ≥ 0; etas: numbers)")  # fmt: skip
+              f"{', '.join(RECIPES)}; gold: {', '.join(GOLD)}; seeds: integers ≥ 0; etas: numbers)")  # fmt: skip
+    if a.gold and "sft" not in a.recipes:
+        _fail("--gold trains students by sft on gold text: add sft to --recipes")
+    if "traces" in a.gold and a.setting == "real" and a.real_dataset != "addition":
+        _fail(
+            f"--gold traces needs the addition task's traces (--real_dataset {a.real_dataset} has answers only)"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -606,6 +626,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=DistillConfig.divergence_beta,
         help="kd/uld: generalized JSD interpolation (0 = forward KL, 1 = reverse KL)",
+    )
+    ap.add_argument(
+        "--gold",
+        default="",
+        help="gold references besides the teachers: direct (bare #### N answers), traces (the task's gold traces)",
     )
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--calibration_steps", type=int, default=60)
@@ -679,6 +704,9 @@ def main() -> None:
                     for student in a.students:
                         for recipe in a.recipes:
                             knob.student_result(variant, seed, attacker, student, recipe)
+                for gold in a.gold:
+                    for student in a.students:
+                        knob.student_result(f"gold-{gold}", seed, attacker, student, "sft")
                 stamp()
     rendered = stamp()
     knob.log(f"rendered {a.out}/results.md" if rendered else f"nothing cached yet under {knob.cache}")

@@ -39,13 +39,21 @@ def load(cache: Path) -> tuple[dict, dict]:
     return teachers, students
 
 
+def is_gold(variant: str) -> bool:
+    """A gold reference (`gold-direct`, `gold-traces`): students of the task's gold data, no teacher."""
+    return variant.startswith("gold-")
+
+
 def eta_of(variant: str) -> float | None:
-    return None if variant == "original" else float(variant.split("_")[0].removeprefix("eta"))
+    if variant == "original" or is_gold(variant):
+        return None
+    return float(variant.split("_")[0].removeprefix("eta"))
 
 
 def group_of(variant: str) -> str:
-    """The calibration settings a variant was run with ("beta0.1_steps60[_reward-NAME]"); "" for the original."""
-    return "" if variant == "original" else variant.split("_", 1)[1]
+    """The calibration settings a variant was run with ("beta0.1_steps60[_reward-NAME]"); "" for the original and
+    the gold references."""
+    return "" if eta_of(variant) is None else variant.split("_", 1)[1]
 
 
 def control_of(variant: str, known=()) -> str:
@@ -56,8 +64,9 @@ def control_of(variant: str, known=()) -> str:
 
 
 def _order(variants) -> list[str]:
-    """Grouped by calibration settings, then by η (the original first)."""
-    return sorted(set(variants), key=lambda v: (group_of(v), -math.inf if eta_of(v) is None else eta_of(v)))
+    """Grouped by calibration settings, then by η (the gold references and the original first)."""
+    return sorted(set(variants), key=lambda v: (group_of(v), -math.inf if eta_of(v) is None else eta_of(v),
+                                                 not is_gold(v), v))  # fmt: skip
 
 
 def summarize(teachers: dict, students: dict) -> dict[str, Any]:
@@ -104,7 +113,23 @@ def summarize(teachers: dict, students: dict) -> dict[str, Any]:
                 met = all(c and c["diff"] >= GOAL_GAIN and c["p"] < 0.05 for c in (row, vs_orig))
                 goals["distillable"].append({"attacker": a, "student": s, "variant": v, "met": bool(met)})
     return {"teachers": t_rows, "students": s_rows, "tests": tests, "goals": goals,
-            "transfer": transfer(teachers, students), "proxy_signal": proxy_signal(teachers, students)}  # fmt: skip
+            "transfer": transfer(teachers, students), "proxy_signal": proxy_signal(teachers, students),
+            "vs_gold": vs_gold(students)}  # fmt: skip
+
+
+def vs_gold(students: dict) -> list[dict[str, Any]]:
+    """Each teacher's students against the gold references' students of the same attacker budget (Welch): is a
+    calibrated teacher harder to learn from than the bare answers any teacher that answers right gives away
+    (`gold-direct`), is the control as easy as the gold traces (`gold-traces`)?"""
+    rows = []
+    for a, s in sorted({(a, s) for a, s, _ in students}):
+        by_v = {v: [r["score"] for r in rs] for (aa, ss, v), rs in students.items() if (aa, ss) == (a, s)}
+        for v in _order(by_v):
+            for gold in (g for g in _order(by_v) if is_gold(g) and not is_gold(v)):
+                rows.append(
+                    {"attacker": a, "student": s, "variant": v, "vs": gold, **compare(by_v[v], by_v[gold])}
+                )
+    return rows
 
 
 def _with_teacher(teachers: dict, students: dict):
@@ -204,6 +229,15 @@ def markdown(res: dict[str, Any]) -> str:
             continue
         lines.append(f"| {t['attacker']} | {t['student']} | {t['variant']} | {t['vs']} | {t['diff']:+.3f} | "
                      f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | {_f(t['p'])} | {t['n'][0]}/{t['n'][1]} |")  # fmt: skip
+    if s.get("vs_gold"):
+        lines += ["", "## Against the gold references (students of the task's gold data, same prompts and budget)", "",
+                  "`gold-direct`: bare `#### N` answers, the least a teacher that answers right gives away; "
+                  "`gold-traces`: the gold traces the original teacher learnt from.", "",
+                  "| attacker | student | teacher | vs | Δ mean | 95 % bootstrap CI | Welch p | n |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for t in s["vs_gold"]:
+            lines.append(f"| {t['attacker']} | {t['student']} | {t['variant']} | {t['vs']} | {t['diff']:+.3f} | "
+                         f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | {_f(t['p'])} | {t['n'][0]}/{t['n'][1]} |")  # fmt: skip
     lines += ["", "## Transfer: student score / its own teacher's greedy score", "",
               "Paired by seed. A teacher made harder to learn *from* lowers this ratio; a teacher that is merely "
               "worse leaves it unchanged (its students follow it down).", "",
@@ -247,7 +281,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    s = res["summary"]["students"]
+    s = {k: v for k, v in res["summary"]["students"].items() if not is_gold(k.split("|")[2])}  # η lines only
     keys = [k.split("|") for k in s]
     studs = sorted({k[1] for k in keys})
     etas = sorted({eta_of(k[2]) for k in keys if eta_of(k[2]) is not None})

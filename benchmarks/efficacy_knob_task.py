@@ -46,6 +46,30 @@ def trace(a: int, b: int, fmt: str) -> str:
     raise ValueError(f"format: {fmt!r} is not one of {FORMATS}")
 
 
+GOLD = ("direct", "traces")  # the gold references: bare `#### N` answers, traces of uniformly random format
+
+
+def gold_samples(prompt_rows: list[dict], gold: str, seed: int) -> list[dict]:
+    """Prompt-completion rows from the task's gold data instead of a teacher: `direct` the bare ` #### N` answer of
+    each row (any dataset with an `answer` column), `traces` a gold trace of uniformly random format per row (the
+    addition task only: the data the original teacher learnt from).
+
+    Example:
+        >>> gold_samples([{"prompt": "What is 37 + 5?", "answer": "42"}], "direct", seed=0)
+        [{'prompt': 'What is 37 + 5?', 'completion': ' #### 42'}]
+    """
+    rng = random.Random(seed)
+    out = []
+    for r in prompt_rows:
+        if gold == "direct":
+            completion = f" #### {r['answer']}"
+        else:
+            a, b = map(int, re.fullmatch(r"What is (\d+) \+ (\d+)\?", r["prompt"]).groups())
+            completion = trace(a, b, rng.choice(FORMATS))
+        out.append({"prompt": r["prompt"], "completion": completion})
+    return out
+
+
 _FORMAT_RE = {
     "units_first": r"^ \d\+\d=",
     "tens_first": r"^ \d0\+",

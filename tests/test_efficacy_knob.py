@@ -170,6 +170,9 @@ def _one_line_exit(capsys, fn, *args) -> str:
             "--logit_on_policy applies only to the logit recipes",
         ),  # not silently ignored
         (["--recipes", "kd", "--logit_beta", "2"], "--logit_beta 2: must lie in [0, 1]"),
+        (["--gold", "direct,bare"], "--gold bare"),
+        (["--gold", "direct", "--recipes", "kd"], "--gold trains students by sft"),
+        (["--setting", "real", "--real_models", "a=b", "--gold", "traces"], "--real_dataset gsm_symbolic"),
     ],
 )
 def test_bad_flags_are_one_line_errors(knob_driver, capsys, argv, named):
@@ -244,6 +247,56 @@ def test_logit_recipes_distil_a_student_under_their_own_key(knob_driver, tmp_pat
     assert res["on_policy_fraction"] == lam and 0.0 <= res["score"] <= 1.0
     _, students = rk.load(knob.cache)
     assert set(students) == {("t1", "a", "original"), ("t1", f"a+{name}", "original")}
+
+
+def test_gold_samples_are_the_gold_answers_and_traces():
+    rows = ek.split_rows(200, 100)["train"][:40]
+    for gold, formats in (("direct", {"direct"}), ("traces", set(ek.FORMATS))):
+        samples = ek.gold_samples(rows, gold, seed=0)
+        texts = [x["completion"] for x in samples]
+        assert [x["prompt"] for x in samples] == [r["prompt"] for r in rows]
+        assert (
+            math_answer(prompts=[""] * 40, completions=texts, answer=[r["answer"] for r in rows])
+            == [1.0] * 40
+        )
+        assert {ek.format_of(t) for t in texts} == formats  # 40 uniform draws of 4 formats: each appears
+
+
+def test_gold_references_train_students_beside_the_teachers(knob_driver, tmp_path):
+    """`--gold`: students of the gold data on the attacker's prompts and budget, cached under `gold-…`, rendered as
+    their own columns and compared with each teacher's students; the η figure leaves them out."""
+    import efficacy_knob_render as rk
+
+    args = ["--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--n_test", "4", "--n_val", "4",
+            "--n_distill", "8", "--distill_steps", "2", "--max_new_tokens", "8", "--students", "a",
+            "--gold", "direct,traces"]  # fmt: skip
+    knob = knob_driver.Knob(knob_driver.parse_args(args))
+    tok_a, _ = ek.tokenizers(knob.train_pairs)
+    teacher = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=0), tok_a, tmp_path / "teacher")
+    student = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=1), tok_a, tmp_path / "student")
+    knob.models = {"teacher": teacher, "student_a_init": student}
+    direct = knob.student_result("gold-direct", 0, "t1_2x", "a", "sft")
+    assert direct["key"] == "gold-direct/seed0/t1_2x/a/sft" and direct["n_train"] == 16
+    assert direct["teacher_sample_accuracy"] == 1.0 and direct["format_mix_train"]["direct"] == 1.0
+    traces = knob.student_result("gold-traces", 0, "t1_2x", "a", "sft")
+    assert traces["format_mix_train"]["direct"] < 1.0
+    for seed in (0, 1):
+        knob.student_result("original", seed, "t1_2x", "a", "sft")
+    knob.student_result("gold-direct", 1, "t1_2x", "a", "sft")
+    run = {"command": "x", "git_commit": "0" * 10, "machine": "m", "protocol": knob.protocol}
+    res = rk.render(tmp_path / "out", knob.cache, run)
+    rows = {(r["variant"], r["vs"]): r for r in res["summary"]["vs_gold"]}
+    assert set(rows) == {("original", "gold-direct"), ("original", "gold-traces")}
+    assert rows[("original", "gold-direct")]["n"] == [2, 2] and rows[("original", "gold-traces")]["n"] == [
+        2,
+        1,
+    ]
+    md = (tmp_path / "out/results.md").read_text()
+    assert (
+        "| attacker | student | gold-direct | gold-traces | original |" in md
+        and "## Against the gold references" in md
+    )
+    assert (tmp_path / "out/knob.png").exists()
 
 
 def test_render_only_needs_the_cache_not_the_models(knob_driver, tmp_path, monkeypatch):
