@@ -114,7 +114,23 @@ def summarize(teachers: dict, students: dict) -> dict[str, Any]:
                 goals["distillable"].append({"attacker": a, "student": s, "variant": v, "met": bool(met)})
     return {"teachers": t_rows, "students": s_rows, "tests": tests, "goals": goals,
             "transfer": transfer(teachers, students), "proxy_signal": proxy_signal(teachers, students),
-            "vs_gold": vs_gold(students)}  # fmt: skip
+            "vs_gold": vs_gold(students), "format_signal": format_signal(students)}  # fmt: skip
+
+
+def format_signal(students: dict) -> list[dict[str, Any]]:
+    """What makes a teacher's samples learnable for a student? Per attacker and student, across every student result
+    (each teacher variant, gold reference and seed): Pearson's r between the share of each trace format in the
+    student's training samples and the student's score."""
+    rows = []
+    for a, st in sorted({(a, st) for a, st, _ in students}):
+        rs = [r for (aa, ss, _), group in students.items() if (aa, ss) == (a, st) for r in group
+              if r.get("format_mix_train")]  # fmt: skip
+        if len(rs) >= 3:
+            fmts = list(rs[0]["format_mix_train"])
+            rows.append({"attacker": a, "student": st, "n": len(rs),
+                         **{f: pearson([r["format_mix_train"][f] for r in rs], [r["score"] for r in rs])
+                            for f in fmts}})  # fmt: skip
+    return rows
 
 
 def vs_gold(students: dict) -> list[dict[str, Any]]:
@@ -246,6 +262,17 @@ def markdown(res: dict[str, Any]) -> str:
         diff = f"{t['diff']:+.3f}" if "diff" in t else "—"
         lines.append(f"| {t['attacker']} | {t['student']} | {t['variant']} | {_ms(t['ratio'])} | {t['n']} | {diff} | "
                      f"{_f(t.get('p'))} |")  # fmt: skip
+    if s.get("format_signal"):
+        fmts = [k for k in s["format_signal"][0] if k not in ("attacker", "student", "n")]
+        lines += ["", "## What the students learn from: the trace formats of their training samples", "",
+                  "Across every student of an attacker (each teacher, gold reference and seed): Pearson's r between "
+                  "the share of each format in the student's training samples and its score (p in brackets).", "",
+                  "| attacker | student | students | " + " | ".join(fmts) + " |", "|---|---|---|" + "---|" * len(fmts)]  # fmt: skip
+        for t in s["format_signal"]:
+            cells = [
+                f"{_f(t[f]['r'], 2)} ({'< 0.001' if t[f]['p'] < 0.001 else _f(t[f]['p'])})" for f in fmts
+            ]
+            lines.append(f"| {t['attacker']} | {t['student']} | {t['n']} | " + " | ".join(cells) + " |")
     lines += ["", "## Does the proxy predict the students?", "",
               "Across every calibrated teacher (each η and seed, η = 0 controls included): Pearson's r between the "
               "calibration reward at the end of calibration (log q − log π of the proxy vs the teacher on the "

@@ -381,6 +381,31 @@ def test_proxy_signal_correlates_calibration_reward_with_transfer():
     assert row["n"] == 4 and row["r"] == pytest.approx(1.0) and row["calibration_reward_range"] == [-0.2, 0.3]
 
 
+def test_format_signal_correlates_each_format_share_with_the_score():
+    import efficacy_knob_render as rk
+
+    def s(v, seed, verbose, score):
+        mix = {
+            "units_first": 0.0,
+            "tens_first": 0.5 - verbose / 2,
+            "direct": 0.5 - verbose / 2,
+            "verbose": verbose,
+        }
+        return {"key": f"{v}/seed{seed}/t1/a/sft", "score": score, "format_mix_train": mix}
+
+    students = {("t1", "a", "original"): [s("original", 0, 0.2, 0.3), s("original", 1, 0.1, 0.1)],
+                ("t1", "a", "gold-direct"): [s("gold-direct", 0, 0.0, 0.05)],
+                ("t1", "b", "original"): [s("original", 0, 0.2, 0.3)]}  # fmt: skip
+    (row,) = rk.format_signal(students)  # student b: too few results for an r
+    assert (row["attacker"], row["student"], row["n"]) == ("t1", "a", 3)
+    verbose, scores = [0.2, 0.1, 0.0], [0.3, 0.1, 0.05]
+    assert (
+        row["verbose"]["r"] == pytest.approx(er.pearson(verbose, scores)["r"]) and row["verbose"]["r"] > 0.9
+    )
+    assert row["direct"]["r"] == pytest.approx(-row["verbose"]["r"])  # direct = (1 − verbose) / 2 here
+    assert math.isnan(row["units_first"]["r"])  # constant share: no r
+
+
 def test_calibration_changes_reuse_the_base_models(knob_driver, tmp_path):
     """A sweep that changes only calibration gets its own results and calibrated teachers, but the same original
     teacher, proxy and initial students; one that changes the teacher's training does not."""
