@@ -29,7 +29,8 @@ models live in `--workdir` (outside git): re-running the same command skips what
 original teacher, the proxy and the students' initial weights live apart (`<setting>-base-<hash>`, keyed only by the
 fields they depend on), so a sweep that changes only calibration (e.g. `--calibration_lr`) reuses them.
 `<out>/results.json`, `results.md` and `knob.png` are rendered from the cache by `efficacy_knob_render.py`
-(also `--render_only`).
+(also `--render_only`). The command line (attackers, reward variants, flags and their
+checks) is `efficacy_knob_args.py`; the task and tiny models `efficacy_knob_task.py`.
 
 Setting `real` (`--setting real`, results in `<out>/real/`): pretrained models given by `--real_models` (local
 folders, `*.gguf` files or built-in names such as `smollm2-135m-instruct`, `gemma-3-270m`). With
@@ -51,7 +52,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
 
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TRL_EXPERIMENTAL_SILENCE"):
     os.environ[_var] = "1"
@@ -67,10 +67,19 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+from efficacy_knob_args import (  # noqa: E402
+    ATTACKERS,
+    CALIBRATION_DEFAULTS,
+    LOGIT_FIELDS,
+    REWARD_VARIANTS,
+    fail,
+    own_control,
+    parse_args,
+    real_model_paths,
+)
 from efficacy_knob_render import render  # noqa: E402
 from efficacy_knob_task import (  # noqa: E402
     FORMATS,
-    GOLD,
     format_of,
     gold_samples,
     new_lm,
@@ -85,23 +94,13 @@ from efficacy_knob_task import (  # noqa: E402
 from run_record import git_commit, machine  # noqa: E402
 
 from distill_ortho_merge.cli import InputError  # noqa: E402
-from distill_ortho_merge.models import ModelError, resolve_model  # noqa: E402
 from distill_ortho_merge.outputs import json_safe  # noqa: E402
 from trl_distillguard.diagnose import DiagnoseConfig, diagnose  # noqa: E402
 from trl_distillguard.distill import check_byte_level, check_shared_vocab, distill, sample_teacher  # noqa: E402
-from trl_distillguard.distill_config import RECIPES, DistillConfig  # noqa: E402
+from trl_distillguard.distill_config import DistillConfig  # noqa: E402
 from trl_distillguard.evaluate import evaluate  # noqa: E402
 from trl_distillguard.loading import load_causal_lm  # noqa: E402
 from trl_distillguard.plugins import resolve_reward  # noqa: E402
-
-ATTACKERS = {  # name: (temperature, keep only verified-correct samples, prompt/step multiplier)
-    "t1": (1.0, False, 1),
-    "t1_correct": (1.0, True, 1),
-    "t07": (0.7, False, 1),
-    "greedy": (0.0, False, 1),
-    "t1_2x": (1.0, False, 2),
-    "t1_3x": (1.0, False, 3),
-}
 
 
 def atomic(path: Path, build) -> Path:
@@ -134,28 +133,6 @@ def atomic(path: Path, build) -> Path:
             os.close(fd)
             lock.unlink(missing_ok=True)
     return path
-
-
-# --reward: the calibration reward's variants (DistillGuardConfig fields); `default` is DESIGN's reconstruction
-REWARD_VARIANTS: dict[str, dict[str, str]] = {
-    "default": {},  # log q − log π of the sampled ids, per UTF-8 byte
-    "canonical": {"calibration_policy_tokenization": "canonical"},  # log π of the canonical re-tokenization
-    "proxylp": {"calibration_mode": "proxy_logprob"},  # log q only: the proxy's own likelihood
-    "tokens": {"calibration_normalization": "tokens"},  # per proxy token instead of per byte
-    # raw rewards summed, advantage = r − group mean: η keeps its size (normalize_then_sum z-scores each reward and
-    # then the batch, so in groups where every answer is right the calibration term alone sets the advantage, at
-    # any |η|); it changes the η = 0 run too, so it gets its own control
-    "unscaled": {"multi_objective_aggregation": "sum_then_normalize", "scale_rewards": "none"},
-}
-
-
-# the flags' defaults; the tiny sweep ran with them before they were flags, so its hash holds them only when changed
-CALIBRATION_DEFAULTS = {"calibration_lr": 5e-5, "calibration_batch": 32}
-
-
-def own_control(reward: str) -> bool:
-    """Whether a reward variant changes the η = 0 run (anything beyond the calibration reward's own fields)."""
-    return any(not k.startswith("calibration_") for k in REWARD_VARIANTS[reward])
 
 
 def calibrate(
@@ -211,41 +188,6 @@ def real_rows(a: argparse.Namespace) -> dict[str, list[dict]]:
         "val": data[a.n_test : a.n_test + a.n_val],
         "train": data[a.n_test + a.n_val :],
     }
-
-
-REAL_ROLES = ("teacher", "proxy", "student_a", "student_b")
-
-
-def real_model_paths(spec: str) -> dict[str, Path]:
-    """`--real_models teacher=M,proxy=M,student_a=M,student_b=M` as local model folders (each M a folder, `*.gguf`
-    file or built-in name, converted once); a malformed entry, unknown or missing role, or bad model is a one-line
-    error naming it (exit 2), raised before anything is written.
-
-    Example:
-        >>> real_model_paths("teacher=/no/such/dir,proxy=x,student_a=x,student_b=x")
-        Traceback (most recent call last):
-        ...
-        SystemExit: 2
-    """
-    given: dict[str, str] = {}
-    for entry in filter(None, spec.split(",")):
-        role, sep, model = entry.partition("=")
-        if not sep or role not in REAL_ROLES or role in given:
-            problem = "not role=model" if not sep else "repeated" if role in given else "unknown role"
-            _fail(f"--real_models entry {entry!r}: {problem} (roles: {', '.join(REAL_ROLES)})")
-        given[role] = model
-    missing = [r for r in REAL_ROLES if r not in given]
-    if missing:
-        _fail(f"--real_models needs {'=M,'.join(REAL_ROLES)}=M (missing {', '.join(missing)})")
-    try:
-        return {role: resolve_model(given[role], f"--real_models {role}") for role in REAL_ROLES}
-    except ModelError as e:
-        _fail(str(e))
-
-
-def _fail(message: str) -> NoReturn:
-    print(f"efficacy_knob: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 # what the original teacher, the proxy and the students' initial weights depend on (the rest is calibration/distillation)
@@ -319,7 +261,7 @@ class Knob:
                         check_byte_level(toks["teacher"], "teacher")
                         check_byte_level(toks[s], f"student {s}")
                 except InputError as e:
-                    _fail(f"--recipes {recipe} with --students {s}: {e}")
+                    fail(f"--recipes {recipe} with --students {s}: {e}")
 
     def log(self, msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -525,150 +467,6 @@ class Knob:
             }
 
         return self.cached(key, run)
-
-
-# the logit recipes' flags and the `DistillConfig` fields they set (defaults: DistillConfig's, GKD's mixed policy)
-LOGIT_FIELDS = {"logit_on_policy": "on_policy_fraction", "logit_beta": "divergence_beta"}
-
-
-def check_args(a: argparse.Namespace) -> None:
-    """Fill the setting-dependent defaults and refuse, in one line naming the flag, what this setting would ignore."""
-    if a.setting == "tiny":
-        given = [
-            f"--{k}"
-            for k in ("real_models", "real_dataset", "real_n_train", "teacher_lr")
-            if getattr(a, k) not in (None, "")
-        ]
-        if given:
-            _fail(
-                f"{', '.join(given)} apply only to --setting real (the tiny setting trains its own models on its own task)"
-            )
-    else:
-        a.real_dataset = "gsm_symbolic" if a.real_dataset is None else a.real_dataset
-        a.real_n_train = 600 if a.real_n_train is None else a.real_n_train
-        if a.teacher_lr is not None and a.real_dataset != "addition":
-            _fail(
-                "--teacher_lr applies only to --real_dataset addition (other datasets use the teacher as given)"
-            )
-        if a.real_dataset == "addition" and a.teacher_lr is None:
-            a.teacher_lr = 5e-5
-        if not a.real_models:
-            _fail("--setting real needs --real_models teacher=M,proxy=M,student_a=M,student_b=M (local folders, "
-                  "*.gguf files or built-in names, e.g. smollm2-135m-instruct)")  # fmt: skip
-    if a.max_new_tokens is None:
-        a.max_new_tokens = 48 if a.setting == "tiny" or a.real_dataset == "addition" else 192
-    if a.out is None:
-        a.out = "benchmarks/results/efficacy_knob" + ("/real" if a.setting == "real" else "")
-    for name in ("seeds", "etas", "attackers", "students", "recipes", "gold"):
-        setattr(a, name, [x.strip() for x in getattr(a, name).split(",") if x.strip()])
-    for name, field in LOGIT_FIELDS.items():
-        value = getattr(a, name)
-        if not 0.0 <= value <= 1.0:
-            _fail(f"--{name} {value:g}: must lie in [0, 1]")
-        if value != getattr(DistillConfig, field) and set(a.recipes) <= {"sft"}:
-            _fail(f"--{name} applies only to the logit recipes (--recipes kd or uld)")
-    bad = [f"--attackers {x}" for x in a.attackers if x not in ATTACKERS]
-    bad += [f"--students {x}" for x in a.students if x not in ("a", "b")]
-    bad += [f"--recipes {x}" for x in a.recipes if x not in RECIPES]
-    bad += [f"--seeds {x}" for x in a.seeds if not x.isdigit()]
-    bad += [f"--gold {x}" for x in a.gold if x not in GOLD]
-    for x in a.etas:
-        try:
-            float(x)
-        except ValueError:
-            bad.append(f"--etas {x}")
-    if bad:
-        _fail(f"unknown {', '.join(bad)} (attackers: {', '.join(ATTACKERS)}; students: a, b; recipes: "
-              f"{', '.join(RECIPES)}; gold: {', '.join(GOLD)}; seeds: integers ≥ 0; etas: numbers)")  # fmt: skip
-    if a.gold and "sft" not in a.recipes:
-        _fail("--gold trains students by sft on gold text: add sft to --recipes")
-    if "traces" in a.gold and a.setting == "real" and a.real_dataset != "addition":
-        _fail(
-            f"--gold traces needs the addition task's traces (--real_dataset {a.real_dataset} has answers only)"
-        )
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line, checked (`check_args`); a bad flag exits 2 with one line naming it.
-
-    Example:
-        >>> parse_args(["--seeds", "0,1"]).seeds
-        ['0', '1']
-    """
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--setting", default="tiny", choices=["tiny", "real"])
-    ap.add_argument(
-        "--real_models",
-        default="",
-        help="real setting: teacher=M,proxy=M,student_a=M,student_b=M (dir/gguf/name)",
-    )
-    ap.add_argument("--workdir", default="~/.cache/distill-ortho-merge/efficacy_knob")
-    ap.add_argument(
-        "--out", default=None, help="default benchmarks/results/efficacy_knob (tiny), …/real (real)"
-    )
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--etas", default="-1,1", help="calibrated variants besides the η = 0 control")
-    ap.add_argument("--attackers", default="t1,t1_correct,greedy,t07,t1_3x")
-    ap.add_argument("--students", default="b,a")
-    ap.add_argument(
-        "--recipes",
-        default="sft",
-        help="sft (samples), kd (logits, shared vocabulary), uld (logits, ByteLevel)",
-    )
-    ap.add_argument(
-        "--logit_on_policy",
-        type=float,
-        default=DistillConfig.on_policy_fraction,
-        help="kd/uld: share of the student's own samples (GKD's lambda; 0 = the teacher's samples only)",
-    )
-    ap.add_argument(
-        "--logit_beta",
-        type=float,
-        default=DistillConfig.divergence_beta,
-        help="kd/uld: generalized JSD interpolation (0 = forward KL, 1 = reverse KL)",
-    )
-    ap.add_argument(
-        "--gold",
-        default="",
-        help="gold references besides the teachers: direct (bare #### N answers), traces (the task's gold traces)",
-    )
-    ap.add_argument("--beta", type=float, default=0.1)
-    ap.add_argument("--calibration_steps", type=int, default=60)
-    ap.add_argument("--teacher_steps", type=int, default=1000)
-    ap.add_argument("--proxy_steps", type=int, default=400)
-    ap.add_argument("--distill_steps", type=int, default=600)
-    ap.add_argument("--distill_lr", type=float, default=3e-3)
-    ap.add_argument("--n_distill", type=int, default=1000)
-    ap.add_argument("--n_test", type=int, default=200)
-    ap.add_argument("--n_val", type=int, default=100)
-    ap.add_argument("--calibration_lr", type=float, default=CALIBRATION_DEFAULTS["calibration_lr"])
-    ap.add_argument(
-        "--calibration_batch",
-        type=int,
-        default=CALIBRATION_DEFAULTS["calibration_batch"],
-        help="completions per GRPO step (8 per prompt)",
-    )
-    ap.add_argument(
-        "--teacher_lr", type=float, default=None, help="real setting, addition: the teacher's SFT lr (5e-5)"
-    )
-    ap.add_argument(
-        "--reward", default="default", choices=list(REWARD_VARIANTS), help="calibration reward variant"
-    )
-    ap.add_argument(
-        "--max_new_tokens", type=int, default=None, help="default 48 (tiny, addition), 192 (real)"
-    )
-    ap.add_argument(
-        "--real_dataset",
-        default=None,
-        help="real setting: `addition` (the tiny task) or a built-in dataset (default gsm_symbolic)",
-    )
-    ap.add_argument(
-        "--real_n_train", type=int, default=None, help="real setting: train prompts (default 600)"
-    )
-    ap.add_argument("--render_only", action="store_true")
-    a = ap.parse_args(argv)
-    check_args(a)
-    return a
 
 
 def main() -> None:

@@ -1,0 +1,231 @@
+"""The command line of `efficacy_knob.py`: its attackers, calibration-reward variants and flags, checked so that a
+bad flag is one line naming it (exit 2) before anything is written.
+
+Example:
+    >>> parse_args(["--attackers", "t1,t1_3x"]).attackers
+    ['t1', 't1_3x']
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from efficacy_knob_task import GOLD
+
+from distill_ortho_merge.models import ModelError, resolve_model
+from trl_distillguard.distill_config import RECIPES, DistillConfig
+
+DESCRIPTION = "Efficacy of the distillability knob (issue 12): students of η-calibrated teachers against adaptive attackers."
+
+ATTACKERS = {  # name: (temperature, keep only verified-correct samples, prompt/step multiplier)
+    "t1": (1.0, False, 1),
+    "t1_correct": (1.0, True, 1),
+    "t07": (0.7, False, 1),
+    "greedy": (0.0, False, 1),
+    "t1_2x": (1.0, False, 2),
+    "t1_3x": (1.0, False, 3),
+}
+
+
+# --reward: the calibration reward's variants (DistillGuardConfig fields); `default` is DESIGN's reconstruction
+REWARD_VARIANTS: dict[str, dict[str, str]] = {
+    "default": {},  # log q − log π of the sampled ids, per UTF-8 byte
+    "canonical": {"calibration_policy_tokenization": "canonical"},  # log π of the canonical re-tokenization
+    "proxylp": {"calibration_mode": "proxy_logprob"},  # log q only: the proxy's own likelihood
+    "tokens": {"calibration_normalization": "tokens"},  # per proxy token instead of per byte
+    # raw rewards summed, advantage = r − group mean: η keeps its size (normalize_then_sum z-scores each reward and
+    # then the batch, so in groups where every answer is right the calibration term alone sets the advantage, at
+    # any |η|); it changes the η = 0 run too, so it gets its own control
+    "unscaled": {"multi_objective_aggregation": "sum_then_normalize", "scale_rewards": "none"},
+}
+
+
+# the flags' defaults; the tiny sweep ran with them before they were flags, so its hash holds them only when changed
+CALIBRATION_DEFAULTS = {"calibration_lr": 5e-5, "calibration_batch": 32}
+
+
+def own_control(reward: str) -> bool:
+    """Whether a reward variant changes the η = 0 run (anything beyond the calibration reward's own fields)."""
+    return any(not k.startswith("calibration_") for k in REWARD_VARIANTS[reward])
+
+
+REAL_ROLES = ("teacher", "proxy", "student_a", "student_b")
+
+
+def real_model_paths(spec: str) -> dict[str, Path]:
+    """`--real_models teacher=M,proxy=M,student_a=M,student_b=M` as local model folders (each M a folder, `*.gguf`
+    file or built-in name, converted once); a malformed entry, unknown or missing role, or bad model is a one-line
+    error naming it (exit 2), raised before anything is written.
+
+    Example:
+        >>> real_model_paths("teacher=/no/such/dir,proxy=x,student_a=x,student_b=x")
+        Traceback (most recent call last):
+        ...
+        SystemExit: 2
+    """
+    given: dict[str, str] = {}
+    for entry in filter(None, spec.split(",")):
+        role, sep, model = entry.partition("=")
+        if not sep or role not in REAL_ROLES or role in given:
+            problem = "not role=model" if not sep else "repeated" if role in given else "unknown role"
+            fail(f"--real_models entry {entry!r}: {problem} (roles: {', '.join(REAL_ROLES)})")
+        given[role] = model
+    missing = [r for r in REAL_ROLES if r not in given]
+    if missing:
+        fail(f"--real_models needs {'=M,'.join(REAL_ROLES)}=M (missing {', '.join(missing)})")
+    try:
+        return {role: resolve_model(given[role], f"--real_models {role}") for role in REAL_ROLES}
+    except ModelError as e:
+        fail(str(e))
+
+
+def fail(message: str) -> NoReturn:
+    print(f"efficacy_knob: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+# the logit recipes' flags and the `DistillConfig` fields they set (defaults: DistillConfig's, GKD's mixed policy)
+LOGIT_FIELDS = {"logit_on_policy": "on_policy_fraction", "logit_beta": "divergence_beta"}
+
+
+def check_args(a: argparse.Namespace) -> None:
+    """Fill the setting-dependent defaults and refuse, in one line naming the flag, what this setting would ignore."""
+    if a.setting == "tiny":
+        given = [
+            f"--{k}"
+            for k in ("real_models", "real_dataset", "real_n_train", "teacher_lr")
+            if getattr(a, k) not in (None, "")
+        ]
+        if given:
+            fail(
+                f"{', '.join(given)} apply only to --setting real (the tiny setting trains its own models on its own task)"
+            )
+    else:
+        a.real_dataset = "gsm_symbolic" if a.real_dataset is None else a.real_dataset
+        a.real_n_train = 600 if a.real_n_train is None else a.real_n_train
+        if a.teacher_lr is not None and a.real_dataset != "addition":
+            fail(
+                "--teacher_lr applies only to --real_dataset addition (other datasets use the teacher as given)"
+            )
+        if a.real_dataset == "addition" and a.teacher_lr is None:
+            a.teacher_lr = 5e-5
+        if not a.real_models:
+            fail("--setting real needs --real_models teacher=M,proxy=M,student_a=M,student_b=M (local folders, "
+                  "*.gguf files or built-in names, e.g. smollm2-135m-instruct)")  # fmt: skip
+    if a.max_new_tokens is None:
+        a.max_new_tokens = 48 if a.setting == "tiny" or a.real_dataset == "addition" else 192
+    if a.out is None:
+        a.out = "benchmarks/results/efficacy_knob" + ("/real" if a.setting == "real" else "")
+    for name in ("seeds", "etas", "attackers", "students", "recipes", "gold"):
+        setattr(a, name, [x.strip() for x in getattr(a, name).split(",") if x.strip()])
+    for name, field in LOGIT_FIELDS.items():
+        value = getattr(a, name)
+        if not 0.0 <= value <= 1.0:
+            fail(f"--{name} {value:g}: must lie in [0, 1]")
+        if value != getattr(DistillConfig, field) and set(a.recipes) <= {"sft"}:
+            fail(f"--{name} applies only to the logit recipes (--recipes kd or uld)")
+    bad = [f"--attackers {x}" for x in a.attackers if x not in ATTACKERS]
+    bad += [f"--students {x}" for x in a.students if x not in ("a", "b")]
+    bad += [f"--recipes {x}" for x in a.recipes if x not in RECIPES]
+    bad += [f"--seeds {x}" for x in a.seeds if not x.isdigit()]
+    bad += [f"--gold {x}" for x in a.gold if x not in GOLD]
+    for x in a.etas:
+        try:
+            float(x)
+        except ValueError:
+            bad.append(f"--etas {x}")
+    if bad:
+        fail(f"unknown {', '.join(bad)} (attackers: {', '.join(ATTACKERS)}; students: a, b; recipes: "
+              f"{', '.join(RECIPES)}; gold: {', '.join(GOLD)}; seeds: integers ≥ 0; etas: numbers)")  # fmt: skip
+    if a.gold and "sft" not in a.recipes:
+        fail("--gold trains students by sft on gold text: add sft to --recipes")
+    if "traces" in a.gold and a.setting == "real" and a.real_dataset != "addition":
+        fail(
+            f"--gold traces needs the addition task's traces (--real_dataset {a.real_dataset} has answers only)"
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, checked (`check_args`); a bad flag exits 2 with one line naming it.
+
+    Example:
+        >>> parse_args(["--seeds", "0,1"]).seeds
+        ['0', '1']
+    """
+    ap = argparse.ArgumentParser(description=DESCRIPTION)
+    ap.add_argument("--setting", default="tiny", choices=["tiny", "real"])
+    ap.add_argument(
+        "--real_models",
+        default="",
+        help="real setting: teacher=M,proxy=M,student_a=M,student_b=M (dir/gguf/name)",
+    )
+    ap.add_argument("--workdir", default="~/.cache/distill-ortho-merge/efficacy_knob")
+    ap.add_argument(
+        "--out", default=None, help="default benchmarks/results/efficacy_knob (tiny), …/real (real)"
+    )
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--etas", default="-1,1", help="calibrated variants besides the η = 0 control")
+    ap.add_argument("--attackers", default="t1,t1_correct,greedy,t07,t1_3x")
+    ap.add_argument("--students", default="b,a")
+    ap.add_argument(
+        "--recipes",
+        default="sft",
+        help="sft (samples), kd (logits, shared vocabulary), uld (logits, ByteLevel)",
+    )
+    ap.add_argument(
+        "--logit_on_policy",
+        type=float,
+        default=DistillConfig.on_policy_fraction,
+        help="kd/uld: share of the student's own samples (GKD's lambda; 0 = the teacher's samples only)",
+    )
+    ap.add_argument(
+        "--logit_beta",
+        type=float,
+        default=DistillConfig.divergence_beta,
+        help="kd/uld: generalized JSD interpolation (0 = forward KL, 1 = reverse KL)",
+    )
+    ap.add_argument(
+        "--gold",
+        default="",
+        help="gold references besides the teachers: direct (bare #### N answers), traces (the task's gold traces)",
+    )
+    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--calibration_steps", type=int, default=60)
+    ap.add_argument("--teacher_steps", type=int, default=1000)
+    ap.add_argument("--proxy_steps", type=int, default=400)
+    ap.add_argument("--distill_steps", type=int, default=600)
+    ap.add_argument("--distill_lr", type=float, default=3e-3)
+    ap.add_argument("--n_distill", type=int, default=1000)
+    ap.add_argument("--n_test", type=int, default=200)
+    ap.add_argument("--n_val", type=int, default=100)
+    ap.add_argument("--calibration_lr", type=float, default=CALIBRATION_DEFAULTS["calibration_lr"])
+    ap.add_argument(
+        "--calibration_batch",
+        type=int,
+        default=CALIBRATION_DEFAULTS["calibration_batch"],
+        help="completions per GRPO step (8 per prompt)",
+    )
+    ap.add_argument(
+        "--teacher_lr", type=float, default=None, help="real setting, addition: the teacher's SFT lr (5e-5)"
+    )
+    ap.add_argument(
+        "--reward", default="default", choices=list(REWARD_VARIANTS), help="calibration reward variant"
+    )
+    ap.add_argument(
+        "--max_new_tokens", type=int, default=None, help="default 48 (tiny, addition), 192 (real)"
+    )
+    ap.add_argument(
+        "--real_dataset",
+        default=None,
+        help="real setting: `addition` (the tiny task) or a built-in dataset (default gsm_symbolic)",
+    )
+    ap.add_argument(
+        "--real_n_train", type=int, default=None, help="real setting: train prompts (default 600)"
+    )
+    ap.add_argument("--render_only", action="store_true")
+    a = ap.parse_args(argv)
+    check_args(a)
+    return a
