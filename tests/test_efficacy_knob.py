@@ -218,6 +218,19 @@ def test_a_logit_recipe_that_does_not_fit_a_student_is_one_line(knob_driver, cap
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
 
 
+def _tiny_knob(knob_driver, tmp_path, *flags):
+    """A tiny-setting `Knob` (student a only, a few items and steps) whose teacher and student a are random tiny
+    Llamas on tokenizer A: `student_result` runs in seconds."""
+    args = ["--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--n_test", "4", "--n_val", "4",
+            "--n_distill", "8", "--distill_steps", "2", "--max_new_tokens", "8", "--students", "a", *flags]  # fmt: skip
+    knob = knob_driver.Knob(knob_driver.parse_args(args))
+    tok_a, _ = ek.tokenizers(knob.train_pairs)
+    teacher = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=0), tok_a, tmp_path / "teacher")
+    student = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=1), tok_a, tmp_path / "student")
+    knob.models = {"teacher": teacher, "student_a_init": student}
+    return knob
+
+
 @pytest.mark.parametrize(
     ("recipe", "flags", "name", "lam"),
     [
@@ -232,14 +245,7 @@ def test_logit_recipes_distil_a_student_under_their_own_key(knob_driver, tmp_pat
     share or divergence other than DistillConfig's is named in the key."""
     import efficacy_knob_render as rk
 
-    args = ["--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--n_test", "4", "--n_val", "4",
-            "--n_distill", "8", "--distill_steps", "2", "--max_new_tokens", "8", "--recipes", f"sft,{recipe}",
-            "--students", "a", *flags]  # fmt: skip
-    knob = knob_driver.Knob(knob_driver.parse_args(args))
-    tok_a, _ = ek.tokenizers(knob.train_pairs)
-    teacher = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=0), tok_a, tmp_path / "teacher")
-    student = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=1), tok_a, tmp_path / "student")
-    knob.models = {"teacher": teacher, "student_a_init": student}
+    knob = _tiny_knob(knob_driver, tmp_path, "--recipes", f"sft,{recipe}", *flags)
     sft = knob.student_result("original", 0, "t1", "a", "sft")
     assert sft["key"].endswith("/t1/a/sft") and sft["recipe"] == "sft" and 0.0 <= sft["score"] <= 1.0
     res = knob.student_result("original", 0, "t1", "a", recipe)
@@ -267,14 +273,7 @@ def test_gold_references_train_students_beside_the_teachers(knob_driver, tmp_pat
     their own columns and compared with each teacher's students; the η figure leaves them out."""
     import efficacy_knob_render as rk
 
-    args = ["--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--n_test", "4", "--n_val", "4",
-            "--n_distill", "8", "--distill_steps", "2", "--max_new_tokens", "8", "--students", "a",
-            "--gold", "direct,traces"]  # fmt: skip
-    knob = knob_driver.Knob(knob_driver.parse_args(args))
-    tok_a, _ = ek.tokenizers(knob.train_pairs)
-    teacher = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=0), tok_a, tmp_path / "teacher")
-    student = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=1), tok_a, tmp_path / "student")
-    knob.models = {"teacher": teacher, "student_a_init": student}
+    knob = _tiny_knob(knob_driver, tmp_path, "--gold", "direct,traces")
     direct = knob.student_result("gold-direct", 0, "t1_2x", "a", "sft")
     assert direct["key"] == "gold-direct/seed0/t1_2x/a/sft" and direct["n_train"] == 16
     assert direct["teacher_sample_accuracy"] == 1.0 and direct["format_mix_train"]["direct"] == 1.0
