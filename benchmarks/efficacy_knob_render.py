@@ -346,6 +346,45 @@ def plot(res: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+BUDGETS = {"t1": 1, "t1_2x": 2, "t1_3x": 3}  # the T = 1 attackers by their sample/step multiplier
+
+
+def plot_budget(res: dict[str, Any], path: Path) -> bool:
+    """Student score vs the attacker's budget (T = 1 samples and steps, 1×/2×/3×), one panel per `sft` student,
+    one line per teacher with at least two budgets; the gold references dashed. False (nothing drawn) if no teacher
+    has two budgets."""
+    s = res["summary"]["students"]
+    keys = [k.split("|") for k in s if k.split("|")[0] in BUDGETS and "+" not in k.split("|")[1]]
+    budgets: dict[tuple[str, str], set[str]] = {}
+    for a, st, v in keys:
+        budgets.setdefault((st, v), set()).add(a)
+    lines = {sv for sv, attackers in budgets.items() if len(attackers) >= 2}
+    if not lines:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    studs = sorted({st for st, _ in lines})
+    fig, axes = plt.subplots(1, len(studs), figsize=(5.5 * len(studs), 4.2), squeeze=False)
+    for ax, st in zip(axes[0], studs, strict=True):
+        for v in _order(v for ss, v in lines if ss == st):
+            pts = [(BUDGETS[a], *s[f"{a}|{st}|{v}"]["mean_std"]) for a in BUDGETS if f"{a}|{st}|{v}" in s]
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                        linestyle="--" if is_gold(v) else "-", label=v)  # fmt: skip
+        ax.set_xticks(list(BUDGETS.values()), [f"{m}×" for m in BUDGETS.values()])
+        ax.set_xlabel("attacker budget (T = 1 samples and steps)")
+        ax.set_ylabel("student score (held-out, greedy)")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"student {st}", fontsize=10)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def plot_transfer(teachers: dict, students: dict, path: Path) -> None:
     """Each student's score against its own teacher's greedy score (one point per variant, seed, attacker and
     student), coloured by η; on the diagonal a student learns all of its teacher's skill."""
@@ -392,4 +431,5 @@ def render(out: Path, cache: Path, run: dict[str, Any]) -> dict[str, Any]:
         tmp.replace(out / name)
     plot(res, out / "knob.png")
     plot_transfer(teachers, students, out / "transfer.png")
+    plot_budget(res, out / "budget.png")
     return res

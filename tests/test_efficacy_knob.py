@@ -405,6 +405,20 @@ def test_format_signal_correlates_each_format_share_with_the_score():
     assert math.isnan(row["units_first"]["r"])  # constant share: no r
 
 
+def test_budget_plot_draws_teachers_with_two_budgets(tmp_path):
+    import efficacy_knob_render as rk
+
+    def res(keys):
+        return {"summary": {"students": {k: {"mean_std": (0.5, 0.1)} for k in keys}}}
+
+    assert not rk.plot_budget(
+        res(["t1|a|original", "t1_3x|b|original", "t07|a|original"]), tmp_path / "x.png"
+    )
+    assert not (tmp_path / "x.png").exists()  # no teacher with two budgets of one student: nothing drawn
+    keys = ["t1|a|original", "t1_3x|a|original", "t1|a+kd|original", "t1_3x|a+kd|original"]
+    assert rk.plot_budget(res(keys), tmp_path / "y.png") and (tmp_path / "y.png").stat().st_size > 0
+
+
 def test_calibration_changes_reuse_the_base_models(knob_driver, tmp_path):
     """A sweep that changes only calibration gets its own results and calibrated teachers, but the same original
     teacher, proxy and initial students; one that changes the teacher's training does not."""
