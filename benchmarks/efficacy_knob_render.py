@@ -69,6 +69,14 @@ def _order(variants) -> list[str]:
                                                  not is_gold(v), v))  # fmt: skip
 
 
+def scores_by_variant(students: dict) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """students[(attacker, student, variant)] regrouped as {(attacker, student): {variant: [per-seed scores]}}."""
+    out: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for (a, s, v), rs in sorted(students.items()):
+        out.setdefault((a, s), {})[v] = [r["score"] for r in rs]
+    return out
+
+
 def summarize(teachers: dict, students: dict) -> dict[str, Any]:
     t_rows = {}
     for v, rs in teachers.items():
@@ -83,8 +91,7 @@ def summarize(teachers: dict, students: dict) -> dict[str, Any]:
               for (a, s, v), rs in students.items()}  # fmt: skip
     tests, goals = [], {"undistillable": [], "distillable": []}
     orig = t_rows.get("original", {}).get("teacher_score", (math.nan,))[0]
-    for a, s in sorted({(a, s) for a, s, _ in students}):
-        by_v = {v: [r["score"] for r in rs] for (aa, ss, v), rs in students.items() if (aa, ss) == (a, s)}
+    for (a, s), by_v in scores_by_variant(students).items():
         for v in _order(by_v):
             eta, control = eta_of(v), control_of(v, by_v)
             if control not in by_v or eta in (None, 0):
@@ -138,10 +145,10 @@ def vs_gold(students: dict) -> list[dict[str, Any]]:
     calibrated teacher harder to learn from than the bare answers any teacher that answers right gives away
     (`gold-direct`), is the control as easy as the gold traces (`gold-traces`)?"""
     rows = []
-    for a, s in sorted({(a, s) for a, s, _ in students}):
-        by_v = {v: [r["score"] for r in rs] for (aa, ss, v), rs in students.items() if (aa, ss) == (a, s)}
-        for v in _order(by_v):
-            for gold in (g for g in _order(by_v) if is_gold(g) and not is_gold(v)):
+    for (a, s), by_v in scores_by_variant(students).items():
+        golds = [g for g in _order(by_v) if is_gold(g)]
+        for v in (v for v in _order(by_v) if not is_gold(v)):
+            for gold in golds:
                 rows.append(
                     {"attacker": a, "student": s, "variant": v, "vs": gold, **compare(by_v[v], by_v[gold])}
                 )
@@ -202,6 +209,16 @@ def _f(x, d: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{d}f}"
 
 
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else _f(p)
+
+
+def _comparison(t: dict) -> str:
+    """One row of a comparison table: attacker, student, teacher, vs, Δ mean, bootstrap CI, Welch p, n."""
+    return (f"| {t['attacker']} | {t['student']} | {t['variant']} | {t['vs']} | {t['diff']:+.3f} | "
+            f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | {_f(t['p'])} | {t['n'][0]}/{t['n'][1]} |")  # fmt: skip
+
+
 def _ms(p, d: int = 3) -> str:
     return f"{_f(p[0], d)} ± {_f(p[1], d)}" if p else "n/a"
 
@@ -243,8 +260,7 @@ def markdown(res: dict[str, Any]) -> str:
     for t in s["tests"]:
         if "diff" not in t:
             continue
-        lines.append(f"| {t['attacker']} | {t['student']} | {t['variant']} | {t['vs']} | {t['diff']:+.3f} | "
-                     f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | {_f(t['p'])} | {t['n'][0]}/{t['n'][1]} |")  # fmt: skip
+        lines.append(_comparison(t))
     if s.get("vs_gold"):
         lines += ["", "## Against the gold references (students of the task's gold data, same prompts and budget)", "",
                   "`gold-direct`: bare `#### N` answers, the least a teacher that answers right gives away; "
@@ -252,8 +268,7 @@ def markdown(res: dict[str, Any]) -> str:
                   "| attacker | student | teacher | vs | Δ mean | 95 % bootstrap CI | Welch p | n |",
                   "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for t in s["vs_gold"]:
-            lines.append(f"| {t['attacker']} | {t['student']} | {t['variant']} | {t['vs']} | {t['diff']:+.3f} | "
-                         f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | {_f(t['p'])} | {t['n'][0]}/{t['n'][1]} |")  # fmt: skip
+            lines.append(_comparison(t))
     lines += ["", "## Transfer: student score / its own teacher's greedy score", "",
               "Paired by seed. A teacher made harder to learn *from* lowers this ratio; a teacher that is merely "
               "worse leaves it unchanged (its students follow it down).", "",
@@ -269,9 +284,7 @@ def markdown(res: dict[str, Any]) -> str:
                   "the share of each format in the student's training samples and its score (p in brackets).", "",
                   "| attacker | student | students | " + " | ".join(fmts) + " |", "|---|---|---|" + "---|" * len(fmts)]  # fmt: skip
         for t in s["format_signal"]:
-            cells = [
-                f"{_f(t[f]['r'], 2)} ({'< 0.001' if t[f]['p'] < 0.001 else _f(t[f]['p'])})" for f in fmts
-            ]
+            cells = [f"{_f(t[f]['r'], 2)} ({_p(t[f]['p'])})" for f in fmts]
             lines.append(f"| {t['attacker']} | {t['student']} | {t['n']} | " + " | ".join(cells) + " |")
     lines += ["", "## Does the proxy predict the students?", "",
               "Across every calibrated teacher (each η and seed, η = 0 controls included): Pearson's r between the "
@@ -281,8 +294,7 @@ def markdown(res: dict[str, Any]) -> str:
               "| attacker | student | teachers | r | p | calibration reward range |", "|---|---|---|---|---|---|"]  # fmt: skip
     for t in s.get("proxy_signal", []):
         lo, hi = t["calibration_reward_range"]
-        p = "< 0.001" if t["p"] < 0.001 else _f(t["p"])
-        lines.append(f"| {t['attacker']} | {t['student']} | {t['n']} | {_f(t['r'], 2)} | {p} | "
+        lines.append(f"| {t['attacker']} | {t['student']} | {t['n']} | {_f(t['r'], 2)} | {_p(t['p'])} | "
                      f"{lo:.3f} … {hi:.3f} |")  # fmt: skip
     lines += ["", "## Goals", "",
               f"Undistillable: teacher ≥ {GOAL_TEACHER_KEEP:.0%} of the original's score and students ≤ "
