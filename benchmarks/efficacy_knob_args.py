@@ -114,7 +114,7 @@ def check_args(a: argparse.Namespace) -> None:
             a.teacher_lr = 5e-5
         if not a.real_models:
             fail("--setting real needs --real_models teacher=M,proxy=M,student_a=M,student_b=M (local folders, "
-                  "*.gguf files or built-in names, e.g. smollm2-135m-instruct)")  # fmt: skip
+                 "*.gguf files or built-in names, e.g. smollm2-135m-instruct)")  # fmt: skip
     if a.max_new_tokens is None:
         a.max_new_tokens = 48 if a.setting == "tiny" or a.real_dataset == "addition" else 192
     if a.out is None:
@@ -139,7 +139,7 @@ def check_args(a: argparse.Namespace) -> None:
             bad.append(f"--etas {x}")
     if bad:
         fail(f"unknown {', '.join(bad)} (attackers: {', '.join(ATTACKERS)}; students: a, b; recipes: "
-              f"{', '.join(RECIPES)}; gold: {', '.join(GOLD)}; seeds: integers ≥ 0; etas: numbers)")  # fmt: skip
+             f"{', '.join(RECIPES)}; gold: {', '.join(GOLD)}; seeds: integers ≥ 0; etas: numbers)")  # fmt: skip
     if a.gold and "sft" not in a.recipes:
         fail("--gold trains students by sft on gold text: add sft to --recipes")
     if "traces" in a.gold and a.setting == "real" and a.real_dataset != "addition":
