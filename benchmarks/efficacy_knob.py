@@ -199,6 +199,20 @@ def _hash(fields: dict) -> str:
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def exposure(diag: dict) -> dict:
+    """A teacher's distance to the original teacher, per token (exact: they share a vocabulary), from a
+    `distillguard diagnose` report whose student is the original: KL(teacher ‖ original) on the teacher's own
+    samples, the same KL on the original's samples, and the exposure gap (the second minus the first).
+
+    Example:
+        >>> exposure({"off_policy": {"exact_forward_kl": {"off_policy": 0.1, "on_policy": 0.3, "gap": 0.2}}})
+        {'kl_to_original_per_token': 0.1, 'kl_to_original_on_policy': 0.3, 'exposure_gap_per_token': 0.2}
+    """
+    kl = diag["off_policy"].get("exact_forward_kl", {})
+    return {"kl_to_original_per_token": kl.get("off_policy"), "kl_to_original_on_policy": kl.get("on_policy"),
+            "exposure_gap_per_token": kl.get("gap")}  # fmt: skip
+
+
 class Knob:
     """One setting's models, data and cached results (`key -> JSON`).
 
@@ -267,6 +281,13 @@ class Knob:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
     # -- cache
+    def write_cached(self, key: str, result: dict) -> None:
+        path = self.cache / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two sweeps may finish the same shared control
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(path)
+
     def cached(self, key: str, fn) -> dict:
         path = self.cache / f"{key}.json"
         if path.exists():
@@ -274,10 +295,7 @@ class Knob:
         t0 = time.perf_counter()
         self.log(f"run {key}")
         result = json_safe(fn()) | {"key": key, "seconds": round(time.perf_counter() - t0, 1)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two sweeps may finish the same shared control
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.replace(path)
+        self.write_cached(key, result)
         self.log(
             f"done {key} in {result['seconds']} s: "
             + json.dumps({k: v for k, v in result.items() if k in ("score", "teacher_score", "n_train")})
@@ -385,21 +403,13 @@ class Knob:
             greedy = self.score(model, tok)
             sampled = self.score(model, tok, temperature=1.0, seed=seed)
             formats = [format_of(t) for t in sampled.completions]
-            diag_dir = self.work / f"diag_{self.variant_id(variant)}_{seed_key}"
-            diag = diagnose(DiagnoseConfig(
-                teacher_model_name_or_path=str(path), student_model_name_or_path=str(self.models["teacher"]),
-                dataset_name_or_path=str(self.val_file), output_dir=str(diag_dir), overwrite_output_dir=True,
-                max_prompts=64, num_samples=2, max_new_tokens=self.a.max_new_tokens, verifier="math_answer", seed=seed,
-            ))  # fmt: skip
-            kl = diag["off_policy"].get("exact_forward_kl", {})
+            diag = self.teacher_diagnosis(variant, seed, refresh=True)
             cal = path / "calibration.json"
-            return {
+            return exposure(diag) | {
                 "teacher_score": greedy.score,
                 "teacher_score_t1": sampled.score,
                 "format_mix_t1": {f: formats.count(f) / len(formats) for f in (*FORMATS, "other")},
                 "mean_bytes_t1": sum(len(t.encode()) for t in sampled.completions) / len(sampled.completions),
-                # KL(variant ‖ original) per token, on the variant's samples (exact: shared vocabulary)
-                "kl_to_original_per_token": kl.get("off_policy"),
                 "tail_mass": diag["tail_noise"]["mean_tail_mass"],
                 "repeated_ngram_rate": diag["symptoms"]["teacher"]["repeated_ngram_rate"],
                 "degenerate_token_rate": diag["symptoms"]["teacher"]["degenerate_token_rate"],
@@ -407,7 +417,31 @@ class Knob:
                 "examples": greedy.completions[:2] + sampled.completions[:2],
             }
 
-        return self.cached(f"{self.variant_id(variant)}/{seed_key}/teacher", run)
+        key = f"{self.variant_id(variant)}/{seed_key}/teacher"
+        result = self.cached(key, run)
+        # a result cached before the gap was recorded gets it added, the rest kept
+        if "exposure_gap_per_token" not in result:
+            try:
+                result |= json_safe(exposure(self.teacher_diagnosis(variant, seed)))
+            except OSError as e:  # neither its diagnosis nor the model is in this workdir any more
+                self.log(f"{key}: exposure gap not added ({e})")
+                return result
+            self.write_cached(key, result)
+        return result
+
+    def teacher_diagnosis(self, variant: str, seed: int, refresh: bool = False) -> dict:
+        """`distillguard diagnose` of a teacher against the original (its report in the workdir is reused unless
+        `refresh`)."""
+        seed_key = "all" if variant == "original" else f"seed{seed}"
+        diag_dir = self.work / f"diag_{self.variant_id(variant)}_{seed_key}"
+        if not refresh and (diag_dir / "diagnose.json").exists():
+            return json.loads((diag_dir / "diagnose.json").read_text())
+        return diagnose(DiagnoseConfig(
+            teacher_model_name_or_path=str(self.teacher_path(variant, seed)),
+            student_model_name_or_path=str(self.models["teacher"]), dataset_name_or_path=str(self.val_file),
+            output_dir=str(diag_dir), overwrite_output_dir=True, max_prompts=64, num_samples=2,
+            max_new_tokens=self.a.max_new_tokens, verifier="math_answer", seed=seed,
+        ))  # fmt: skip
 
     def student_result(
         self, variant: str, seed: int, attacker: str, student: str, recipe: str = "sft"

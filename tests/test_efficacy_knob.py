@@ -268,6 +268,33 @@ def test_gold_samples_are_the_gold_answers_and_traces():
         assert {ek.format_of(t) for t in texts} == formats  # 40 uniform draws of 4 formats: each appears
 
 
+def test_teacher_results_record_the_exposure_gap_and_older_ones_get_it_added(
+    knob_driver, tmp_path, monkeypatch
+):
+    """A teacher's result carries its KL to the original on both models' samples and the exposure gap (their
+    difference) from its `distillguard diagnose` report; a result cached before the gap was recorded gets it added
+    from the report kept in the workdir (diagnose is not run again), the rest of the result unchanged."""
+    knob = _tiny_knob(knob_driver, tmp_path)
+    # a teacher that is not the original (another random Llama on the same tokenizer): both KLs are > 0
+    monkeypatch.setattr(knob, "teacher_path", lambda variant, seed: knob.models["student_a_init"])
+    res = knob.teacher_result("original", 0)
+    report = json.loads((knob.work / "diag_original_all" / "diagnose.json").read_text())
+    kl = report["off_policy"]["exact_forward_kl"]
+    assert kl["off_policy"] > 0 and kl["on_policy"] > 0 and kl["on_policy"] != kl["off_policy"]
+    assert res["exposure_gap_per_token"] == pytest.approx(kl["on_policy"] - kl["off_policy"])
+    assert (
+        res["kl_to_original_on_policy"] == kl["on_policy"]
+        and res["kl_to_original_per_token"] == kl["off_policy"]
+    )
+
+    path = knob.cache / f"{res['key']}.json"
+    old = {k: v for k, v in res.items() if k not in ("exposure_gap_per_token", "kl_to_original_on_policy")}
+    path.write_text(json.dumps(old))
+    monkeypatch.setattr(knob_driver, "diagnose", lambda cfg: pytest.fail("diagnose ran again"))
+    again = knob.teacher_result("original", 0)
+    assert again == res and json.loads(path.read_text()) == res
+
+
 def test_gold_references_train_students_beside_the_teachers(knob_driver, tmp_path):
     """`--gold`: students of the gold data on the attacker's prompts and budget, cached under `gold-…`, rendered as
     their own columns and compared with each teacher's students; the η figure leaves them out."""
