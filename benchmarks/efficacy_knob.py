@@ -371,7 +371,7 @@ class Knob:
         if variant == "original":
             return self.models["teacher"]
         eta = float(variant.removeprefix("eta"))
-        name = f"teacher_{self.variant_id(variant)}_seed{seed}"
+        name = self.teacher_dir(variant, seed).name
         rng = random.Random(1000 + seed)
         cal_rows = rng.sample(self.train_rows, k=min(len(self.train_rows), 4 * self.a.calibration_steps))
 
@@ -380,6 +380,12 @@ class Knob:
             calibrate(self.models["teacher"], self.models["proxy"], cal_rows, p, eta, self.a, seed)
 
         return atomic(self.work / name, build)
+
+    def teacher_dir(self, variant: str, seed: int) -> Path:
+        """Where a teacher lives (built or not): `teacher_path` trains it there when it is missing."""
+        if variant == "original":
+            return self.models["teacher"]
+        return self.work / f"teacher_{self.variant_id(variant)}_seed{seed}"
 
     def variant_id(self, variant: str) -> str:
         if variant == "original" or variant.startswith("gold-"):  # not calibrated
@@ -422,20 +428,27 @@ class Knob:
         # a result cached before the gap was recorded gets it added, the rest kept
         if "exposure_gap_per_token" not in result:
             try:
-                result |= json_safe(exposure(self.teacher_diagnosis(variant, seed)))
-            except OSError as e:  # neither its diagnosis nor the model is in this workdir any more
+                result |= json_safe(exposure(self.teacher_diagnosis(variant, seed, existing_only=True)))
+            except FileNotFoundError as e:  # a retrained teacher would not be the one scored here: leave it
                 self.log(f"{key}: exposure gap not added ({e})")
                 return result
             self.write_cached(key, result)
         return result
 
-    def teacher_diagnosis(self, variant: str, seed: int, refresh: bool = False) -> dict:
+    def teacher_diagnosis(
+        self, variant: str, seed: int, refresh: bool = False, existing_only: bool = False
+    ) -> dict:
         """`distillguard diagnose` of a teacher against the original (its report in the workdir is reused unless
-        `refresh`)."""
+        `refresh`). `existing_only`: diagnose only a teacher already in the workdir, never train one (calibration
+        is not bit-reproducible, so a retrained teacher is another teacher); FileNotFoundError otherwise."""
         seed_key = "all" if variant == "original" else f"seed{seed}"
         diag_dir = self.work / f"diag_{self.variant_id(variant)}_{seed_key}"
         if not refresh and (diag_dir / "diagnose.json").exists():
             return json.loads((diag_dir / "diagnose.json").read_text())
+        if existing_only and not self.teacher_dir(variant, seed).exists():
+            raise FileNotFoundError(
+                f"neither {diag_dir.name}/diagnose.json nor the teacher is in {self.work}"
+            )
         return diagnose(DiagnoseConfig(
             teacher_model_name_or_path=str(self.teacher_path(variant, seed)),
             student_model_name_or_path=str(self.models["teacher"]), dataset_name_or_path=str(self.val_file),

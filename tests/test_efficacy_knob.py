@@ -273,7 +273,7 @@ def test_teacher_results_record_the_exposure_gap_and_older_ones_get_it_added(
 ):
     """A teacher's result carries its KL to the original on both models' samples and the exposure gap (their
     difference) from its `distillguard diagnose` report; a result cached before the gap was recorded gets it added
-    from the report kept in the workdir (diagnose is not run again), the rest of the result unchanged."""
+    from the report kept in the workdir (diagnose is not run again), the rest of the result unchanged; one whose teacher is gone is left as it is."""
     knob = _tiny_knob(knob_driver, tmp_path)
     # a teacher that is not the original (another random Llama on the same tokenizer): both KLs are > 0
     monkeypatch.setattr(knob, "teacher_path", lambda variant, seed: knob.models["student_a_init"])
@@ -293,6 +293,13 @@ def test_teacher_results_record_the_exposure_gap_and_older_ones_get_it_added(
     monkeypatch.setattr(knob_driver, "diagnose", lambda cfg: pytest.fail("diagnose ran again"))
     again = knob.teacher_result("original", 0)
     assert again == res and json.loads(path.read_text()) == res
+
+    # neither the report nor the teacher left: the result stays as cached, and no teacher is trained again
+    shutil.rmtree(knob.work / "diag_original_all")
+    path.write_text(json.dumps(old))
+    monkeypatch.setattr(knob, "teacher_dir", lambda variant, seed: tmp_path / "gone")
+    monkeypatch.setattr(knob, "teacher_path", lambda variant, seed: pytest.fail("a teacher was trained"))
+    assert knob.teacher_result("original", 0) == old and json.loads(path.read_text()) == old
 
 
 def test_gold_references_train_students_beside_the_teachers(knob_driver, tmp_path):
