@@ -81,7 +81,8 @@ def summarize(teachers: dict, students: dict) -> dict[str, Any]:
     t_rows = {}
     for v, rs in teachers.items():
         t_rows[v] = {k: mean_std([r[k] for r in rs]) for k in ("teacher_score", "teacher_score_t1", "mean_bytes_t1",
-                                                              "kl_to_original_per_token", "exposure_gap_per_token",
+                                                              "kl_to_original_per_token", "kl_to_original_on_policy",
+                                                              "exposure_gap_per_token",
                                                               "tail_mass",
                                                               "repeated_ngram_rate") if all(r.get(k) is not None for r in rs)}  # fmt: skip
         t_rows[v]["n"] = len(rs)
@@ -238,16 +239,21 @@ def markdown(res: dict[str, Any]) -> str:
                  f"`{w['command']}` (commit {w['git_commit'][:10]}, started {w['started']}, {w['wall_s']:.0f} s)"
                  for w in run.get("sweeps", [])) or "none") + ".",
              "", "## Teachers", "",
-             "| teacher | n | greedy score | T=1 score | KL(teacher ‖ original) / token | exposure gap / token | "
+             "| teacher | n | greedy score | T=1 score | KL(teacher ‖ original) / token | same, on the original's samples | "
+             "exposure gap / token | "
              "tail mass (top-10) | repeated 3-gram rate | bytes (T=1) | format mix T=1 (units/tens/direct/verbose/other) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for v in _order(s["teachers"]):
         t = s["teachers"][v]
         mix = "/".join(f"{100 * x:.0f}" for x in t["format_mix_t1"].values())
         lines.append(f"| {v} | {t['n']} | {_ms(t.get('teacher_score'))} | {_ms(t.get('teacher_score_t1'))} | "
-                     f"{_ms(t.get('kl_to_original_per_token'), 4)} | {_ms(t.get('exposure_gap_per_token'), 4)} | "
+                     f"{_ms(t.get('kl_to_original_per_token'), 4)} | {_ms(t.get('kl_to_original_on_policy'), 4)} | "
+                     f"{_ms(t.get('exposure_gap_per_token'), 4)} | "
                      f"{_ms(t.get('tail_mass'), 4)} | "
                      f"{_ms(t.get('repeated_ngram_rate'))} | {_ms(t.get('mean_bytes_t1'), 1)} | {mix} |")  # fmt: skip
+    lines += ["", "KL per token, exact (shared vocabulary), from `distillguard diagnose` with the original as the "
+              "student: on the teacher's own T=1 samples (what an attacker trains on) and on the original's; the "
+              "exposure gap is the second minus the first (n/a: not recorded for every seed)."]  # fmt: skip
     variants = _order(k.split("|")[2] for k in s["students"])
     lines += ["", "## Students (recipe sft; `+kd` / `+uld`: that logit recipe)", "", "| attacker | student | " + " | ".join(variants) + " |",
               "|---|---|" + "---|" * len(variants)]  # fmt: skip
