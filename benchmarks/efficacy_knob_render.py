@@ -321,46 +321,56 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def eta_panels(keys: list[list[str]]) -> list[str]:
+    """The calibration settings (`group_of`) worth a score-vs-η panel: those run with at least two η ≠ 0 (the
+    others are single points, in the tables)."""
+    etas: dict[str, set[float]] = {}
+    for _, _, v in keys:
+        if group_of(v) and eta_of(v):
+            etas.setdefault(group_of(v), set()).add(eta_of(v))
+    return sorted(g for g, e in etas.items() if len(e) >= 2)
+
+
 def plot(res: dict[str, Any], path: Path) -> None:
-    """Student score vs η, one panel per student, one line per attacker; the original teacher at the left."""
+    """Student score vs η: a row per calibration setting with ≥ 2 η values, a column per `sft` student, a line per
+    attacker (the original teacher at the left, the η = 0 control at 0); the gold references' `t1` scores as
+    dotted horizontal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    s = {k: v for k, v in res["summary"]["students"].items() if not is_gold(k.split("|")[2])}  # η lines only
-    keys = [k.split("|") for k in s]
-    studs = sorted({k[1] for k in keys})
-    etas = sorted({eta_of(k[2]) for k in keys if eta_of(k[2]) is not None})
-    x_orig = (min(etas) if etas else 0) - 1.5
-    # the headline calibration settings: the group with most results; every other group is a dashed line
-    groups = [group_of(k[2]) for k in keys if group_of(k[2])]
-    main = max(sorted(set(groups)), key=groups.count) if groups else ""
-    lines = sorted({(a, g) for a, _, v in keys for g in [group_of(v)] if g})
-    known = {k[2] for k in keys}
-
-    def on_line(v: str, g: str) -> bool:  # the main line also shows the original; others their own control
-        return (
-            group_of(v) in ("", g) if g == main else group_of(v) == g or v == control_of(f"eta1_{g}", known)
-        )
-
-    fig, axes = plt.subplots(1, max(1, len(studs)), figsize=(5.5 * max(1, len(studs)), 4.2), squeeze=False)
-    for ax, st in zip(axes[0], studs, strict=False):
-        for i, (a, g) in enumerate(lines):
-            pts = sorted((x_orig if eta_of(v) is None else eta_of(v), *s[f"{aa}|{ss}|{v}"]["mean_std"])
-                         for aa, ss, v in keys if (aa, ss) == (a, st) and on_line(v, g))  # fmt: skip
-            if not pts:
-                continue
-            xs = [p[0] + 0.05 * (i - len(lines) / 2) for p in pts]
-            ax.errorbar(xs, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
-                        linestyle="-" if g == main else "--", label=a if g == main else f"{a}, {g}")  # fmt: skip
-        ax.set_xticks([x_orig, *etas], ["orig", *[f"{e:+g}" if e else "0 (control)" for e in etas]])
-        ax.set_xlabel("η (calibrated teacher)")
-        ax.set_ylabel("student score (held-out, greedy)")
-        tops = [v["mean_std"][0] + v["mean_std"][1] for k, v in s.items() if k.split("|")[1] == st]
-        ax.set_ylim(0, min(1.02, max(0.3, 1.25 * max(tops))))  # low scores stay readable
-        ax.set_title(f"student {st}", fontsize=10)
-        ax.legend(title=f"attacker (solid: {main})", fontsize=7)
+    s = res["summary"]["students"]
+    keys = [k.split("|") for k in s if "+" not in k.split("|")[1]]  # sft students only
+    rows = eta_panels(keys) or [""]
+    studs = sorted({st for _, st, _ in keys}) or [""]
+    known = {v for *_, v in keys}
+    fig, axes = plt.subplots(
+        len(rows), len(studs), figsize=(5.5 * len(studs), 3.8 * len(rows)), squeeze=False
+    )
+    for row, g in zip(axes, rows, strict=True):
+        control = control_of(f"eta1_{g}", known) if g else ""
+        on_panel = {v for v in known if v in ("original", control) or (g and group_of(v) == g)}
+        etas = sorted({eta_of(v) for v in on_panel if eta_of(v) is not None} | {0.0})
+        x_orig = etas[0] - 1.5
+        for ax, st in zip(row, studs, strict=True):
+            attackers = sorted({a for a, ss, v in keys if ss == st and v in on_panel})
+            for i, a in enumerate(attackers):
+                pts = sorted((x_orig if eta_of(v) is None else eta_of(v), *s[f"{a}|{st}|{v}"]["mean_std"])
+                             for aa, ss, v in keys if (aa, ss) == (a, st) and v in on_panel)  # fmt: skip
+                xs = [x + 0.05 * (i - len(attackers) / 2) for x, *_ in pts]
+                ax.errorbar(xs, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=a)
+            for gold, style in (("gold-direct", ":"), ("gold-traces", "-.")):
+                if f"t1|{st}|{gold}" in s:
+                    ax.axhline(s[f"t1|{st}|{gold}"]["mean_std"][0], color="grey", linestyle=style,
+                               label=f"{gold} (t1)")  # fmt: skip
+            ax.set_xticks([x_orig, *etas], ["orig", *[f"{e:+g}" if e else "0 (control)" for e in etas]])
+            ax.set_xlabel("η (calibrated teacher)")
+            ax.set_ylabel("student score (held-out, greedy)")
+            ax.set_ylim(0, 1.02)
+            ax.set_title(f"student {st}, calibration {g or 'n/a'}", fontsize=10)
+            if attackers:
+                ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -453,6 +453,25 @@ def test_budget_plot_draws_teachers_with_two_budgets(tmp_path):
     assert rk.plot_budget(res(keys), tmp_path / "y.png") and (tmp_path / "y.png").stat().st_size > 0
 
 
+def test_eta_plot_has_a_row_per_calibration_setting_with_two_etas(tmp_path):
+    """knob.png: a panel row only for calibration settings run with ≥ 2 η ≠ 0 (controls, the original, gold and
+    single-η settings do not make one); with none at all it still draws one row of whatever there is."""
+    import efficacy_knob_render as rk
+
+    variants = ["original", "gold-direct", "eta0_beta0.1_steps60", "eta-1_beta0.1_steps60", "eta+1_beta0.1_steps60",
+                "eta0_beta0.1_steps300", "eta-1_beta0.1_steps300", "eta-1_beta0.01_steps60_reward-canonical"]  # fmt: skip
+    keys = [["t1", "a", v] for v in variants]
+    assert rk.eta_panels(keys) == ["beta0.1_steps60"]
+    assert rk.eta_panels(keys + [["t1", "a", "eta-3_beta0.1_steps300"]]) == [
+        "beta0.1_steps300",
+        "beta0.1_steps60",
+    ]
+    students = {f"t1|a|{v}": {"mean_std": (0.5, 0.1)} for v in variants}
+    rk.plot({"summary": {"students": students}}, tmp_path / "knob.png")
+    rk.plot({"summary": {"students": {"t1|a|original": {"mean_std": (0.5, 0.1)}}}}, tmp_path / "one.png")
+    assert (tmp_path / "knob.png").stat().st_size > 0 and (tmp_path / "one.png").stat().st_size > 0
+
+
 def test_calibration_changes_reuse_the_base_models(knob_driver, tmp_path):
     """A sweep that changes only calibration gets its own results and calibrated teachers, but the same original
     teacher, proxy and initial students; one that changes the teacher's training does not."""
