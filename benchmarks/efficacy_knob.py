@@ -368,18 +368,23 @@ class Knob:
         )  # fmt: skip
 
     def teacher_path(self, variant: str, seed: int) -> Path:
+        path = self.teacher_dir(variant, seed)
         if variant == "original":
-            return self.models["teacher"]
+            return path
         eta = float(variant.removeprefix("eta"))
-        name = self.teacher_dir(variant, seed).name
         rng = random.Random(1000 + seed)
         cal_rows = rng.sample(self.train_rows, k=min(len(self.train_rows), 4 * self.a.calibration_steps))
 
         def build(p: Path) -> None:
-            self.log(f"calibrate {name}")
+            self.log(f"calibrate {path.name}")
             calibrate(self.models["teacher"], self.models["proxy"], cal_rows, p, eta, self.a, seed)
 
-        return atomic(self.work / name, build)
+        return atomic(path, build)
+
+    @staticmethod
+    def teacher_seed(variant: str, seed: int) -> str:
+        """The seed part of a teacher's names: the original teacher is one model for every seed."""
+        return "all" if variant == "original" else f"seed{seed}"
 
     def teacher_dir(self, variant: str, seed: int) -> Path:
         """Where a teacher lives (built or not): `teacher_path` trains it there when it is missing."""
@@ -401,7 +406,7 @@ class Knob:
                         batch_size=64, desc=None, **sampling)  # fmt: skip
 
     def teacher_result(self, variant: str, seed: int) -> dict:
-        seed_key = "all" if variant == "original" else f"seed{seed}"
+        seed_key = self.teacher_seed(variant, seed)
 
         def run() -> dict:
             path = self.teacher_path(variant, seed)
@@ -441,8 +446,7 @@ class Knob:
         """`distillguard diagnose` of a teacher against the original (its report in the workdir is reused unless
         `refresh`). `existing_only`: diagnose only a teacher already in the workdir, never train one (calibration
         is not bit-reproducible, so a retrained teacher is another teacher); FileNotFoundError otherwise."""
-        seed_key = "all" if variant == "original" else f"seed{seed}"
-        diag_dir = self.work / f"diag_{self.variant_id(variant)}_{seed_key}"
+        diag_dir = self.work / f"diag_{self.variant_id(variant)}_{self.teacher_seed(variant, seed)}"
         if not refresh and (diag_dir / "diagnose.json").exists():
             return json.loads((diag_dir / "diagnose.json").read_text())
         if existing_only and not self.teacher_dir(variant, seed).exists():

@@ -321,6 +321,11 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sft_keys(students: dict) -> list[list[str]]:
+    """The summary's student keys "attacker|student|variant" of `sft` students (a logit recipe's is "a+kd"), split."""
+    return [k.split("|") for k in students if "+" not in k.split("|")[1]]
+
+
 def eta_panels(keys: list[list[str]]) -> list[str]:
     """The calibration settings (`group_of`) worth a score-vs-η panel: those run with at least two η ≠ 0 (the
     others are single points, in the tables)."""
@@ -334,14 +339,14 @@ def eta_panels(keys: list[list[str]]) -> list[str]:
 def plot(res: dict[str, Any], path: Path) -> None:
     """Student score vs η: a row per calibration setting with ≥ 2 η values, a column per `sft` student, a line per
     attacker (the original teacher at the left, the η = 0 control at 0); the gold references' `t1` scores as
-    dotted horizontal lines."""
+    grey horizontal lines (dotted: gold-direct, dash-dot: gold-traces)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     s = res["summary"]["students"]
-    keys = [k.split("|") for k in s if "+" not in k.split("|")[1]]  # sft students only
+    keys = sft_keys(s)
     rows = eta_panels(keys) or [""]
     studs = sorted({st for _, st, _ in keys}) or [""]
     known = {v for *_, v in keys}
@@ -384,7 +389,7 @@ def plot_budget(res: dict[str, Any], path: Path) -> bool:
     one line per teacher with at least two budgets; the gold references dashed. False (nothing drawn) if no teacher
     has two budgets."""
     s = res["summary"]["students"]
-    keys = [k.split("|") for k in s if k.split("|")[0] in BUDGETS and "+" not in k.split("|")[1]]
+    keys = [k for k in sft_keys(s) if k[0] in BUDGETS]
     budgets: dict[tuple[str, str], set[str]] = {}
     for a, st, v in keys:
         budgets.setdefault((st, v), set()).add(a)
