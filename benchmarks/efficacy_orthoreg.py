@@ -1,7 +1,7 @@
 """Does any OrthoReg form make task vectors merge better, and which merge method should users pick? (issue 13)
 
 For each fine-tuning variant (plain; the paper's form at λ ∈ {0.01, 0.1, 1}; the scale-free form; the
-inter-task form, trained sequentially: task t is penalised against tasks < t), mode (LoRA r = 8 / full
+flat-spectrum form, LoRA only; the inter-task form, trained sequentially: task t is penalised against tasks < t), mode (LoRA r = 8 / full
 fine-tuning of the same 28 projection matrices) and seed, fine-tune one task vector per task, then merge all K
 with task arithmetic, TIES (mergekit's own sparsify + sign-consensus functions, in memory), TSV-M, Iso-C and
 Iso-CTS (`mergekit_plugins.core`). α per method is chosen on a validation split by mean normalised accuracy;
@@ -50,6 +50,8 @@ VARIANTS = {
     "scale_free_0.01": ("scale_free", 0.01),
     "scale_free_1": ("scale_free", 1.0),
     "inter_task_1": ("inter_task", 1.0),
+    # λ 0.01: at the end of a plain LoRA run the term is ≈ 30–60 (smollm2-open), the task loss 0.01–0.8
+    "flat_spectrum_0.01": ("flat_spectrum", 0.01),
     "l2_1": (
         "l2_norm",
         1.0,
@@ -227,6 +229,8 @@ def finetune_full(base, variant: str, seed: int, t: int, previous: list[dict]) -
     from peft_orthoreg.orthoreg import dense_inter_task_loss, dense_orthoreg_loss, dense_scale_free_loss
 
     form, lam = VARIANTS[variant]
+    if form not in ("paper", "scale_free", "inter_task"):
+        raise ValueError(f"variant {variant!r}: form {form!r} is LoRA-only here; run it with --modes lora")
     model = model_at(base, fresh=True)
     chosen = {n: p for n, p in model.named_parameters() if any(f".{x}." in n for x in TARGETS)}
     for p in model.parameters():

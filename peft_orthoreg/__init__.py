@@ -1,8 +1,8 @@
 """OrthoReg for PEFT and full fine-tuning.
 
 Public API (imported lazily, so `import peft_orthoreg` stays light): `OrthoLoraConfig`, `orthoreg_loss`,
-`scale_free_loss`, `inter_task_loss`, `form_loss`, `dense_orthoreg_loss`, `dense_scale_free_loss`,
-`dense_inter_task_loss`, `with_orthoreg`, `TaskVector`, `diagnose`, `load_plugins`, `registry`.
+`scale_free_loss`, `flat_spectrum_loss`, `inter_task_loss`, `form_loss`, `dense_orthoreg_loss`,
+`dense_scale_free_loss`, `dense_flat_spectrum_loss`, `dense_inter_task_loss`, `with_orthoreg`, `TaskVector`, `diagnose`, `load_plugins`, `registry`.
 
 Example:
     >>> import peft_orthoreg
@@ -28,11 +28,14 @@ _LAZY = {
     "OrthoLoraConfig": "peft_orthoreg.config",
     "orthoreg_loss": "peft_orthoreg.lora",
     "scale_free_loss": "peft_orthoreg.lora",
+    "flat_spectrum_loss": "peft_orthoreg.lora",
     "inter_task_loss": "peft_orthoreg.lora",
     "form_loss": "peft_orthoreg.lora",
     "dense_orthoreg_loss": "peft_orthoreg.orthoreg",
     "dense_scale_free_loss": "peft_orthoreg.orthoreg",
     "factor_scale_free_loss": "peft_orthoreg.orthoreg",
+    "dense_flat_spectrum_loss": "peft_orthoreg.orthoreg",
+    "factor_flat_spectrum_loss": "peft_orthoreg.orthoreg",
     "dense_inter_task_loss": "peft_orthoreg.orthoreg",
     "factor_inter_task_loss": "peft_orthoreg.orthoreg",
     "factor_orthoreg_loss": "peft_orthoreg.orthoreg",

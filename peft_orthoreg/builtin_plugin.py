@@ -43,6 +43,13 @@ def scale_free(model: Any, adapter_name: str | None = None, *, norm: str | None 
     return scale_free_loss(model, adapter_name, norm=norm)
 
 
+def flat_spectrum(model: Any, adapter_name: str | None = None, *, norm: str | None = None) -> Any:
+    """``orthoreg_form="flat_spectrum"``: spread of ΔW's r Gram eigenvalues; see `peft_orthoreg.lora.flat_spectrum_loss`."""
+    from peft_orthoreg.lora import flat_spectrum_loss
+
+    return flat_spectrum_loss(model, adapter_name, norm=norm)
+
+
 def inter_task(model: Any, adapter_name: str | None = None, *, norm: str | None = None) -> Any:
     """``orthoreg_form="inter_task"``: overlap with the reference adapters; see `peft_orthoreg.lora.inter_task_loss`."""
     from peft_orthoreg.lora import inter_task_loss
@@ -53,11 +60,12 @@ def inter_task(model: Any, adapter_name: str | None = None, *, norm: str | None 
 @hookimpl
 def peft_orthoreg_regularizers() -> dict[str, Any]:
     """The regularisers that ship with this project: callables ``(model, adapter_name=None, *, norm=None)``
-    returning a scalar loss tensor. The names ``paper``, ``scale_free`` and ``inter_task`` are the values of
-    `OrthoLoraConfig.orthoreg_form`; a plugin adds a form by returning another name."""
+    returning a scalar loss tensor. The names ``paper``, ``scale_free``, ``flat_spectrum`` and ``inter_task`` are
+    values of `OrthoLoraConfig.orthoreg_form`; a plugin adds a form by returning another name."""
     return {
         "paper": paper,
         "scale_free": scale_free,
+        "flat_spectrum": flat_spectrum,
         "inter_task": inter_task,
         "orthoreg": orthoreg,
         "orthoreg_squared": orthoreg_squared,

@@ -54,8 +54,9 @@ class OrthoLoraConfig(LoraConfig):
         default="paper",
         metadata={
             "help": f"Which term: {', '.join(FORMS)} or a form a `peft_orthoreg` plugin registers. 'paper': "
-            "‖G − I‖; 'scale_free': ‖G/τ − I‖ with τ = tr G / k (no push to grow ‖ΔW‖); 'inter_task': overlap "
-            "of ΔW with the orthoreg_reference_adapters' updates."
+            "‖G − I‖; 'scale_free': ‖G/τ − I‖ with τ = tr G / k (no push to grow ‖ΔW‖); 'flat_spectrum': "
+            "spread of ΔW's r nonzero Gram eigenvalues around their mean (use the r directions evenly; 0 at ΔW = 0); "
+            "'inter_task': overlap of ΔW with the orthoreg_reference_adapters' updates."
         },
     )
     orthoreg_reference_adapters: list[str] | None = field(

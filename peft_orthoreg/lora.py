@@ -1,4 +1,4 @@
-"""`orthoreg_loss` (the paper's form), `scale_free_loss` and `inter_task_loss`: exact factor-space OrthoReg terms
+"""`orthoreg_loss` (the paper's form), `scale_free_loss`, `flat_spectrum_loss` and `inter_task_loss`: exact factor-space OrthoReg terms
 summed over a PEFT model's LoRA layers. `form_loss` picks the form an adapter's `OrthoLoraConfig.orthoreg_form`
 names, through the `peft_orthoreg_regularizers` plugin hook.
 
@@ -17,6 +17,7 @@ from torch import nn
 
 from peft_orthoreg.orthoreg import (
     check_norm,
+    factor_flat_spectrum_loss,
     factor_inter_task_loss,
     factor_orthoreg_loss,
     factor_scale_free_loss,
@@ -132,6 +133,23 @@ def scale_free_loss(
         0.0
     """
     return _grouped(model, adapter_name, norm, factor_scale_free_loss, "scale_free_loss")
+
+
+def flat_spectrum_loss(
+    model: nn.Module, adapter_name: str | None = None, *, norm: str | None = None
+) -> torch.Tensor:
+    """Σ over the LoRA layers of the spread of ΔW's r nonzero Gram eigenvalues around their mean (r = the layer's
+    rank; see `peft_orthoreg.orthoreg`), exact, from the factors; 0 where ΔW = 0 or its r directions are even.
+
+    Example:
+        >>> from peft import get_peft_model
+        >>> from peft_orthoreg import OrthoLoraConfig
+        >>> net = torch.nn.Sequential(torch.nn.Linear(6, 4))
+        >>> cfg = OrthoLoraConfig(r=2, target_modules=["0"], orthoreg_weight=1.0, orthoreg_form="flat_spectrum")
+        >>> flat_spectrum_loss(get_peft_model(net, cfg)).item()  # B = 0 at init
+        0.0
+    """
+    return _grouped(model, adapter_name, norm, factor_flat_spectrum_loss, "flat_spectrum_loss")
 
 
 def inter_task_loss(

@@ -1,0 +1,133 @@
+"""The flat-spectrum OrthoReg form: the dense form against a singular-value reference, the factor form against the
+dense one (values and gradients), its behaviour at ΔW = 0 and along ΔW, and the PEFT glue (form_loss, with_orthoreg,
+the config round trip)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from peft import get_peft_model
+from test_orthoreg_peft import peft_reference, randomise_b
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+import peft_orthoreg
+from peft_orthoreg import OrthoLoraConfig, with_orthoreg
+from peft_orthoreg.lora import flat_spectrum_loss, form_loss
+from peft_orthoreg.orthoreg import (
+    dense_flat_spectrum_deviation_sq,
+    dense_flat_spectrum_loss,
+    dense_orthoreg_loss,
+    factor_flat_spectrum_loss,
+)
+
+
+def flat_reference(delta: torch.Tensor, rank: int | None, squared: bool) -> torch.Tensor:
+    """From the singular values: the r largest σ_i² (zeros where ΔW has fewer), their spread around the mean."""
+    sigma2 = (torch.linalg.svdvals(delta.double()) ** 2).tolist()
+    r = rank or min(delta.shape)
+    top = (sorted(sigma2, reverse=True) + [0.0] * r)[:r]
+    mean = sum(top) / r
+    value = torch.tensor(sum((x - mean) ** 2 for x in top), dtype=torch.float64)
+    return value if squared else value.sqrt()
+
+
+@pytest.mark.parametrize("shape", [(7, 4), (4, 9), (6, 6), (1, 5)])
+@pytest.mark.parametrize("rank", [None, 1, 2, 3, 8])
+@pytest.mark.parametrize("squared", [False, True])
+def test_dense_flat_spectrum_matches_singular_value_form(shape, rank, squared):
+    gen = torch.Generator().manual_seed(0)
+    delta = torch.randn(shape, generator=gen, dtype=torch.float64) * 0.7
+    got = dense_flat_spectrum_loss([delta], rank=rank, squared=squared)
+    torch.testing.assert_close(got, flat_reference(delta, rank, squared), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("squared", [False, True])
+def test_factor_flat_spectrum_values_and_gradients_match_dense(dtype, squared):
+    tol = {"rtol": 1e-8, "atol": 1e-10} if dtype == torch.float64 else {"rtol": 2e-4, "atol": 2e-5}
+    gen = torch.Generator().manual_seed(1)
+    for m, n in [(7, 4), (4, 9), (6, 6)]:
+        for r in range(1, min(m, n) + 2):  # includes r > k: X then has zero eigenvalues the dense form pads
+            s = 3.0 / r
+            a = (torch.randn(r, n, generator=gen, dtype=dtype) * 0.5).requires_grad_()
+            b = (torch.randn(m, r, generator=gen, dtype=dtype) * 0.5).requires_grad_()
+            fast = factor_flat_spectrum_loss([(a, b, s)], squared=squared)
+            ga, gb = torch.autograd.grad(fast, [a, b])
+            a2, b2 = a.detach().clone().requires_grad_(), b.detach().clone().requires_grad_()
+            ref = dense_flat_spectrum_loss([s * b2 @ a2], rank=r, squared=squared)
+            ra, rb = torch.autograd.grad(ref, [a2, b2])
+            torch.testing.assert_close(fast, ref, **tol, msg=f"value m={m} n={n} r={r}")
+            torch.testing.assert_close(ga, ra, **tol, msg=f"grad A m={m} n={n} r={r}")
+            torch.testing.assert_close(gb, rb, **tol, msg=f"grad B m={m} n={n} r={r}")
+
+
+def test_flat_spectrum_is_zero_at_zero_update_and_for_even_directions():
+    a = torch.randn(3, 6, dtype=torch.float64).requires_grad_()
+    b = torch.zeros(4, 3, dtype=torch.float64).requires_grad_()
+    for squared in (False, True):
+        value = factor_flat_spectrum_loss([(a, b, 2.0)], squared=squared)
+        ga, gb = torch.autograd.grad(value, [a, b])
+        assert value.item() == 0.0 and ga.abs().max() == 0 and gb.abs().max() == 0
+    # Rank 2 with two equal singular values: flat at rank 2 (whatever the scale), not at rank 3.
+    q = torch.linalg.qr(torch.randn(6, 2, dtype=torch.float64)).Q
+    even = (5.0 * torch.linalg.qr(torch.randn(4, 2, dtype=torch.float64)).Q @ q.T).requires_grad_()
+    value = dense_flat_spectrum_loss([even], rank=2)
+    (g,) = torch.autograd.grad(value, even)
+    assert value.item() == pytest.approx(0.0, abs=1e-9) and torch.isfinite(g).all()
+    assert dense_flat_spectrum_loss([even.detach()], rank=3).item() > 1.0
+
+
+def test_flat_spectrum_gradient_shrinks_never_grows_the_update():
+    # The squared value is homogeneous of degree 4: ⟨∇f, ΔW⟩ = 4f ≥ 0, so a descent step never grows ‖ΔW‖ —
+    # unlike the paper's form, whose gradient near ΔW = 0 points to larger updates (⟨∇f, ΔW⟩ < 0).
+    delta = (torch.randn(5, 8, dtype=torch.float64) * 0.1).requires_grad_()
+    value = dense_flat_spectrum_loss([delta], rank=3, squared=True)
+    (grad,) = torch.autograd.grad(value, delta)
+    assert float((grad * delta.detach()).sum()) == pytest.approx(4 * value.item(), rel=1e-8) and value > 0
+    (paper,) = torch.autograd.grad(dense_orthoreg_loss([delta], squared=True), delta)
+    assert float((paper * delta.detach()).sum()) < 0
+
+
+def test_bad_rank_is_refused():
+    for rank in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="rank="):
+            dense_flat_spectrum_deviation_sq(torch.zeros(3, 4), rank=rank)
+
+
+TARGETS = ["q_proj", "o_proj", "down_proj", "embed_tokens"]  # tall, wide, square and an Embedding
+
+
+@pytest.mark.parametrize("norm", ["fro", "fro_squared"])
+def test_flat_spectrum_on_peft_matches_dense(teacher_dir, norm):
+    base = AutoModelForCausalLM.from_pretrained(teacher_dir, dtype=torch.float64)
+    cfg = OrthoLoraConfig(r=4, lora_alpha=6, target_modules=TARGETS, orthoreg_weight=1.0, orthoreg_norm=norm,
+                          orthoreg_form="flat_spectrum")  # fmt: skip
+    torch.manual_seed(0)
+    model = get_peft_model(base, cfg)
+    assert flat_spectrum_loss(model).item() == 0.0  # B = 0 at init
+    randomise_b(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    fast = form_loss(model, "default")  # picks flat_spectrum from the config, through the plugin registry
+    fast_grads = torch.autograd.grad(fast, params)
+    ref = dense_flat_spectrum_loss(peft_reference(model, "default"), rank=4, squared=norm == "fro_squared")
+    ref_grads = torch.autograd.grad(ref, params)
+    torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-9)
+    assert fast.item() > 0
+    for g, r in zip(fast_grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-10)
+
+
+def test_flat_spectrum_config_round_trip_registry_and_trainer(teacher_dir, tmp_path):
+    cfg = OrthoLoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], orthoreg_weight=0.3,
+                          orthoreg_form="flat_spectrum")  # fmt: skip
+    cfg.save_pretrained(tmp_path / "cfg")
+    assert OrthoLoraConfig.from_pretrained(tmp_path / "cfg").orthoreg_form == "flat_spectrum"
+    assert peft_orthoreg.registry()["flat_spectrum"].builtin
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(teacher_dir), cfg)
+    randomise_b(model)
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], save_strategy="no")
+    weighted, value = with_orthoreg(Trainer)(model=model, args=args).orthoreg_term()
+    expected = flat_spectrum_loss(model, "default").item()
+    assert expected > 0 and value == pytest.approx(expected, rel=1e-6)
+    assert weighted.item() == pytest.approx(0.3 * expected, rel=1e-6)
