@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_stats import compare, mean_std, pearson
+from efficacy_knob_args import ATTACKERS
 
 GOAL_TEACHER_KEEP = 0.95  # undistillable: teacher keeps ≥ 95 % of the original's score ...
 GOAL_STUDENT_RATIO = 0.50  # ... and students reach ≤ 50 % of the η = 0 control's students
@@ -218,7 +219,7 @@ def _p(p: float) -> str:
 def _comparison(t: dict) -> str:
     """One row of a comparison table: attacker, student, teacher, vs, Δ mean, bootstrap CI, Welch p, n."""
     return (f"| {t['attacker']} | {t['student']} | {t['variant']} | {t['vs']} | {t['diff']:+.3f} | "
-            f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | {_f(t['p'])} | {t['n'][0]}/{t['n'][1]} |")  # fmt: skip
+            f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | {_p(t['p'])} | {t['n'][0]}/{t['n'][1]} |")  # fmt: skip
 
 
 def _ms(p, d: int = 3) -> str:
@@ -336,15 +337,27 @@ def eta_panels(keys: list[list[str]]) -> list[str]:
     return sorted(g for g, e in etas.items() if len(e) >= 2)
 
 
-def plot(res: dict[str, Any], path: Path) -> None:
-    """Student score vs η: a row per calibration setting with ≥ 2 η values, a column per `sft` student, a line per
-    attacker (the original teacher at the left, the η = 0 control at 0); the gold references' `t1` scores as
-    grey horizontal lines (dotted: gold-direct, dash-dot: gold-traces)."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (imported when a figure is drawn, not with this module)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+
+
+def plot(res: dict[str, Any], path: Path) -> None:
+    """Student score vs η: a row per calibration setting with ≥ 2 η values, a column per `sft` student, a line per
+    attacker (the original teacher at the left, the η = 0 control at 0); the gold references' `t1` scores as
+    grey horizontal lines (dotted: gold-direct, dash-dot: gold-traces)."""
+    plt = _pyplot()
     s = res["summary"]["students"]
     keys = sft_keys(s)
     rows = eta_panels(keys) or [""]
@@ -369,19 +382,20 @@ def plot(res: dict[str, Any], path: Path) -> None:
                 if f"t1|{st}|{gold}" in s:
                     ax.axhline(s[f"t1|{st}|{gold}"]["mean_std"][0], color="grey", linestyle=style,
                                label=f"{gold} (t1)")  # fmt: skip
-            ax.set_xticks([x_orig, *etas], ["orig", *[f"{e:+g}" if e else "0 (control)" for e in etas]])
+            ax.set_xticks(
+                [x_orig, *etas], ["orig", *[f"{e:+g}" if e else "0\ncontrol" for e in etas]], fontsize=8
+            )
             ax.set_xlabel("η (calibrated teacher)")
             ax.set_ylabel("student score (held-out, greedy)")
             ax.set_ylim(0, 1.02)
             ax.set_title(f"student {st}, calibration {g or 'n/a'}", fontsize=10)
             if attackers:
                 ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
-BUDGETS = {"t1": 1, "t1_2x": 2, "t1_3x": 3}  # the T = 1 attackers by their sample/step multiplier
+# the T = 1 attackers that keep every sample, by their prompt/step multiplier: t1 1, t1_2x 2, t1_3x 3
+BUDGETS = {a: mult for a, (temp, correct_only, mult) in ATTACKERS.items() if temp == 1.0 and not correct_only}
 
 
 def plot_budget(res: dict[str, Any], path: Path) -> bool:
@@ -396,11 +410,7 @@ def plot_budget(res: dict[str, Any], path: Path) -> bool:
     lines = {sv for sv, attackers in budgets.items() if len(attackers) >= 2}
     if not lines:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     studs = sorted({st for st, _ in lines})
     fig, axes = plt.subplots(1, len(studs), figsize=(5.5 * len(studs), 4.2), squeeze=False)
     for ax, st in zip(axes[0], studs, strict=True):
@@ -414,21 +424,14 @@ def plot_budget(res: dict[str, Any], path: Path) -> bool:
         ax.set_ylim(0, 1.02)
         ax.set_title(f"student {st}", fontsize=10)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
 def plot_transfer(teachers: dict, students: dict, path: Path) -> None:
     """Each student's score against its own teacher's greedy score (one point per variant, seed, attacker and
     student), coloured by η; on the diagonal a student learns all of its teacher's skill."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    fig, ax = _pyplot().subplots(figsize=(4.8, 4.4))
     for label, keep, colour in (("original", lambda e: e is None, "black"), ("η = 0 control", lambda e: e == 0, "tab:blue"),
                                 ("η < 0", lambda e: e is not None and e < 0, "tab:red"),
                                 ("η > 0", lambda e: e is not None and e > 0, "tab:green")):  # fmt: skip
@@ -446,9 +449,7 @@ def plot_transfer(teachers: dict, students: dict, path: Path) -> None:
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=8)
     ax.set_title("each student against its own teacher (dotted: equal)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def render(out: Path, cache: Path, run: dict[str, Any]) -> dict[str, Any]:
