@@ -52,6 +52,7 @@ VARIANTS = {
     "inter_task_1": ("inter_task", 1.0),
     # λ 0.01: at the end of a plain LoRA run the term is ≈ 30–60 (smollm2-open), the task loss 0.01–0.8
     "flat_spectrum_0.01": ("flat_spectrum", 0.01),
+    "flat_spectrum_0.1": ("flat_spectrum", 0.1),
     "l2_1": (
         "l2_norm",
         1.0,
