@@ -12,6 +12,7 @@ from peft_orthoreg.orthoreg import (
     dense_inter_task_loss,
     dense_overlap_sq,
     dense_scale_free_loss,
+    factor_flat_spectrum_loss,
     factor_inter_task_loss,
     factor_overlap_sq,
     factor_scale_free_loss,
@@ -83,13 +84,17 @@ def test_scale_free_gradient_never_pushes_the_norm():
     assert grad.norm() > 1e-3  # and it is not trivially zero
 
 
-def test_scale_free_is_zero_with_zero_gradient_at_zero_update():
+@pytest.mark.parametrize("loss", [factor_scale_free_loss, factor_flat_spectrum_loss])
+def test_factor_forms_are_zero_with_zero_gradient_at_lora_init(loss):
     a = torch.randn(3, 6, dtype=torch.float64).requires_grad_()
     b = torch.zeros(4, 3, dtype=torch.float64).requires_grad_()
     for squared in (False, True):
-        value = factor_scale_free_loss([(a, b, 2.0)], squared=squared)
+        value = loss([(a, b, 2.0)], squared=squared)
         ga, gb = torch.autograd.grad(value, [a, b])
         assert value.item() == 0.0 and ga.abs().max() == 0 and gb.abs().max() == 0
+
+
+def test_scale_free_is_zero_with_zero_gradient_at_zero_update():
     d = torch.zeros(4, 6, dtype=torch.float64, requires_grad=True)
     value = dense_scale_free_loss([d])
     (g,) = torch.autograd.grad(value, d)

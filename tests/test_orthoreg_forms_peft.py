@@ -16,8 +16,8 @@ import peft_orthoreg.plugins
 from distill_ortho_merge.registry import PluginRegistry
 from peft_orthoreg import OrthoLoraConfig, with_orthoreg
 from peft_orthoreg.hookspecs import hookimpl
-from peft_orthoreg.lora import form_loss, inter_task_loss, scale_free_loss
-from peft_orthoreg.orthoreg import dense_inter_task_loss, dense_scale_free_loss
+from peft_orthoreg.lora import flat_spectrum_loss, form_loss, inter_task_loss, scale_free_loss
+from peft_orthoreg.orthoreg import dense_flat_spectrum_loss, dense_inter_task_loss, dense_scale_free_loss
 
 TARGETS = ["q_proj", "o_proj", "down_proj", "embed_tokens"]  # tall, wide, square and an Embedding
 
@@ -26,20 +26,32 @@ def _trainable(model):
     return [p for p in model.parameters() if p.requires_grad]
 
 
+DENSE = {  # form -> (its PEFT loss, its dense reference at r = 4)
+    "scale_free": (scale_free_loss, lambda deltas, squared: dense_scale_free_loss(deltas, squared=squared)),
+    "flat_spectrum": (
+        flat_spectrum_loss,
+        lambda deltas, squared: dense_flat_spectrum_loss(deltas, 4, squared),
+    ),
+}
+
+
+@pytest.mark.parametrize("form", list(DENSE))
 @pytest.mark.parametrize("norm", ["fro", "fro_squared"])
-def test_scale_free_on_peft_matches_dense(teacher_dir, norm):
+def test_forms_on_peft_match_dense(teacher_dir, form, norm):
+    peft_loss, dense_loss = DENSE[form]
     base = AutoModelForCausalLM.from_pretrained(teacher_dir, dtype=torch.float64)
     cfg = OrthoLoraConfig(r=4, lora_alpha=6, target_modules=TARGETS, orthoreg_weight=1.0, orthoreg_norm=norm,
-                          orthoreg_form="scale_free")  # fmt: skip
+                          orthoreg_form=form)  # fmt: skip
     torch.manual_seed(0)
     model = get_peft_model(base, cfg)
-    assert scale_free_loss(model).item() == 0.0  # B = 0 at init: defined as 0
+    assert peft_loss(model).item() == 0.0  # B = 0 at init: ΔW = 0
     randomise_b(model)
     params = _trainable(model)
-    fast = form_loss(model, "default")  # picks scale_free from the config, through the plugin registry
+    fast = form_loss(model, "default")  # picks the form from the config, through the plugin registry
     fast_grads = torch.autograd.grad(fast, params)
-    ref = dense_scale_free_loss(peft_reference(model, "default"), squared=norm == "fro_squared")
+    ref = dense_loss(peft_reference(model, "default"), norm == "fro_squared")
     ref_grads = torch.autograd.grad(ref, params)
+    assert fast.item() > 0
     torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-9)
     for g, r in zip(fast_grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-8, atol=1e-10)
