@@ -1,9 +1,9 @@
 """Does any OrthoReg form make task vectors merge better, and which merge method should users pick? (issue 13)
 
 For each fine-tuning variant (plain; the paper's form at λ ∈ {0.01, 0.1, 1}; the scale-free form; the
-flat-spectrum form, LoRA only; the inter-task form, trained sequentially: task t is penalised against tasks < t), mode (LoRA r = 8 / full
-fine-tuning of the same 28 projection matrices) and seed, fine-tune one task vector per task, then merge all K
-with task arithmetic, TIES (mergekit's own sparsify + sign-consensus functions, in memory), TSV-M, Iso-C and
+flat-spectrum form, LoRA only; the inter-task form, trained sequentially: task t is penalised against tasks < t),
+mode (LoRA r = 8 / full fine-tuning of the same 28 projection matrices) and seed, fine-tune one task vector per
+task, then merge all K with task arithmetic, TIES (mergekit's own sparsify + sign-consensus functions, in memory), TSV-M, Iso-C and
 Iso-CTS (`mergekit_plugins.core`). α per method is chosen on a validation split by mean normalised accuracy;
 the test split reports. Settings: ``tiny`` (`efficacy_toy.py`, LoRA and full fine-tuning), ``smollm2`` and
 ``smollm2-open`` (`efficacy_smollm2.py`: SmolLM2-135M-Instruct, LoRA, 4 reasoning_gym tasks; ``smollm2`` is the
@@ -230,7 +230,11 @@ def finetune_full(base, variant: str, seed: int, t: int, previous: list[dict]) -
     from peft_orthoreg.orthoreg import dense_inter_task_loss, dense_orthoreg_loss, dense_scale_free_loss
 
     form, lam = VARIANTS[variant]
-    if form not in ("paper", "scale_free", "inter_task"):
+    dense = {
+        "paper": dense_orthoreg_loss,
+        "scale_free": dense_scale_free_loss,
+    }  # inter_task: below, with references
+    if form not in (*dense, "inter_task"):
         raise ValueError(f"variant {variant!r}: form {form!r} is LoRA-only here; run it with --modes lora")
     model = model_at(base, fresh=True)
     chosen = {n: p for n, p in model.named_parameters() if any(f".{x}." in n for x in TARGETS)}
@@ -242,11 +246,9 @@ def finetune_full(base, variant: str, seed: int, t: int, previous: list[dict]) -
 
     def reg() -> torch.Tensor:
         deltas = [p - w0[n] for n, p in chosen.items()]
-        if form == "paper":
-            return lam * dense_orthoreg_loss(deltas)
-        if form == "scale_free":
-            return lam * dense_scale_free_loss(deltas)
-        return lam * dense_inter_task_loss(deltas, [[prev[n] for prev in previous] for n in chosen])
+        if form == "inter_task":
+            return lam * dense_inter_task_loss(deltas, [[prev[n] for prev in previous] for n in chosen])
+        return lam * dense[form](deltas)
 
     use_reg = lam > 0 and not (form == "inter_task" and not previous)
     losses = toy.train(model, list(chosen.values()), (toy.TASKS[t],), steps=HP["steps"], lr=HP["full"]["lr"],

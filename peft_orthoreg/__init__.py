@@ -2,7 +2,8 @@
 
 Public API (imported lazily, so `import peft_orthoreg` stays light): `OrthoLoraConfig`, `orthoreg_loss`,
 `scale_free_loss`, `flat_spectrum_loss`, `inter_task_loss`, `form_loss`, `dense_orthoreg_loss`,
-`dense_scale_free_loss`, `dense_flat_spectrum_loss`, `dense_inter_task_loss`, `with_orthoreg`, `TaskVector`, `diagnose`, `load_plugins`, `registry`.
+`dense_scale_free_loss`, `dense_flat_spectrum_loss`, `dense_inter_task_loss`, `with_orthoreg`, `TaskVector`,
+`diagnose`, `load_plugins`, `registry`.
 
 Example:
     >>> import peft_orthoreg

@@ -255,8 +255,8 @@ def dense_flat_spectrum_deviation_sq(delta: torch.Tensor, rank: int | None = Non
         raise ValueError(f"rank={rank!r} must be an integer >= 1")
     with _no_autocast(delta):
         d = delta.to(_work_dtype(delta))
-        top = torch.linalg.eigvalsh(_smaller_gram(d))[-min(rank or k, k) :]  # ascending: the largest last
         r = rank or k  # a rank above k counts G's missing eigenvalues as zeros, as the factor form does
+        top = torch.linalg.eigvalsh(_smaller_gram(d))[-min(r, k) :]  # ascending: the largest last
         mean = top.sum() / r
         return (top - mean).pow(2).sum() + (r - top.numel()) * mean.pow(2)
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from peft_orthoreg.orthoreg import (
+    dense_flat_spectrum_loss,
     dense_inter_task_loss,
     dense_overlap_sq,
     dense_scale_free_loss,
@@ -56,19 +57,29 @@ def _factor_cases():
             yield m, n, r
 
 
+FACTOR_FORMS = {  # form -> (factor loss, dense loss (deltas, rank, squared), tolerance in float64, in float32)
+    "scale_free": (factor_scale_free_loss, lambda d, r, sq: dense_scale_free_loss(d, squared=sq),
+                   {"rtol": 1e-9, "atol": 1e-9}, {"rtol": 2e-4, "atol": 2e-4}),
+    "flat_spectrum": (factor_flat_spectrum_loss, lambda d, r, sq: dense_flat_spectrum_loss(d, rank=r, squared=sq),
+                      {"rtol": 1e-8, "atol": 1e-10}, {"rtol": 2e-4, "atol": 2e-5}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("form", list(FACTOR_FORMS))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("squared", [False, True])
-def test_factor_scale_free_values_and_gradients_match_dense(dtype, squared):
-    tol = {"rtol": 1e-9, "atol": 1e-9} if dtype == torch.float64 else {"rtol": 2e-4, "atol": 2e-4}
+def test_factor_forms_values_and_gradients_match_dense(form, dtype, squared):
+    factor_loss, dense_loss, tol64, tol32 = FACTOR_FORMS[form]
+    tol = tol64 if dtype == torch.float64 else tol32
     gen = torch.Generator().manual_seed(1)
-    for m, n, r in _factor_cases():
+    for m, n, r in _factor_cases():  # r > k: flat_spectrum's X has zero eigenvalues the dense form pads
         s = 3.0 / r
         a = (torch.randn(r, n, generator=gen, dtype=dtype) * 0.5).requires_grad_()
         b = (torch.randn(m, r, generator=gen, dtype=dtype) * 0.5).requires_grad_()
-        fast = factor_scale_free_loss([(a, b, s)], squared=squared)
+        fast = factor_loss([(a, b, s)], squared=squared)
         ga, gb = torch.autograd.grad(fast, [a, b])
         a2, b2 = a.detach().clone().requires_grad_(), b.detach().clone().requires_grad_()
-        ref = dense_scale_free_loss([s * b2 @ a2], squared=squared)
+        ref = dense_loss([s * b2 @ a2], r, squared)
         ra, rb = torch.autograd.grad(ref, [a2, b2])
         torch.testing.assert_close(fast, ref, **tol, msg=f"value m={m} n={n} r={r}")
         torch.testing.assert_close(ga, ra, **tol, msg=f"grad A m={m} n={n} r={r}")
