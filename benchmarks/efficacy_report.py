@@ -336,11 +336,15 @@ def plot(results: dict[str, Any], methods: tuple[str, ...], out: Path) -> None:
         fig.savefig(out / "bars.png", dpi=90)
         plt.close(fig)
     xi = results.get("xi") or {}
-    shown = [v for v in ("plain", "paper_1") if v in xi]
+    shown = list(xi)  # every variant with a ξ grid, plain first (the order of the fine-tuning table)
     if shown:
-        fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 4), squeeze=False)
+        ncols = min(4, len(shown))
+        nrows = math.ceil(len(shown) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.6 * nrows), squeeze=False)
         vmax = max(v for s in shown for row in xi[s]["xi"] for v in row)
-        for ax, variant in zip(axes[0], shown, strict=True):
+        for ax in axes.flat[len(shown) :]:
+            ax.axis("off")
+        for ax, variant in zip(axes.flat, shown, strict=False):
             x = xi[variant]
             im = ax.imshow(x["xi"], origin="lower", vmin=0, vmax=vmax, cmap="viridis")
             ticks = range(len(x["grid"]))
@@ -349,7 +353,7 @@ def plot(results: dict[str, Any], methods: tuple[str, ...], out: Path) -> None:
             ax.set_xlabel(f"α₂ ({x['tasks'][1]})")
             ax.set_ylabel(f"α₁ ({x['tasks'][0]})")
             ax.set_title(f"ξ, LoRA {variant}")
-        fig.colorbar(im, ax=axes[0].tolist())
+        fig.colorbar(im, ax=axes.ravel().tolist())
         fig.savefig(out / "xi.png", dpi=90)
         plt.close(fig)
 
