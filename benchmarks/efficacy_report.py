@@ -340,18 +340,21 @@ def plot(results: dict[str, Any], methods: tuple[str, ...], out: Path) -> None:
     if shown:
         ncols = min(4, len(shown))
         nrows = math.ceil(len(shown) / ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.6 * nrows), squeeze=False)
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(3.4 * ncols + 1, 3.2 * nrows), squeeze=False, layout="constrained"
+        )
         vmax = max(v for s in shown for row in xi[s]["xi"] for v in row)
         for ax in axes.flat[len(shown) :]:
             ax.axis("off")
-        for ax, variant in zip(axes.flat, shown, strict=False):
+        for i, (ax, variant) in enumerate(zip(axes.flat, shown, strict=False)):
             x = xi[variant]
             im = ax.imshow(x["xi"], origin="lower", vmin=0, vmax=vmax, cmap="viridis")
             ticks = range(len(x["grid"]))
             ax.set_xticks(ticks, x["grid"], fontsize=7)
             ax.set_yticks(ticks, x["grid"], fontsize=7)
             ax.set_xlabel(f"α₂ ({x['tasks'][1]})")
-            ax.set_ylabel(f"α₁ ({x['tasks'][0]})")
+            if i % ncols == 0:  # one y label per row: the grids share their axes
+                ax.set_ylabel(f"α₁ ({x['tasks'][0]})")
             ax.set_title(f"ξ, LoRA {variant}")
         fig.colorbar(im, ax=axes.ravel().tolist())
         fig.savefig(out / "xi.png", dpi=90)
