@@ -337,6 +337,13 @@ def eta_panels(keys: list[list[str]]) -> list[str]:
     return sorted(g for g, e in etas.items() if len(e) >= 2)
 
 
+def eta_students(keys: list[list[str]], rows: list[str]) -> list[str]:
+    """The students worth a column of score-vs-η panels: those with a calibrated teacher (η ≠ 0) in one of the
+    `rows`; every student when none has (a column of the original alone says nothing about η)."""
+    drawn = sorted({st for _, st, v in keys if eta_of(v) and group_of(v) in rows})
+    return drawn or sorted({st for _, st, _ in keys})
+
+
 def _pyplot():
     """matplotlib's pyplot on the file-only Agg backend (imported when a figure is drawn, not with this module)."""
     import matplotlib
@@ -354,14 +361,15 @@ def _save(fig, path: Path) -> None:
 
 
 def plot(res: dict[str, Any], path: Path) -> None:
-    """Student score vs η: a row per calibration setting with ≥ 2 η values, a column per `sft` student, a line per
+    """Student score vs η: a row per calibration setting with ≥ 2 η values, a column per `sft` student with a
+    calibrated teacher on one of those rows (`eta_students`), a line per
     attacker (the original teacher at the left, the η = 0 control at 0); the gold references' `t1` scores as
     grey horizontal lines (dotted: gold-direct, dash-dot: gold-traces)."""
     plt = _pyplot()
     s = res["summary"]["students"]
     keys = sft_keys(s)
     rows = eta_panels(keys) or [""]
-    studs = sorted({st for _, st, _ in keys}) or [""]
+    studs = eta_students(keys, rows) or [""]
     known = {v for *_, v in keys}
     fig, axes = plt.subplots(
         len(rows), len(studs), figsize=(5.5 * len(studs), 3.8 * len(rows)), squeeze=False

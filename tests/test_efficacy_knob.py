@@ -466,6 +466,11 @@ def test_eta_plot_has_a_row_per_calibration_setting_with_two_etas(tmp_path):
         "beta0.1_steps300",
         "beta0.1_steps60",
     ]
+    # a student whose only points off the panel rows (the original, a single-η setting) gets no column
+    with_b = keys + [["t1", "b", v] for v in ("original", "gold-direct", "eta-1_beta0.1_steps300")]
+    assert rk.eta_students(with_b, ["beta0.1_steps60"]) == ["a"]
+    assert rk.eta_students(with_b, ["beta0.1_steps300"]) == ["a", "b"]
+    assert rk.eta_students([["t1", "b", "original"], ["t1", "a", "original"]], []) == ["a", "b"]
     students = {f"t1|a|{v}": {"mean_std": (0.5, 0.1)} for v in variants}
     rk.plot({"summary": {"students": students}}, tmp_path / "knob.png")
     rk.plot({"summary": {"students": {"t1|a|original": {"mean_std": (0.5, 0.1)}}}}, tmp_path / "one.png")
