@@ -362,9 +362,9 @@ def _save(fig, path: Path) -> None:
 
 def plot(res: dict[str, Any], path: Path) -> None:
     """Student score vs η: a row per calibration setting with ≥ 2 η values, a column per `sft` student with a
-    calibrated teacher on one of those rows (`eta_students`), a line per
-    attacker (the original teacher at the left, the η = 0 control at 0); the gold references' `t1` scores as
-    grey horizontal lines (dotted: gold-direct, dash-dot: gold-traces)."""
+    calibrated teacher on one of those rows (`eta_students`), a line per attacker (the original teacher at the
+    left, the η = 0 control at 0); the gold references' `t1` scores as grey horizontal lines (dotted:
+    gold-direct, dash-dot: gold-traces)."""
     plt = _pyplot()
     s = res["summary"]["students"]
     keys = sft_keys(s)
