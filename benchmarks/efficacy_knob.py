@@ -113,6 +113,9 @@ def atomic(path: Path, build) -> Path:
         >>> # atomic(Path("work/teacher"), lambda tmp: train_into(tmp))
     """
     lock = path.with_name(path.name + ".lock")
+    # the sweep's folder may not exist yet: a fresh workdir holds only the shared base models when the first
+    # calibrated teacher is built
+    path.parent.mkdir(parents=True, exist_ok=True)
     while not path.exists():
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)

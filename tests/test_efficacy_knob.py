@@ -146,6 +146,20 @@ def knob_driver():
     return efficacy_knob
 
 
+def test_atomic_builds_into_a_folder_that_does_not_exist_yet(knob_driver, tmp_path):
+    """A fresh workdir has the shared base models but not the sweep's own folder: the first calibrated teacher
+    is built there all the same (it used to fail taking its lock), complete or not at all."""
+    target = tmp_path / "real-sweep" / "teacher_eta+1_seed0"
+
+    def build(tmp: Path) -> None:
+        tmp.mkdir()
+        (tmp / "config.json").write_text("{}")
+
+    assert knob_driver.atomic(target, build) == target
+    assert (target / "config.json").exists()
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no lock or partial left
+
+
 def _one_line_exit(capsys, fn, *args) -> str:
     with pytest.raises(SystemExit) as e:
         fn(*args)
