@@ -353,7 +353,7 @@ def plot(results: dict[str, Any], methods: tuple[str, ...], out: Path) -> None:
             ax.set_xticks(ticks, x["grid"], fontsize=7)
             ax.set_yticks(ticks, x["grid"], fontsize=7)
             ax.set_xlabel(f"α₂ ({x['tasks'][1]})")
-            if i % ncols == 0:  # one y label per row: the grids share their axes
+            if i % ncols == 0:  # one y label per row: every grid has the same α axes
                 ax.set_ylabel(f"α₁ ({x['tasks'][0]})")
             ax.set_title(f"ξ, LoRA {variant}")
         fig.colorbar(im, ax=axes.ravel().tolist())
