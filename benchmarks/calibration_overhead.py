@@ -116,9 +116,9 @@ class StepTimer:
 def run_once(kind: str, teacher: Path, proxy: Path, suppress: list[int], setting: dict, seed: int, out: Path):
     from trl import GRPOConfig, GRPOTrainer
 
+    from distill_ortho_merge.data import load_dataset_rows
+    from distill_ortho_merge.verifiers import math_answer
     from trl_distillguard import DistillGuardConfig, DistillGuardTrainer
-    from trl_distillguard.data import load_dataset_rows
-    from trl_distillguard.verifiers import math_answer
 
     common = dict(
         output_dir=str(out),

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def measure(path: str, rows: list[dict], chat: bool, samples: int, max_new_tokens: int, seed: int) -> dict:
     """Sample, then score every completion with the model as its own proxy, both ways."""
+    from distill_ortho_merge.generation import generate
     from trl_distillguard.calibration_reward import CalibrationReward
-    from trl_distillguard.generation import generate
     from trl_distillguard.loading import load_causal_lm
     from trl_distillguard.plugins import resolve_reward
 

@@ -94,11 +94,11 @@ from efficacy_knob_task import (  # noqa: E402
 from run_record import git_commit, machine  # noqa: E402
 
 from distill_ortho_merge.cli import InputError  # noqa: E402
+from distill_ortho_merge.evaluate import evaluate  # noqa: E402
 from distill_ortho_merge.outputs import json_safe  # noqa: E402
 from trl_distillguard.diagnose import DiagnoseConfig, diagnose  # noqa: E402
 from trl_distillguard.distill import check_byte_level, check_shared_vocab, distill, sample_teacher  # noqa: E402
 from trl_distillguard.distill_config import DistillConfig  # noqa: E402
-from trl_distillguard.evaluate import evaluate  # noqa: E402
 from trl_distillguard.loading import load_causal_lm  # noqa: E402
 from trl_distillguard.plugins import resolve_reward  # noqa: E402
 
@@ -179,7 +179,7 @@ def real_rows(a: argparse.Namespace) -> dict[str, list[dict]]:
     """The real setting's splits: `addition` (the tiny setting's task and splits, plain-text prompts) or a built-in
     prompt dataset (`--real_dataset`, e.g. `gsm_symbolic` from reasoning-gym) as one-message chat prompts asking for
     a trace and a `#### N` answer."""
-    from trl_distillguard.data import load_dataset_rows
+    from distill_ortho_merge.data import load_dataset_rows
 
     if a.real_dataset == "addition":  # the tiny setting's task: traces in four formats, answers checked only
         return split_rows(a.n_test, a.n_val)

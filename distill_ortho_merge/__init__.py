@@ -3,6 +3,9 @@
 - `registry`: plugin discovery through entry points and pluggy (`PluginRegistry`);
 - `outputs`: outputs written to a hidden temporary sibling and renamed into place (`staged_dir`, `staged_file`);
 - `offline`: the Hugging Face offline defaults our command lines set (`set_offline_env`);
+- the task layer every package evaluates with: `data` and `task_data` (dataset specs), `verifiers`, `generation`,
+  `evaluate`, `tokenization`, and its plugin registry (`plugins`, `hookspecs`: verifiers, datasets, checks);
+- `sharding`: which engine shards a model's parameters;
 - `cli`: one command-line convention (`InputError` → one line, exit 2; runtime failure → one line, exit 1;
   Ctrl-C → one line, exit 130) and the one `plugins` listing.
 
@@ -13,3 +16,7 @@ Example:
     >>> issubclass(InputError, ValueError)
     True
 """
+
+from distill_ortho_merge.plugins import load_plugins, registry  # noqa: E402
+
+__all__ = ["load_plugins", "registry"]

@@ -24,7 +24,7 @@ import torch
 
 
 def sft_rows(task: str, size: int, seed: int) -> list[dict]:
-    from trl_distillguard.data import load_dataset_rows
+    from distill_ortho_merge.data import load_dataset_rows
 
     rows = load_dataset_rows(f"reasoning_gym:{task}?size={size}&split=train", seed=seed)
     return [{"prompt": r["prompt"], "completion": [{"role": "assistant", "content": f"Answer: {r['answer']}"}]}
@@ -62,7 +62,7 @@ def train(base: str, task: str, args, out: Path):
 
 
 def score(path: str, tasks: list[str], size: int) -> dict[str, float]:
-    from trl_distillguard.evaluate import evaluate, load_rows
+    from distill_ortho_merge.evaluate import evaluate, load_rows
     from trl_distillguard.loading import load_causal_lm
     from trl_distillguard.plugins import resolve_reward
 

@@ -50,8 +50,8 @@ def verifier_accuracy(
         >>> # f(model, tokenizer)  # {'math': 0.25}
     """
     from distill_ortho_merge.cli import InputError
-    from trl_distillguard.evaluate import check_gold, evaluate, load_rows
-    from trl_distillguard.plugins import load_plugins, registry, resolve_reward
+    from distill_ortho_merge.evaluate import check_gold, evaluate, load_rows
+    from distill_ortho_merge.plugins import load_plugins, registry, resolve_verifier
 
     load_plugins()
     if verifier not in registry():
@@ -62,7 +62,7 @@ def verifier_accuracy(
     if not data:
         raise EvalSpecError(f"--eval {verifier}: give the tasks' data with --eval-data TASK=FILE.jsonl")
     try:
-        fn = resolve_reward(verifier, "verifier")
+        fn = resolve_verifier(verifier, "--eval")
         rows = {task: load_rows(path, f"--eval-data {task}={path}") for task, path in data.items()}
         for task_rows in rows.values():
             check_gold(task_rows, fn, verifier, "prompt")

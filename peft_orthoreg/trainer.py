@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from distill_ortho_merge.sharding import sharded_parameters
 from peft_orthoreg.lora import form_loss, iter_lora_factors
 from peft_orthoreg.orthoreg import (
     check_estimator,
@@ -81,37 +82,6 @@ def select_full_ft_weights(
     if not chosen:
         raise ValueError(f"orthoreg_target_modules={targets!r} matches no trainable 2-D weight of the model")
     return chosen
-
-
-def sharded_parameters(trainer: Any, model: nn.Module) -> str | None:
-    """What shards the model's parameters across processes (FSDP, DeepSpeed ZeRO-3, DTensor), or None.
-
-    OrthoReg needs every regularised matrix whole: on a shard, the LoRA factor products and the dense ΔW term would
-    be computed on a fragment. DDP and ZeRO-1/2 keep whole parameters on every rank (None).
-
-    Example:
-        >>> from types import SimpleNamespace
-        >>> sharded_parameters(SimpleNamespace(is_fsdp_enabled=True), nn.Linear(2, 2))
-        'FSDP'
-        >>> sharded_parameters(SimpleNamespace(), nn.Linear(2, 2)) is None
-        True
-    """
-    if getattr(trainer, "is_fsdp_enabled", False):
-        return "FSDP"
-    if getattr(trainer, "is_deepspeed_enabled", False):
-        state = getattr(getattr(trainer, "accelerator", None), "state", None)
-        if getattr(getattr(state, "deepspeed_plugin", None), "zero_stage", None) == 3:
-            return "DeepSpeed ZeRO-3"
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # pragma: no cover - torch built without distributed
-        DTensor = ()
-    for name, param in model.named_parameters():
-        if hasattr(param, "ds_numel"):  # DeepSpeed ZeRO-3 partitions parameters in place
-            return f"DeepSpeed ZeRO-3 (parameter {name} is partitioned)"
-        if isinstance(param, DTensor) or isinstance(param.data, DTensor):
-            return f"DTensor (parameter {name} is sharded)"
-    return None
 
 
 class _OrthoRegMixin:

@@ -137,10 +137,10 @@ def test_existing_output_dir_is_refused(tmp_path, teacher_dir, student_dir, caps
 
 
 def test_rewards_resolve_by_name_or_import_path():
-    from trl_distillguard import verifiers
+    from distill_ortho_merge import verifiers
 
     assert resolve_reward("qa_f1") is verifiers.qa_f1
-    assert resolve_reward("trl_distillguard.verifiers.multiple_choice") is verifiers.multiple_choice
+    assert resolve_reward("distill_ortho_merge.verifiers.multiple_choice") is verifiers.multiple_choice
 
 
 def test_example_builder_and_configs_parse(tmp_path):

@@ -12,8 +12,8 @@ from datasets import Dataset
 from references import slow_logprob
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from distill_ortho_merge.verifiers import math_answer
 from trl_distillguard import CalibrationReward, DistillGuardConfig, DistillGuardTrainer
-from trl_distillguard.verifiers import math_answer
 
 # Same token length under tokenizer A (6 tokens): no prompt padding, so the hand recomputation is unpadded.
 PROMPTS = ["What is 7 + 8?", "What is 33 + 14?"]
@@ -355,7 +355,7 @@ def test_policy_logps_source_order_old_then_sampling_then_forward():
 
 def test_conversational_prompts(tmp_path, teacher_dir, student_dir):
     """Chat prompts (built-in `arithmetic_chat`): the proxy scores them through its own chat template."""
-    from trl_distillguard.data import load_prompt_dataset
+    from distill_ortho_merge.data import load_prompt_dataset
 
     args = config(tmp_path, proxy_model_name_or_path=str(student_dir), max_steps=1)
     data = load_prompt_dataset("arithmetic_chat", size=4)

@@ -18,7 +18,7 @@ import bench_stats as er  # noqa: E402
 import efficacy_knob_task as ek  # noqa: E402
 import tiny  # noqa: E402
 
-from trl_distillguard.verifiers import math_answer  # noqa: E402
+from distill_ortho_merge.verifiers import math_answer  # noqa: E402
 
 
 def test_every_format_is_correct_and_recognised():

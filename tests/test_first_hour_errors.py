@@ -101,7 +101,7 @@ def test_cpu_settings_are_picked_without_an_accelerator(tmp_path):
 
 def test_empty_dataset_names_the_file(tmp_path):
     from distill_ortho_merge.cli import InputError
-    from trl_distillguard.evaluate import load_rows
+    from distill_ortho_merge.evaluate import load_rows
 
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")

@@ -291,7 +291,7 @@ def test_full_ft_target_selection(teacher_dir):
 def test_sharded_parameters_are_refused(teacher_dir, tmp_path):
     from types import SimpleNamespace
 
-    from peft_orthoreg.trainer import sharded_parameters
+    from distill_ortho_merge.sharding import sharded_parameters
 
     zero = lambda stage: SimpleNamespace(  # noqa: E731 - a fake DeepSpeed trainer
         is_deepspeed_enabled=True,

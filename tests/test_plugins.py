@@ -13,6 +13,7 @@ import pytest
 from distill_ortho_merge.registry import PROJECT_DISTRIBUTION, PluginRegistry, PluginWarning
 
 PACKAGES = {
+    "distill_ortho_merge": ("distill_ortho_merge_verifiers", "DISTILL_ORTHO_MERGE_THIRD_PARTY"),
     "trl_distillguard": ("trl_distillguard_rewards", "TRL_DISTILLGUARD_THIRD_PARTY"),
     "peft_orthoreg": ("peft_orthoreg_regularizers", "PEFT_ORTHOREG_THIRD_PARTY"),
     "mergekit_plugins": ("mergekit_plugins_merge_methods", "MERGEKIT_PLUGINS_THIRD_PARTY"),
@@ -43,7 +44,7 @@ def {hook}():
 """
 
 
-@pytest.mark.parametrize("group", sorted(PACKAGES))
+@pytest.mark.parametrize("group", sorted(set(PACKAGES) - {"trl_distillguard"}))
 def test_builtins_are_entry_points_of_the_group(group):
     eps = importlib.metadata.entry_points(group=group)
     ours = [ep for ep in eps if ep.dist is not None and ep.dist.name == PROJECT_DISTRIBUTION]
@@ -113,14 +114,14 @@ def test_broken_plugins_are_reported_and_skipped(tmp_path, monkeypatch):
 
 
 def test_duplicate_names_keep_the_first_and_warn(tmp_path, monkeypatch):
-    group = "trl_distillguard"
+    group = "distill_ortho_merge"
     hook, _ = PACKAGES[group]
 
-    from trl_distillguard.hookspecs import hookimpl
+    from distill_ortho_merge.hookspecs import hookimpl
 
     class First:
         @hookimpl
-        def trl_distillguard_rewards(self):
+        def distill_ortho_merge_verifiers(self):
             return {"shared": 1}
 
     reg = fresh_registry(group)
@@ -169,29 +170,49 @@ def test_console_scripts_answer_help_and_version(script):
 
 def test_datasets_and_instruction_checks_come_through_the_hooks(tmp_path, monkeypatch):
     """A third-party plugin adds a prompt set and an IFEval-style check; the loader and the verifier use them."""
-    from trl_distillguard import plugins as P
-    from trl_distillguard.data import load_dataset_rows
-    from trl_distillguard.verifiers import instruction_following
+    from distill_ortho_merge import plugins as P
+    from distill_ortho_merge.data import load_dataset_rows
+    from distill_ortho_merge.verifiers import instruction_following
 
     source = """
-    from trl_distillguard.hookspecs import hookimpl
+    from distill_ortho_merge.hookspecs import hookimpl
 
     @hookimpl
-    def trl_distillguard_datasets():
+    def distill_ortho_merge_datasets():
         return {"shout": lambda size, seed: [{"prompt": "say hi", "instruction_id_list": ["x:upper"]}] * size}
 
     @hookimpl
-    def trl_distillguard_instruction_checks():
+    def distill_ortho_merge_instruction_checks():
         return {"x:upper": lambda text, **_: text.isupper()}
     """
-    install_fake_dist(tmp_path, "trl_distillguard", "shoutplug", source)
+    install_fake_dist(tmp_path, "distill_ortho_merge", "shoutplug", source)
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in ("dataset_registry", "instruction_check_registry"):
         reg = getattr(P, name)
         monkeypatch.setattr(
-            P, name, PluginRegistry("trl_distillguard", P.hookspecs, reg.hook, env_var=reg.env_var)
+            P, name, PluginRegistry("distill_ortho_merge", P.hookspecs, reg.hook, env_var=reg.env_var)
         )
     assert load_dataset_rows("shout", size=2)[1]["prompt"] == "say hi"
     assert "arithmetic" in P.datasets()  # the built-ins still load
     scores = instruction_following(["say hi"] * 2, ["HELLO", "hello"], instruction_id_list=[["x:upper"]] * 2)
     assert scores == [1.0, 0.0]
+
+
+def test_trl_rewards_and_shared_verifiers_resolve_together(tmp_path, monkeypatch):
+    """A third-party TRL reward is found by `resolve_reward` next to the shared verifiers, and never shadows one."""
+    from trl_distillguard import plugins as P
+
+    hook, env = PACKAGES["trl_distillguard"]
+    install_fake_dist(
+        tmp_path,
+        "trl_distillguard",
+        "rewardplug",
+        GOOD.format(group="trl_distillguard", hook=hook, extra='"math_answer": "impostor"'),
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(
+        P, "plugin_registry", PluginRegistry("trl_distillguard", P.hookspecs, hook, env_var=env)
+    )
+    P.load_plugins()
+    assert P.resolve_reward("third_party_item") == "hello"
+    assert P.registry()["math_answer"].builtin and callable(P.resolve_reward("math_answer"))

@@ -10,8 +10,8 @@ import torch
 from tokenizers import processors
 
 from distill_ortho_merge.cli import InputError
-from trl_distillguard.calibration_reward import prompt_token_ids
-from trl_distillguard.generation import generate, tokenize_prompt
+from distill_ortho_merge.generation import generate, tokenize_prompt
+from distill_ortho_merge.tokenization import prompt_token_ids
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import tiny
 import torch
 
 from distill_ortho_merge.cli import InputError
-from trl_distillguard.evaluate import evaluate
-from trl_distillguard.generation import generate
+from distill_ortho_merge.evaluate import evaluate
+from distill_ortho_merge.generation import generate
 from trl_distillguard.loading import load_causal_lm
 from trl_distillguard.plugins import resolve_reward
 from trl_distillguard.report import main, mean_std, run_report, summarize

@@ -1,4 +1,4 @@
-"""Real task data specs (`trl_distillguard.task_data`): reasoning_gym:<task>, gsm_symbolic, ifbench, mmlu_fewshot."""
+"""Real task data specs (`distill_ortho_merge.task_data`): reasoning_gym:<task>, gsm_symbolic, ifbench, mmlu_fewshot."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import json
 
 import pytest
 
+from distill_ortho_merge import task_data as T
 from distill_ortho_merge.cli import InputError
-from trl_distillguard import task_data as T
+from distill_ortho_merge.data import load_dataset_rows, load_prompt_dataset
+from distill_ortho_merge.evaluate import load_rows
+from distill_ortho_merge.verifiers import VERIFIERS, extract_answer, extract_final_answer
 from trl_distillguard.cli import main as distillguard
-from trl_distillguard.data import load_dataset_rows, load_prompt_dataset
-from trl_distillguard.evaluate import load_rows
 from trl_distillguard.plugins import resolve_reward
-from trl_distillguard.verifiers import VERIFIERS, extract_answer
 
 
 def test_parse_spec():
@@ -37,7 +37,7 @@ def test_parse_spec():
     ],
 )
 def test_extract_final_answer(text, gold, want):
-    assert T.extract_final_answer(text, gold) == want
+    assert extract_final_answer(text, gold) == want
 
 
 def test_unknown_options_and_names_are_refused():
@@ -177,13 +177,13 @@ def test_cli_data_list(capsys):
     ],
 )
 def test_ifbench_checkers(iid, text, kwargs, want):
-    from trl_distillguard.verifiers import check_instruction
+    from distill_ortho_merge.verifiers import check_instruction
 
     assert check_instruction(iid, text, kwargs) is want
 
 
 def test_every_ifbench_checker_has_a_case():
-    from trl_distillguard.verifiers.ifbench import IFBENCH_CHECKERS
+    from distill_ortho_merge.verifiers.ifbench import IFBENCH_CHECKERS
 
     cases = test_ifbench_checkers.pytestmark[0].args[1]
     assert {c[0] for c in cases} == set(IFBENCH_CHECKERS)
@@ -195,8 +195,10 @@ def test_reasoning_gym_verifier_is_registered_for_trl():
     from trl_distillguard.plugins import registry
 
     assert registry()["reasoning_gym"].builtin  # distillguard's reward_funcs / verifier names
-    # `trl grpo --reward_funcs trl_distillguard.verifiers.reasoning_gym` imports the module and takes the attribute
-    assert importlib.import_module("trl_distillguard.verifiers").reasoning_gym is T.reasoning_gym
+    # `trl grpo --reward_funcs distill_ortho_merge.verifiers.reasoning_gym` imports the module and takes the attribute
+    assert (
+        importlib.import_module("distill_ortho_merge.verifiers").reasoning_gym is VERIFIERS["reasoning_gym"]
+    )
 
 
 def test_gsm_symbolic_metadata_with_fractions_serialises():

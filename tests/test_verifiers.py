@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from trl_distillguard import verifiers as V
+from distill_ortho_merge import verifiers as V
 from trl_distillguard.plugins import registry
 
 
@@ -229,7 +229,7 @@ def test_instruction_checkers(instruction, kwargs, text, expected):
 
 
 def test_every_checker_has_a_case():
-    from trl_distillguard.verifiers.ifbench import IFBENCH_CHECKERS  # their cases: tests/test_task_data.py
+    from distill_ortho_merge.verifiers.ifbench import IFBENCH_CHECKERS  # their cases: tests/test_task_data.py
 
     assert {case[0] for case in IF_CASES} == set(V.INSTRUCTION_CHECKERS) - set(IFBENCH_CHECKERS)
 
@@ -287,7 +287,7 @@ def test_verifiers_are_registered_builtins_and_importable_by_path():
     reg = registry()
     for name, fn in V.VERIFIERS.items():
         assert reg[name].obj is fn and reg[name].builtin
-        # `trl grpo --reward_funcs trl_distillguard.verifiers.<name>` takes the attribute as is
+        # `trl grpo --reward_funcs distill_ortho_merge.verifiers.<name>` takes the attribute as is
         assert getattr(V, name) is fn
 
 

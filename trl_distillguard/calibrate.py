@@ -42,7 +42,7 @@ class CalibrateArguments:
         default=None,
         metadata={
             "help": "Training prompts: a local .jsonl/.json/.parquet file or a directory of them, or a built-in "
-            "dataset name (see trl_distillguard.data). Rows need a `prompt` column plus the gold columns the "
+            "dataset name (see distill_ortho_merge.data). Rows need a `prompt` column plus the gold columns the "
             "rewards read (e.g. `answer`)."
         },
     )
@@ -80,7 +80,7 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     """Run the calibration and return the output directory (see the module docstring)."""
     from trl import get_peft_config
 
-    from trl_distillguard.data import is_conversational_prompt, load_prompt_dataset
+    from distill_ortho_merge.data import is_conversational_prompt, load_prompt_dataset
     from trl_distillguard.distillguard_trainer import DistillGuardTrainer
     from trl_distillguard.proxy_loading import load_proxy_tokenizer
 

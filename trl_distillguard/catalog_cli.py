@@ -69,7 +69,7 @@ def data_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="distillguard data", description="Built-in datasets.")
     parser.add_argument("action", choices=["list"])
     parser.parse_args(argv)
-    from trl_distillguard.task_data import dataset_table
+    from distill_ortho_merge.task_data import dataset_table
 
     print(f"{'spec':<28} {'available':<9} {'verifier':<22} description")
     for row in dataset_table():

@@ -31,14 +31,14 @@ from typing import Any
 import torch
 
 from distill_ortho_merge.cli import InputError, run_cli
+from distill_ortho_merge.evaluate import _columns, load_rows, prompts_of
+from distill_ortho_merge.generation import generate, tokenize_prompt
 from distill_ortho_merge.outputs import atomic_output_dir, check_output_dir, json_safe
 from distill_ortho_merge.progress import progress
+from distill_ortho_merge.tokenization import right_pad
 from trl_distillguard import traps
-from trl_distillguard.calibration_reward import right_pad
 from trl_distillguard.diagnose_config import DiagnoseConfig
 from trl_distillguard.diagnose_plot import plot_diagnosis
-from trl_distillguard.evaluate import _columns, load_rows, prompts_of
-from trl_distillguard.generation import generate, tokenize_prompt
 from trl_distillguard.loading import load_causal_lm
 from trl_distillguard.plugins import resolve_reward
 

@@ -35,11 +35,11 @@ from typing import Any
 import torch
 
 from distill_ortho_merge.cli import InputError, run_cli
+from distill_ortho_merge.evaluate import load_rows, prompts_of
+from distill_ortho_merge.generation import cut_at_eos, generate
 from distill_ortho_merge.outputs import atomic_output_dir, check_output_dir
-from peft_orthoreg.trainer import sharded_parameters
+from distill_ortho_merge.sharding import sharded_parameters
 from trl_distillguard.distill_config import DistillConfig
-from trl_distillguard.evaluate import load_rows, prompts_of
-from trl_distillguard.generation import cut_at_eos, generate
 from trl_distillguard.loading import load_causal_lm, resolve_model_path
 
 

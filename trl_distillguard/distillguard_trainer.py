@@ -17,7 +17,7 @@ out of attention) gets no calibration reward (None), like any unscorable complet
 
 Example:
     >>> from trl_distillguard import DistillGuardConfig, DistillGuardTrainer
-    >>> from trl_distillguard.verifiers import math_answer
+    >>> from distill_ortho_merge.verifiers import math_answer
     >>> args = DistillGuardConfig(output_dir="out", proxy_model_name_or_path="proxy_dir", distillability=1.0)  # doctest: +SKIP
     >>> trainer = DistillGuardTrainer("teacher_dir", reward_funcs=[math_answer], args=args, train_dataset=ds)  # doctest: +SKIP
     >>> trainer.train()  # doctest: +SKIP

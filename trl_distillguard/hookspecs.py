@@ -1,5 +1,8 @@
 """Hook specifications of `trl_distillguard`: what a plugin may provide.
 
+Task verifiers, prompt datasets and instruction checks are shared by every package: register those through
+`distill_ortho_merge.hookspecs`. This group is for TRL reward functions that only calibration uses.
+
 A plugin is any module or object with `@hookimpl` functions, registered under the entry-point group
 `trl_distillguard` in its distribution's metadata, for example in pyproject.toml::
 
@@ -27,16 +30,4 @@ hookimpl = pluggy.HookimplMarker("trl_distillguard")
 
 @hookspec
 def trl_distillguard_rewards() -> dict[str, Any] | list[Any]:
-    """Return the reward functions (TRL reward callables, or verifiers) this plugin provides, as a mapping name -> item (or a list of named items)."""
-
-
-@hookspec
-def trl_distillguard_datasets() -> dict[str, Any]:
-    """Return named prompt datasets, as a mapping name -> factory(size, seed) -> list of rows (each with a
-    ``prompt`` and the gold columns its verifier reads); `load_dataset_rows(name)` finds them."""
-
-
-@hookspec
-def trl_distillguard_instruction_checks() -> dict[str, Any]:
-    """Return IFEval-style checks, as a mapping instruction id -> check(response, **kwargs) -> bool; the
-    `instruction_following` verifiers use them."""
+    """Return TRL reward functions this plugin provides, as a mapping name -> reward (or a list of named items)."""

@@ -27,9 +27,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from distill_ortho_merge.cli import InputError, run_cli
+from distill_ortho_merge.evaluate import check_gold, evaluate, load_rows, prompts_of
 from distill_ortho_merge.outputs import atomic_output_dir, check_output_dir, json_safe
 from trl_distillguard.distill import check_byte_level, check_shared_vocab, distill, sample_teacher
-from trl_distillguard.evaluate import check_gold, evaluate, load_rows, prompts_of
 from trl_distillguard.loading import check_causal_lm, load_causal_lm, resolve_model_path
 from trl_distillguard.plugins import resolve_reward
 from trl_distillguard.report_config import ReportConfig

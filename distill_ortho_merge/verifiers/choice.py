@@ -6,8 +6,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from trl_distillguard.verifiers.common import column_values, completion_text
-from trl_distillguard.verifiers.qa import normalize_qa
+from distill_ortho_merge.verifiers.common import column_values, completion_text
+from distill_ortho_merge.verifiers.qa import normalize_qa
 
 _LETTERS = "ABCDEFGHIJ"
 

@@ -16,7 +16,7 @@ import torch
 
 from distill_ortho_merge.cli import InputError
 from distill_ortho_merge.progress import progress
-from trl_distillguard.calibration_reward import eos_token_ids, prompt_token_ids
+from distill_ortho_merge.tokenization import eos_token_ids, prompt_token_ids
 
 
 def render_prompt(tokenizer, prompt: Any) -> str:
@@ -37,7 +37,7 @@ def render_prompt(tokenizer, prompt: Any) -> str:
 
 def tokenize_prompt(tokenizer, prompt: Any) -> list[int]:
     """Token ids of a prompt by the same convention as `CalibrationReward`'s proxy input
-    (`calibration_reward.prompt_token_ids`): chat-template text does not get a second BOS.
+    (`distill_ortho_merge.tokenization.prompt_token_ids`): chat-template text does not get a second BOS.
 
     Example:
         >>> # tokenize_prompt(tok, [{"role": "user", "content": "hi"}]) == tok(chat_text, add_special_tokens=False)

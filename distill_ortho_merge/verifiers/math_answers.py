@@ -6,7 +6,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from trl_distillguard.verifiers.common import column_values, completion_text
+from distill_ortho_merge.verifiers.common import column_values, completion_text
 
 _NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?|[-+]?\.\d+"
 _NUMBER_RE = re.compile(_NUMBER)

@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from trl_distillguard.verifiers.common import column_values, completion_text
-from trl_distillguard.verifiers.ifbench import IFBENCH_CHECKERS
+from distill_ortho_merge.verifiers.common import column_values, completion_text
+from distill_ortho_merge.verifiers.ifbench import IFBENCH_CHECKERS
 
 
 def _words(text: str) -> list[str]:
@@ -100,7 +100,7 @@ def _two_responses(text: str, **_: Any) -> bool:
 
 
 #: The built-in checks, IFEval instruction id -> checker(text, **kwargs) -> bool (read-only: a plugin adds
-#: others through the `trl_distillguard_instruction_checks` hook).
+#: others through the `distill_ortho_merge_instruction_checks` hook).
 INSTRUCTION_CHECKERS: Mapping[str, Callable[..., bool]] = MappingProxyType(
     {
         "length_constraints:number_words": lambda t, num_words, relation=None, **_: _relation(
@@ -186,7 +186,7 @@ def check_instruction(
         >>> check_instruction("punctuation:no_comma", "no commas here")
         True
     """
-    from trl_distillguard.plugins import instruction_checks  # built-ins and plugins' checks
+    from distill_ortho_merge.plugins import instruction_checks  # built-ins and plugins' checks
 
     checker = instruction_checks().get(instruction_id)
     if checker is None:

@@ -4,15 +4,15 @@ A dataset spec is either
 
 - a local path: a ``.jsonl``, ``.json`` (a list of rows) or ``.parquet`` file, or a directory of such files
   (read in sorted order); or
-- the name of a registered dataset (the hook `trl_distillguard_datasets`; built-ins: ``arithmetic`` (generated
+- the name of a registered dataset (the hook `distill_ortho_merge_datasets`; built-ins: ``arithmetic`` (generated
   "What is a + b?" prompts with ``answer``, for `math_answer`; no download), ``arithmetic_chat`` (the same as
   one-message conversations, for instruct models)); or
-- real task data read from an installed package (`trl_distillguard.task_data`): ``reasoning_gym:<task>`` (any
+- real task data read from an installed package (`distill_ortho_merge.task_data`): ``reasoning_gym:<task>`` (any
   reasoning-gym task, ``?size=&seed=&split=train|test&format=chat|text``; ``gsm_symbolic`` is an alias of
   ``reasoning_gym:gsm_symbolic``), ``ifbench`` and ``mmlu_fewshot``.
 
 Rows need a ``prompt`` column (text, or a list of chat messages); the other columns (``answer``,
-``instruction_id_list``, ``kwargs``, ...) are passed to the reward functions by TRL (see `trl_distillguard.verifiers`).
+``instruction_id_list``, ``kwargs``, ...) are passed to the reward functions by TRL (see `distill_ortho_merge.verifiers`).
 
 Example:
     >>> rows = load_dataset_rows("arithmetic", size=3, seed=0)
@@ -50,7 +50,7 @@ def _arithmetic_chat(size: int, seed: int) -> list[dict[str, Any]]:
 
 
 #: The built-in prompt sets, name -> factory(size, seed) -> rows (read-only: a plugin adds others through the
-#: `trl_distillguard_datasets` hook).
+#: `distill_ortho_merge_datasets` hook).
 BUILTIN_DATASETS: Mapping[str, Callable[[int, int], list[dict[str, Any]]]] = MappingProxyType(
     {"arithmetic": _arithmetic, "arithmetic_chat": _arithmetic_chat}
 )
@@ -105,14 +105,14 @@ def load_dataset_rows(spec: str | Path, *, size: int | None = None, seed: int = 
             files = [path]
         rows = [row for file in files for row in _read_file(file)]
         return rows[:size] if size is not None else rows
-    from trl_distillguard.plugins import datasets
+    from distill_ortho_merge.plugins import datasets
 
     named = datasets()
     if text in named:
         return named[text](64 if size is None else size, seed)
     if text.endswith(SUFFIXES) or "/" in text or text.startswith("."):
         raise FileNotFoundError(f"{text} does not exist")
-    from trl_distillguard.task_data import load_spec_rows
+    from distill_ortho_merge.task_data import load_spec_rows
 
     rows = load_spec_rows(text, size, seed)
     if rows is not None:

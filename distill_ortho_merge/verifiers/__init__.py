@@ -23,7 +23,7 @@ verifier                   columns
                            IFEval "loose" variant (also tries the response without its first/last line and
                            without ``*``)
 ``reasoning_gym``          ``rg_task`` and ``rg_entry`` (``reasoning_gym:<task>`` datasets): reasoning-gym's own
-                           ``score_answer`` of the text after the last ``Answer:`` (`trl_distillguard.task_data`)
+                           ``score_answer`` of the text after the last ``Answer:`` (`distill_ortho_merge.verifiers.reasoning_gym_verifier`)
 =========================  ========================================================================================
 
 Rows with a missing/None gold answer score ``None``. The ``extract_*`` helpers return *the scored answer*
@@ -43,17 +43,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from trl_distillguard.task_data import extract_final_answer, reasoning_gym
-from trl_distillguard.verifiers.choice import extract_choice, multiple_choice
-from trl_distillguard.verifiers.common import completion_text
-from trl_distillguard.verifiers.instructions import (
+from distill_ortho_merge.verifiers.choice import extract_choice, multiple_choice
+from distill_ortho_merge.verifiers.common import completion_text
+from distill_ortho_merge.verifiers.instructions import (
     INSTRUCTION_CHECKERS,
     check_instruction,
     instruction_following,
     instruction_following_loose,
 )
-from trl_distillguard.verifiers.math_answers import extract_math_answer, math_answer, parse_number
-from trl_distillguard.verifiers.qa import extract_qa_answer, normalize_qa, qa_exact_match, qa_f1
+from distill_ortho_merge.verifiers.math_answers import extract_math_answer, math_answer, parse_number
+from distill_ortho_merge.verifiers.qa import extract_qa_answer, normalize_qa, qa_exact_match, qa_f1
+from distill_ortho_merge.verifiers.reasoning_gym_verifier import extract_final_answer, reasoning_gym
 
 __all__ = [
     "VERIFIERS",

@@ -1,6 +1,6 @@
 """Deterministic evaluation of a causal LM on an eval set with a task verifier: rows and prompts of the eval set,
 the gold-answer check, and `evaluate` (greedy generations scored by any registered reward function or an
-importable `module:attr` / `module.attr`, see `trl_distillguard.plugins.resolve_reward`).
+importable `module:attr` / `module.attr`, see `distill_ortho_merge.plugins.resolve_verifier`).
 
 Example:
     >>> prompts_of([{"prompt": "What is 1 + 1?"}], "prompt", "dataset")
@@ -16,19 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distill_ortho_merge.cli import InputError
-from trl_distillguard.generation import generate
+from distill_ortho_merge.generation import generate
 
 
 # ------------------------------------------------------------------------------------------------ data
 def load_rows(spec: str | os.PathLike, role: str = "dataset") -> list[dict[str, Any]]:
     """Rows of a local dataset (jsonl/json/parquet file or directory) or a built-in, through the project's loader
-    (`trl_distillguard.data.load_dataset_rows`); errors become one-line `InputError`s naming `role`.
+    (`distill_ortho_merge.data.load_dataset_rows`); errors become one-line `InputError`s naming `role`.
 
     Example:
         >>> len(load_rows("arithmetic"))  # a built-in; or a .jsonl/.json/.parquet path or a directory
         64
     """
-    from trl_distillguard.data import load_dataset_rows
+    from distill_ortho_merge.data import load_dataset_rows
 
     try:
         rows = list(load_dataset_rows(spec))
@@ -71,8 +71,8 @@ def check_gold(
     """Fail early (one line) when the eval set lacks the gold answers `verifier` needs.
 
     Example:
-        >>> from trl_distillguard.plugins import resolve_reward
-        >>> check_gold([{"prompt": "q", "answer": "4"}], resolve_reward("math_answer"), "math_answer", "prompt")
+        >>> from distill_ortho_merge.plugins import resolve_verifier
+        >>> check_gold([{"prompt": "q", "answer": "4"}], resolve_verifier("math_answer"), "math_answer", "prompt")
         >>> # without `answer`: InputError: eval dataset: no gold answers for verifier 'math_answer' (...)
     """
     prompts = prompts_of(rows, prompt_column, "eval dataset")

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from trl_distillguard.verifiers.common import column_values, completion_text
+from distill_ortho_merge.verifiers.common import column_values, completion_text
 
 
 def normalize_qa(text: str) -> str:
