@@ -66,31 +66,50 @@ def _columns(rows: Sequence[dict[str, Any]], prompt_column: str) -> dict[str, li
 
 
 def check_gold(
-    rows: Sequence[dict[str, Any]], verifier: Callable, verifier_name: str, prompt_column: str
+    rows: Sequence[dict[str, Any]],
+    verifier: Callable,
+    verifier_name: str,
+    prompt_column: str,
+    role: str = "eval dataset",
 ) -> None:
-    """Fail early (one line) when the eval set lacks the gold answers `verifier` needs.
+    """Fail early (one line naming `role`) when the eval set lacks the gold answers `verifier` needs.
 
     Example:
         >>> from distill_ortho_merge.plugins import resolve_verifier
         >>> check_gold([{"prompt": "q", "answer": "4"}], resolve_verifier("math_answer"), "math_answer", "prompt")
-        >>> # without `answer`: InputError: eval dataset: no gold answers for verifier 'math_answer' (...)
+        >>> check_gold([{"prompt": "q"}], resolve_verifier("math_answer"), "math_answer", "prompt", "--data x.jsonl")
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        distill_ortho_merge.cli.InputError: --data x.jsonl: no gold answers for verifier 'math_answer' (math_answer: the dataset has no 'answer' column ...
     """
-    prompts = prompts_of(rows, prompt_column, "eval dataset")
+    prompts = prompts_of(rows, prompt_column, role)
     try:
         scores = verifier(prompts=prompts, completions=[""] * len(rows), **_columns(rows, prompt_column))
     except (ValueError, KeyError, TypeError) as err:
-        raise InputError(f"eval dataset: no gold answers for verifier {verifier_name!r} ({err})") from None
+        raise InputError(f"{role}: no gold answers for verifier {verifier_name!r} ({err})") from None
     if all(s is None for s in scores):
-        raise InputError(f"eval dataset: every row lacks the gold answer verifier {verifier_name!r} needs")
+        columns = ", ".join(sorted({k for r in rows for k in r}))
+        raise InputError(
+            f"{role}: every row lacks the gold answer verifier {verifier_name!r} needs (columns: {columns})"
+        )
+
+
+FULL_CREDIT = 1.0 - 1e-9  # a score this high is an exact answer (verifiers return 1.0; float noise aside)
 
 
 @dataclass
 class EvalResult:
-    """Mean verifier score over the scorable rows, plus every row's score and completion.
+    """Every row's verifier score and completion, summarised as two named numbers: `exact_accuracy` (the fraction
+    of scorable rows with full credit, score 1) and `mean_score` (the mean score, which counts the partial credit
+    some verifiers give, e.g. reasoning-gym's ``score_answer``). `score` is `mean_score` (the original name).
 
     Example:
-        >>> EvalResult(0.5, [1.0, 0.0, None], ["a", "b", "c"]).n_scored
-        2
+        >>> r = EvalResult(0.5, [1.0, 0.0, None], ["a", "b", "c"])
+        >>> r.n_scored, r.n_exact, r.exact_accuracy, r.mean_score
+        (2, 1, 0.5, 0.5)
+        >>> EvalResult(0.1, [0.2, 0.0], ["a", "b"]).exact_accuracy  # partial credit is not an exact answer
+        0.0
     """
 
     score: float
@@ -98,8 +117,35 @@ class EvalResult:
     completions: list[str] = field(repr=False)
 
     @property
+    def mean_score(self) -> float:
+        return self.score
+
+    @property
     def n_scored(self) -> int:
         return sum(s is not None for s in self.scores)
+
+    @property
+    def n_exact(self) -> int:
+        return sum(s is not None and float(s) >= FULL_CREDIT for s in self.scores)
+
+    @property
+    def exact_accuracy(self) -> float:
+        return self.n_exact / self.n_scored if self.n_scored else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        """The two numbers and the counts, as JSON-ready values.
+
+        Example:
+            >>> EvalResult(0.5, [1.0, 0.0, None], ["a", "b", "c"]).summary()
+            {'exact_accuracy': 0.5, 'mean_score': 0.5, 'n_items': 3, 'n_scored': 2, 'n_exact': 1}
+        """
+        return {
+            "exact_accuracy": self.exact_accuracy,
+            "mean_score": self.mean_score,
+            "n_items": len(self.scores),
+            "n_scored": self.n_scored,
+            "n_exact": self.n_exact,
+        }
 
 
 def evaluate(

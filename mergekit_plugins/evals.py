@@ -1,8 +1,9 @@
 """Ready evaluations for `mergekit-plugins search-alpha` and `single-scores`: a verifier's greedy accuracy.
 
 `--eval math_answer --eval-data math=math.jsonl --eval-data code=code.jsonl` scores a model, on every task, by
-the mean verifier score of its greedy answers to that task's JSONL rows (a `prompt` column plus the gold columns
-the verifier needs, e.g. `answer`). Verifiers are `trl_distillguard`'s registered reward functions (`math_answer`,
+two numbers over its greedy answers to that task's rows (a `prompt` column plus the gold columns the verifier
+needs, e.g. `answer`; a JSONL file or a dataset spec such as ``reasoning_gym:gcd?split=test``): the exact accuracy
+(fraction with full credit) and the mean verifier score (which counts partial credit). Verifiers are `trl_distillguard`'s registered reward functions (`math_answer`,
 `qa_exact_match`, `qa_f1`, `multiple_choice`, ...). A custom evaluation is any importable `package.module:function`
 called as ``f(model, tokenizer) -> {task: score}`` (the module must be on the Python path).
 
@@ -39,15 +40,17 @@ def parse_eval_data(items: Sequence[str] | None) -> dict[str, str]:
     return out
 
 
-def verifier_accuracy(
+def verifier_metrics(
     verifier: str, data: dict[str, str], *, max_new_tokens: int = 64, batch_size: int = 16
-) -> Callable[[Any, Any], dict[str, float]]:
-    """An evaluation ``f(model, tokenizer) -> {task: mean verifier score of greedy answers on data[task]}``; the
-    data and verifier are checked now (one-line errors), not at the first α.
+) -> Callable[[Any, Any], dict[str, dict[str, float]]]:
+    """An evaluation ``f(model, tokenizer) -> {task: EvalResult.summary()}`` (exact accuracy, mean score, counts)
+    of greedy answers on data[task]; the data and verifier are checked now (one-line errors), not at the first α.
 
     Example:
-        >>> # f = verifier_accuracy("math_answer", {"math": "examples/data/calibrate_tiny.jsonl"})
-        >>> # f(model, tokenizer)  # {'math': 0.25}
+        >>> verifier_metrics("math_answer", {})
+        Traceback (most recent call last):
+        ...
+        mergekit_plugins.evals.EvalSpecError: --eval math_answer: give the tasks' data with --eval-data TASK=FILE.jsonl
     """
     from distill_ortho_merge.cli import InputError
     from distill_ortho_merge.evaluate import check_gold, evaluate, load_rows
@@ -64,12 +67,12 @@ def verifier_accuracy(
     try:
         fn = resolve_verifier(verifier, "--eval")
         rows = {task: load_rows(path, f"--eval-data {task}={path}") for task, path in data.items()}
-        for task_rows in rows.values():
-            check_gold(task_rows, fn, verifier, "prompt")
+        for task, task_rows in rows.items():
+            check_gold(task_rows, fn, verifier, "prompt", role=f"--eval-data {task}={data[task]}")
     except InputError as err:
         raise EvalSpecError(str(err)) from None
 
-    def score(model: Any, tokenizer: Any) -> dict[str, float]:
+    def score(model: Any, tokenizer: Any) -> dict[str, dict[str, float]]:
         if tokenizer.pad_token is None:  # batched generation pads; EOS is the standard safe pad
             tokenizer.pad_token = tokenizer.eos_token
         return {
@@ -81,38 +84,58 @@ def verifier_accuracy(
                 max_new_tokens=max_new_tokens,
                 batch_size=batch_size,
                 desc=None,
-            ).score
+            ).summary()
             for task, task_rows in rows.items()
         }
 
     return score
 
 
+def verifier_accuracy(
+    verifier: str, data: dict[str, str], *, max_new_tokens: int = 64, batch_size: int = 16
+) -> Callable[[Any, Any], dict[str, float]]:
+    """`verifier_metrics` reduced to {task: mean verifier score} (the number earlier versions returned).
+
+    Example:
+        >>> callable(verifier_accuracy("math_answer", {"math": "examples/data/calibrate_tiny.jsonl"}))
+        True
+    """
+    metrics = verifier_metrics(verifier, data, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    return lambda model, tokenizer: {t: m["mean_score"] for t, m in metrics(model, tokenizer).items()}
+
+
 def single_task_scores(
-    models: dict[str, str],
-    evaluate: Callable[[Any, Any], dict[str, float]],
+    models: dict[str, str | Callable[[], tuple[Any, Any]]],
+    evaluate: Callable[[Any, Any], dict[str, Any]],
     *,
     device: str = "cpu",
     trust_remote_code: bool = False,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """{task: score of the single-task model named after it}: every model of a merge (name = its directory name)
-    is evaluated, and task T keeps the score of model T, the normaliser `search-alpha --single-task-scores` expects.
+    is evaluated, and task T keeps the score of model T (a number, or the metrics of `verifier_metrics`), the
+    normaliser `search-alpha --single-task-scores` expects. A model is a directory or a loader
+    ``() -> (model, tokenizer)`` (e.g. a base model with one adapter applied).
 
     Example:
-        >>> # single_task_scores({"task_math": "./models/task_math"}, verifier_accuracy("math_answer", data))
+        >>> single_task_scores({"a": lambda: ("model", "tok")}, lambda m, t: {"a": 0.5, "b": 0.0})
+        {'a': 0.5}
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    out: dict[str, Any] = {}
+    for name, source in models.items():
+        if callable(source):
+            model, tokenizer = source()
+        else:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    out: dict[str, float] = {}
-    for name, path in models.items():
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch.float32, trust_remote_code=trust_remote_code
-        )
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        scores = evaluate(model.to(device).eval(), tokenizer)
+            model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=torch.float32, trust_remote_code=trust_remote_code
+            ).to(device)
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        scores = evaluate(model.eval() if hasattr(model, "eval") else model, tokenizer)
         if name in scores:
-            out[name] = float(scores[name])
+            value = scores[name]
+            out[name] = dict(value) if isinstance(value, dict) else float(value)
     if not out:
         raise EvalSpecError(
             f"no task is named after a model of the merge ({', '.join(models)}): name the --eval-data tasks "

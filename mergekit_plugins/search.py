@@ -83,9 +83,9 @@ def load_callable(spec: str) -> Callable[..., Any]:
 
 
 def make_evaluator(cfg: SearchAlphaConfig) -> Callable[..., Any]:
-    """`--eval` as a callable: a verifier name gives `evals.verifier_accuracy` on `--eval-data`, anything with a
-    colon is imported."""
-    from mergekit_plugins.evals import EvalSpecError, parse_eval_data, verifier_accuracy
+    """`--eval` as a callable: a verifier name gives `evals.verifier_metrics` on `--eval-data` (exact accuracy and
+    mean score per task), anything with a colon is imported."""
+    from mergekit_plugins.evals import EvalSpecError, parse_eval_data, verifier_metrics
 
     try:
         data = parse_eval_data(cfg.eval_data)
@@ -93,25 +93,58 @@ def make_evaluator(cfg: SearchAlphaConfig) -> Callable[..., Any]:
             if data:
                 raise EvalSpecError(f"--eval-data is for a verifier --eval, not the callable {cfg.eval!r}")
             return load_callable(cfg.eval)
-        return verifier_accuracy(cfg.eval, data, max_new_tokens=cfg.max_new_tokens)
+        return verifier_metrics(cfg.eval, data, max_new_tokens=cfg.max_new_tokens)
     except EvalSpecError as exc:
         raise SearchError(str(exc)) from None
 
 
-def check_scores(scores: Any, spec: str, alpha: float) -> dict[str, float]:
-    """The evaluation must return {task: finite number}."""
+METRICS = ("exact_accuracy", "mean_score")
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(float(value))
+
+
+def check_scores(scores: Any, spec: str, alpha: float) -> dict[str, dict[str, float]]:
+    """The evaluation must return {task: finite number} or {task: {"exact_accuracy": x, "mean_score": y, ...}};
+    returns {task: metrics} (a plain number becomes {"score": number}).
+
+    Example:
+        >>> check_scores({"gcd": 0.5, "lcm": {"exact_accuracy": 0.25, "mean_score": 0.3}}, "f", 1.0)
+        {'gcd': {'score': 0.5}, 'lcm': {'exact_accuracy': 0.25, 'mean_score': 0.3}}
+    """
     if not isinstance(scores, Mapping) or not scores:
         raise SearchError(
             f"--eval {spec!r} returned {type(scores).__name__} at α={alpha}; expected {{task: score}}"
         )
     out = {}
     for task, value in scores.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-            raise SearchError(
-                f"--eval {spec!r}: score of task {task!r} at α={alpha} is {value!r}, not a finite number"
+        if isinstance(value, Mapping) and all(k in value for k in METRICS):
+            bad = [k for k in METRICS if not _finite(value[k])]
+            metrics = {k: float(v) for k, v in value.items() if _finite(v)}
+        else:
+            bad, metrics = (
+                ([] if _finite(value) else ["score"]),
+                {"score": float(value) if _finite(value) else 0},
             )
-        out[str(task)] = float(value)
+        if bad:
+            raise SearchError(
+                f"--eval {spec!r}: {bad[0]} of task {task!r} at α={alpha} is {value!r}, not a finite number"
+            )
+        out[str(task)] = metrics
     return out
+
+
+def criterion_of(metrics: Mapping[str, Any], criterion: str) -> float:
+    """The number α is chosen by: `criterion` of a verifier's metrics, or a custom evaluation's plain score.
+
+    Example:
+        >>> criterion_of({"exact_accuracy": 0.25, "mean_score": 0.3}, "exact_accuracy"), criterion_of(0.7, "mean_score")
+        (0.25, 0.7)
+    """
+    if not isinstance(metrics, Mapping):
+        return float(metrics)
+    return float(metrics[criterion] if criterion in metrics else metrics["score"])
 
 
 def _with_scale(config: dict[str, Any], param: str, value: float, unit: bool = False) -> dict[str, Any]:
@@ -185,15 +218,7 @@ def _unit_delta(unit_dir: str, config: dict[str, Any]) -> tuple[dict[str, Any], 
     return theta0, delta
 
 
-def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
-    """Sweep α in memory; writes cfg.output_json and the PNG curve; returns the JSON content."""
-    quiet_torch_dtype_warning()
-    from mergekit_plugins.plugins import load_plugins
-
-    load_plugins()
-    config = read_merge_config(cfg.config)
-    method = config.get("merge_method")
-    param = scale_parameter(method)
+def _grid(cfg: SearchAlphaConfig, param: str, method: str) -> list[float]:
     try:
         default = DEFAULT_GRID_ALPHA if param == "alpha" else DEFAULT_GRID_LAMBDA
         grid = parse_grid(default if cfg.grid is None else cfg.grid)
@@ -201,13 +226,54 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
         raise SearchError(f"--grid: {exc}") from None
     if param == "alpha" and min(grid) <= 0:
         raise SearchError(f"--grid: {method} needs alpha > 0, got {min(grid)}")
+    return grid
+
+
+def sweep(
+    grid: list[float],
+    set_alpha: Callable[[float], None],
+    evaluate: Callable[[Any, Any], Any],
+    model: Any,
+    tokenizer: Any,
+    cfg: SearchAlphaConfig,
+    single: dict[str, Any] | None,
+    label: str,
+) -> list[dict[str, Any]]:
+    """For each α: `set_alpha(α)` rewrites the model's weights in memory, then the evaluation scores it."""
+    import torch
+
+    from distill_ortho_merge.progress import progress
+
+    results = []
+    for alpha in progress(grid, f"search {label}", show=cfg.progress):
+        with torch.no_grad():
+            set_alpha(alpha)
+            model.eval()
+            metrics = check_scores(evaluate(model, tokenizer), cfg.eval, alpha)
+        results.append(_summarise(alpha, metrics, single, cfg.criterion))
+    return results
+
+
+def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
+    """Sweep α in memory; writes cfg.output_json and the PNG curve; returns the JSON content. A `lora-merge`
+    config (adapter directories as models) takes the factor-space route (`mergekit_plugins.lora.sweep`)."""
+    quiet_torch_dtype_warning()
+    from mergekit_plugins.lora.sweep import is_lora_config, search_alpha_lora
+
+    if is_lora_config(cfg.config):
+        return search_alpha_lora(cfg)
+    from mergekit_plugins.plugins import load_plugins
+
+    load_plugins()
+    config = read_merge_config(cfg.config)
+    method = config.get("merge_method")
+    param = scale_parameter(method)
+    grid = _grid(cfg, param, method)
     evaluate = make_evaluator(cfg)
-    single = _read_single(cfg.single_task_scores)
+    single = read_single(cfg.single_task_scores, cfg.criterion)
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from distill_ortho_merge.progress import progress
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="search-alpha-") as tmp:
@@ -228,80 +294,97 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
     if not names:
         raise SearchError("no tensor of mergekit's output matches the model's parameters")
 
-    results = []
-    t1 = time.perf_counter()
-    for alpha in progress(grid, f"search {param}", show=cfg.progress):
-        with torch.no_grad():
-            for n in names:
-                if params[n].dtype == torch.float32:  # in place: no temporary of the model's size
-                    params[n].copy_(theta0[n]).add_(delta[n], alpha=alpha)
-                else:
-                    params[n].copy_(theta0[n] + alpha * delta[n])
-            model.eval()
-            scores = check_scores(evaluate(model, tokenizer), cfg.eval, alpha)
-        results.append(_summarise(alpha, scores, single))
-    eval_s = time.perf_counter() - t1
-    del model, params, theta0, delta
+    def set_alpha(alpha: float) -> None:
+        for n in names:
+            if params[n].dtype == torch.float32:  # in place: no temporary of the model's size
+                params[n].copy_(theta0[n]).add_(delta[n], alpha=alpha)
+            else:
+                params[n].copy_(theta0[n] + alpha * delta[n])
 
+    t1 = time.perf_counter()
+    results = sweep(grid, set_alpha, evaluate, model, tokenizer, cfg, single, param)
+    eval_s = time.perf_counter() - t1
+    theta0.clear(), delta.clear()  # free them before --save-best runs mergekit again
+
+    report = build_report(cfg, method, param, grid, single, results, "dense (mergekit once at α = 1)")
+    report["seconds"] = {"unit_merge_and_load": round(unit_s, 3), "sweep": round(eval_s, 3)}
+    if cfg.save_best:  # before the JSON is written, so that the report records it
+        with staged_dir(cfg.save_best) as staging:
+            _run_mergekit(_with_scale(config, param, report["best"]["alpha"]), str(staging), cfg)
+        report["saved"] = str(Path(cfg.save_best))
+    write_outputs(cfg, report)
+    return report
+
+
+def build_report(
+    cfg: SearchAlphaConfig,
+    method: str,
+    param: str,
+    grid: list[float],
+    single: dict[str, float] | None,
+    results: list[dict[str, Any]],
+    route: str,
+) -> dict[str, Any]:
+    """The JSON content of a sweep: the curve, the best α (by the mean of the criterion) and its numbers."""
     best = max(results, key=lambda r: r["mean"])
-    report = {
+    exact = cfg.criterion == "exact_accuracy" and any("exact_accuracy" in r for r in results)
+    what = "exact accuracy" if exact else "score"
+    return {
         "config": str(cfg.config),
         "merge_method": method,
+        "route": route,
         "parameter": param,
         "grid": grid,
         "eval": cfg.eval,
         "single_task_scores": single,
-        "criterion": "mean normalised score" if single else "mean score",
+        "criterion": f"mean normalised {what}" if single else f"mean {what}",
         "results": results,
-        "best": {
-            param: best["alpha"],
-            "alpha": best["alpha"],
-            "mean": best["mean"],
-            "scores": best["scores"],
-        },
-        "seconds": {"unit_merge_and_load": round(unit_s, 3), "sweep": round(eval_s, 3)},
+        "best": {param: best["alpha"], **{k: v for k, v in best.items() if k not in ("normalized",)}},
     }
-    if cfg.save_best:  # before the JSON is written, so that the report records it
-        with staged_dir(cfg.save_best) as staging:
-            _run_mergekit(_with_scale(config, param, best["alpha"]), str(staging), cfg)
-        report["saved"] = str(Path(cfg.save_best))
+
+
+def write_outputs(cfg: SearchAlphaConfig, report: dict[str, Any]) -> None:
+    """The JSON report and the PNG curve, each staged."""
     write_json(Path(cfg.output_json), report)
     _plot(report, Path(cfg.output_png or Path(cfg.output_json).with_suffix(".png")))
-    return report
 
 
-def _read_single(path: str | None) -> dict[str, float] | None:
+def read_single(path: str | None, criterion: str = "mean_score") -> dict[str, float] | None:
+    """{task: positive normaliser} from a `single-scores` JSON: {task: number} or {task: {criterion: number}}."""
     if path is None:
         return None
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SearchError(f"--single-task-scores {path}: {one_line(exc)}") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in data.values()
-    ):
-        raise SearchError(f"--single-task-scores {path}: expected {{task: positive number}}")
-    return {str(k): float(v) for k, v in data.items()}
+    try:
+        values = {str(k): criterion_of(v, criterion) for k, v in data.items()}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        values = None
+    if not values or not all(math.isfinite(v) and v > 0 for v in values.values()):
+        raise SearchError(
+            f"--single-task-scores {path}: expected {{task: positive number}} or {{task: {{{criterion}: positive "
+            f"number}}}}, got {data if values is None else values}"
+        )
+    return values
 
 
-def _summarise(alpha: float, scores: dict[str, float], single: dict[str, float] | None) -> dict[str, Any]:
+def _summarise(
+    alpha: float, metrics: dict[str, dict[str, float]], single: dict[str, float] | None, criterion: str
+) -> dict[str, Any]:
+    scores = {t: criterion_of(m, criterion) for t, m in metrics.items()}
+    row: dict[str, Any] = {"alpha": alpha, "scores": scores}
+    for name in METRICS:  # both named numbers, whichever picks α
+        if all(name in m for m in metrics.values()):
+            row[name] = {t: m[name] for t, m in metrics.items()}
+            row.setdefault("task_mean", {})[name] = sum(row[name].values()) / len(metrics)
     if single is None:
-        return {
-            "alpha": alpha,
-            "scores": scores,
-            "normalized": None,
-            "mean": sum(scores.values()) / len(scores),
-        }
+        return {**row, "normalized": None, "mean": sum(scores.values()) / len(scores)}
     missing = sorted(set(scores) - set(single))
     if missing:
         raise SearchError(f"--single-task-scores has no score for task(s) {', '.join(missing)}")
     normalized = {t: s / single[t] for t, s in scores.items()}
-    return {
-        "alpha": alpha,
-        "scores": scores,
-        "normalized": normalized,
-        "mean": sum(normalized.values()) / len(normalized),
-    }
+    return {**row, "normalized": normalized, "mean": sum(normalized.values()) / len(normalized)}
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

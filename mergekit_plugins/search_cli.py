@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mergekit_plugins.search import SearchError, make_evaluator, read_merge_config, search_alpha, write_json
-from mergekit_plugins.search_config import SearchAlphaConfig
+from mergekit_plugins.search_config import CRITERIA, SearchAlphaConfig
 from mergekit_plugins.yaml_command import one_line
 
 
@@ -39,6 +39,7 @@ def add_search_parser(sub: Any) -> None:
     for name in ("grid", "single_task_scores", "output_png", "save_best"):
         p.add_argument(f"--{name.replace('_', '-')}", default=None, help=helps[name])
     for q in (p, s):
+        q.add_argument("--criterion", default="mean_score", choices=CRITERIA, help=helps["criterion"])
         q.add_argument("--device", default="cpu", help=helps["device"])
         q.add_argument("--trust-remote-code", action="store_true", help=helps["trust_remote_code"])
     p.add_argument("--num-threads", type=int, default=None, help=helps["num_threads"])
@@ -59,31 +60,44 @@ def run_search_from_args(args: argparse.Namespace) -> int:
         print(f"mergekit-plugins search-alpha: error: {one_line(exc)}", file=sys.stderr)
         return 1
     best = report["best"]
+    both = "".join(
+        f", {name} {best['task_mean'][name]:.4f}" for name in ("exact_accuracy", "mean_score")
+        if name in best.get("task_mean", {})
+    )  # fmt: skip
     print(
-        f"best {report['parameter']} = {best['alpha']:g} ({report['criterion']} {best['mean']:.4f}); "
-        f"results in {cfg.output_json}"
+        f"best {report['parameter']} = {best['alpha']:g} ({report['criterion']} {best['mean']:.4f}{both}); "
+        f"results in {cfg.output_json}" + (f"; saved {report['saved']}" if "saved" in report else "")
     )
     return 0
 
 
 def run_single_scores(args: argparse.Namespace) -> int:
-    """`mergekit-plugins single-scores`: evaluate every model of the merge, write {task: its model's score}."""
+    """`mergekit-plugins single-scores`: evaluate every model (or adapter) of the merge, write {task: its
+    model's score} (exact accuracy and mean score for a verifier --eval)."""
     from mergekit_plugins.evals import EvalSpecError, single_task_scores
+    from mergekit_plugins.lora.sweep import is_lora_config, single_scores_lora
 
     cfg = SearchAlphaConfig(
         config=args.config, eval=args.eval, eval_data=args.eval_data, max_new_tokens=args.max_new_tokens,
         output_dir=args.output_dir, output_json=args.output_json or str(Path(args.output_dir) / "single.json"),
-        device=args.device, trust_remote_code=args.trust_remote_code,
+        device=args.device, trust_remote_code=args.trust_remote_code, criterion=args.criterion,
     )  # fmt: skip
     try:
-        config = read_merge_config(cfg.config)
-        models = {Path(str(m["model"])).name: str(m["model"]) for m in config.get("models") or []}
-        scores = single_task_scores(
-            models, make_evaluator(cfg), device=cfg.device, trust_remote_code=cfg.trust_remote_code
-        )
+        if is_lora_config(cfg.config):
+            scores = single_scores_lora(cfg, make_evaluator(cfg))
+        else:
+            config = read_merge_config(cfg.config)
+            models = {Path(str(m["model"])).name: str(m["model"]) for m in config.get("models") or []}
+            scores = single_task_scores(
+                models, make_evaluator(cfg), device=cfg.device, trust_remote_code=cfg.trust_remote_code
+            )
     except (SearchError, EvalSpecError) as exc:
         print(f"mergekit-plugins single-scores: error: {exc}", file=sys.stderr)
         return 2
     write_json(Path(cfg.output_json), scores)
-    print(f"single-task scores {scores} written to {cfg.output_json}")
+    shown = {
+        task: {k: round(v[k], 4) for k in ("exact_accuracy", "mean_score")} if isinstance(v, dict) else v
+        for task, v in scores.items()
+    }
+    print(f"single-task scores {shown} written to {cfg.output_json}")
     return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 #: Default grids: the papers' α ∈ {0.1 … 3.0} for TSV-M / Iso, OrthoReg's linspace(0, 1, 21) for task arithmetic.
 DEFAULT_GRID_ALPHA = "0.1:3.0:0.1"
 DEFAULT_GRID_LAMBDA = "0.0:1.0:0.05"
+CRITERIA = ("mean_score", "exact_accuracy")
 
 
 @dataclass
@@ -78,8 +79,18 @@ class SearchAlphaConfig:
         default=False, metadata={"help": "Passed to mergekit and transformers when loading models."}
     )
     progress: bool = field(default=True, metadata={"help": "Show a progress bar over the grid."})
+    criterion: str = field(
+        default="mean_score",
+        metadata={
+            "help": "What a verifier --eval's best α maximises (averaged over tasks): mean_score (mean verifier "
+            "score, counting partial credit) or exact_accuracy (fraction of answers with full credit). Both are "
+            "reported either way; a custom evaluation's numbers are used as they are."
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"criterion={self.criterion!r} must be one of {', '.join(CRITERIA)}")
         if self.output_json is None:
             self.output_json = str(Path(self.output_dir) / "search_alpha.json")
 

@@ -44,11 +44,20 @@ def test_single_scores_then_search_alpha(merge_config, tmp_path, capsys):
     ]
     assert cli.main(["single-scores", *common]) == 0
     single = json.loads((out / "single.json").read_text())
-    assert set(single) == {"task_math", "task_code"} and all(0.0 <= v <= 1.0 for v in single.values())
+    assert set(single) == {"task_math", "task_code"}
+    for v in single.values():  # two named numbers and the counts behind them
+        assert 0.0 <= v["exact_accuracy"] <= v["mean_score"] <= 1.0 and v["n_scored"] == v["n_items"] == 16
+        assert v["exact_accuracy"] == v["n_exact"] / v["n_scored"]
     assert cli.main(["search-alpha", *common, "--grid", "0.5,1.0", "--no-progress"]) == 0
     report = json.loads((out / "search_alpha.json").read_text())
     assert [r["alpha"] for r in report["results"]] == [0.5, 1.0]
-    assert all(set(r["scores"]) == {"task_math", "task_code"} for r in report["results"])
+    for r in report["results"]:
+        assert (
+            set(r["scores"]) == set(r["exact_accuracy"]) == set(r["mean_score"]) == {"task_math", "task_code"}
+        )
+        assert r["scores"] == r["mean_score"]  # the default criterion; `scores` keeps its meaning
+        assert set(r["task_mean"]) == {"exact_accuracy", "mean_score"}
+    assert report["criterion"] == "mean score" and "dense" in report["route"]
     assert (out / "search_alpha.png").is_file()
 
 

@@ -166,7 +166,15 @@ class BaseModel:
 
 
 def resolve_base(ref: str) -> Path:
-    """The local directory of `base_model` (the one place where a model-name resolver plugs in)."""
+    """The local directory of `base_model`: a model directory, a ``*.gguf`` file or a built-in model name
+    (`distill_ortho_merge.models.resolve_model`, converted once into the cache)."""
+    from distill_ortho_merge.models import BUILTIN_MODELS, ModelError, resolve_model
+
+    if ref in BUILTIN_MODELS or ref.endswith(".gguf"):
+        try:
+            return resolve_model(ref, "base_model")
+        except ModelError as exc:
+            raise LoraMergeError(str(exc)) from None
     path = Path(ref).expanduser()
     if not (path / "config.json").is_file():
         raise LoraMergeError(f"base_model {ref!r}: not a local model directory (no config.json there)")
