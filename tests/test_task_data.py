@@ -207,3 +207,24 @@ def test_gsm_symbolic_metadata_with_fractions_serialises():
     entry = json.loads(rows[3]["rg_entry"])
     assert entry["metadata"]["variables"]["serving_fraction"] == "4"
     assert entry["answer"] == rows[3]["answer"] or str(entry["answer"]) == rows[3]["answer"]
+
+
+def test_reasoning_gym_bare_prompt_template():
+    pytest.importorskip("reasoning_gym")
+    spec = "reasoning_gym:gcd?size=3&split=test&format=text"
+    instruct = load_dataset_rows(spec, seed=2)
+    bare = load_dataset_rows(spec + "&prompt=bare", seed=2)
+    for i, b in zip(instruct, bare, strict=True):
+        question = json.loads(b["rg_entry"])["question"]
+        assert (
+            b["prompt"] == f"{question}\nAnswer:" and i["prompt"] == f"{question}\n\n{T.ANSWER_INSTRUCTION}"
+        )
+        assert {k: v for k, v in b.items() if k != "prompt"} == {k: v for k, v in i.items() if k != "prompt"}
+    cols = {"rg_task": [r["rg_task"] for r in bare], "rg_entry": [r["rg_entry"] for r in bare]}
+    answers = [f" {r['answer']}\n" for r in bare]  # what a model continuing "Answer:" writes
+    assert (
+        resolve_reward("reasoning_gym", "verifier")(prompts=[""] * 3, completions=answers, **cols)
+        == [1.0] * 3
+    )
+    with pytest.raises(ValueError, match="prompt='short' must be one of instruct, bare"):
+        load_dataset_rows("reasoning_gym:gcd?prompt=short")
