@@ -1,5 +1,5 @@
 """Which engine, if any, shards a model's parameters across processes (FSDP, DeepSpeed ZeRO-3, DTensor): the
-check every package runs before code that needs whole matrices (OrthoReg's terms, `save_pretrained`).
+check every package runs before code that handles sharded parameters differently (OrthoReg's terms, saving).
 
 Example:
     >>> from types import SimpleNamespace
@@ -18,8 +18,7 @@ from torch import nn
 def sharded_parameters(trainer: Any, model: nn.Module) -> str | None:
     """What shards the model's parameters across processes (FSDP, DeepSpeed ZeRO-3, DTensor), or None.
 
-    OrthoReg needs every regularised matrix whole: on a shard, the LoRA factor products and the dense ΔW term would
-    be computed on a fragment. DDP and ZeRO-1/2 keep whole parameters on every rank (None).
+    DDP and ZeRO-1/2 keep whole parameters on every rank (None); FSDP2 makes them DTensors sharded by rows.
 
     Example:
         >>> from types import SimpleNamespace

@@ -9,7 +9,10 @@ gradient accumulation the way the trainer scales its own loss, and logged as ``o
   once when the trainer is built. The snapshot costs one extra copy of those weights (≈ the whole model for the
   default targets); ``orthoreg_snapshot_device="cpu"`` keeps it in host memory (copied to the device each step).
 - More than one process: under DDP and DeepSpeed ZeRO-1/2 every rank holds whole parameters and computes the same
-  term on its replica (exact); FSDP and ZeRO-3 shard them, which is refused when the trainer is built.
+  term on its replica (exact). Under FSDP2 (parameters are DTensors sharded by rows) every rank computes the same
+  exact term from its local rows plus all-reduces of small matrices (`peft_orthoreg.orthoreg.row_shards`); the
+  full-FT snapshot W⁰ is sharded like W. FSDP1 (flattened parameters) and ZeRO-3 are refused when the trainer is
+  built, naming FSDP2.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ from peft_orthoreg.orthoreg import (
     dense_orthoreg_loss,
     dense_scale_free_loss,
 )
+from peft_orthoreg.orthoreg.row_shards import is_row_sharded, local_rows
 
 FULL_FT_FORMS = ("paper", "scale_free")
+# LoRA forms with an exact implementation on row-sharded (FSDP2) factors; other plugin forms are refused there.
+SHARDED_LORA_FORMS = ("paper", "scale_free", "flat_spectrum", "inter_task", "orthoreg", "orthoreg_squared")
 
 _CACHE: dict[type, type] = {}
 
@@ -84,6 +90,53 @@ def select_full_ft_weights(
     return chosen
 
 
+def _check_sharding(trainer: Any, sharding: str) -> None:
+    # FSDP2 is supported; what shards parameters any other way is refused in one line naming FSDP2.
+    if sharding.startswith("DeepSpeed"):
+        raise ValueError(
+            f"with_orthoreg: parameters are partitioned by {sharding}, which OrthoReg does not support: use FSDP2 "
+            "(examples/accelerate/fsdp.yaml, fsdp_version: 2) or DeepSpeed ZeRO-1/2"
+        )
+    if sharding == "FSDP":
+        plugin = getattr(getattr(getattr(trainer, "accelerator", None), "state", None), "fsdp_plugin", None)
+        if getattr(plugin, "fsdp_version", 2) != 2:
+            raise ValueError(
+                "with_orthoreg: FSDP1 flattens parameters, which OrthoReg does not support: set fsdp_version: 2 "
+                "in the accelerate config (examples/accelerate/fsdp.yaml)"
+            )
+
+
+def _snapshot(p: torch.Tensor, device: torch.device | None) -> torch.Tensor:
+    # W⁰: a copy of p, or of this rank's rows of a row-sharded p (plain tensors, so that they can live on the CPU).
+    w0 = local_rows(p)[0] if is_row_sharded(p) else p
+    return w0.detach().clone().to(device if device is not None else w0.device)
+
+
+def _snapshot_rows(name: str, p: torch.Tensor, w0: torch.Tensor) -> torch.Tensor:
+    # A whole W⁰ taken before the trainer sharded the model keeps only this rank's rows from then on.
+    if is_row_sharded(p) and w0.shape == p.shape:
+        rows, first, _ = local_rows(p)
+        return w0[first : first + rows.shape[0]].clone()
+    if not is_row_sharded(p) and w0.shape != p.shape:
+        raise ValueError(
+            f"with_orthoreg: parameter {name} is whole but its snapshot W⁰ holds one rank's rows; OrthoReg supports "
+            "FSDP2 with parameters resharded after each backward (the default)"
+        )
+    return w0
+
+
+def _laid_out_like(p: torch.Tensor, w0: torch.Tensor) -> torch.Tensor:
+    # W⁰ on p's device and dtype; a row-sharded p gets its rows of W⁰ as a DTensor of the same layout.
+    w0 = w0.to(device=p.to_local().device if is_row_sharded(p) else p.device, dtype=p.dtype)
+    if not is_row_sharded(p):
+        return w0
+    from torch.distributed.tensor import DTensor
+
+    return DTensor.from_local(
+        w0, p.device_mesh, p.placements, shape=p.shape, stride=p.stride(), run_check=False
+    )
+
+
 class _OrthoRegMixin:
     """The part of `with_orthoreg` that is mixed in front of the trainer class."""
 
@@ -122,14 +175,9 @@ class _OrthoRegMixin:
         self._orthoreg_full: list[tuple[str, nn.Parameter, torch.Tensor]] = []
         self._orthoreg_full_weight = 0.0
         model = self.accelerator.unwrap_model(self.model) if hasattr(self, "accelerator") else self.model
-        if _is_peft(model) or orthoreg_weight:
-            sharding = sharded_parameters(self, model)
-            if sharding is not None:
-                raise ValueError(
-                    f"with_orthoreg: parameters are sharded across processes ({sharding}), but OrthoReg needs each "
-                    "weight matrix whole on every rank: use DDP or DeepSpeed ZeRO-1/2 "
-                    "(examples/accelerate/ddp.yaml, zero2.yaml)"
-                )
+        sharding = sharded_parameters(self, model) if _is_peft(model) or orthoreg_weight else None
+        if sharding is not None:
+            _check_sharding(self, sharding)
         if _is_peft(model):
             if (
                 orthoreg_target_modules is not None
@@ -145,6 +193,15 @@ class _OrthoRegMixin:
                 self._orthoreg_adapters[adapter] = (
                     orthoreg_weight if orthoreg_weight is not None else cfg_weight
                 )
+            if sharding is not None:
+                for adapter in self._orthoreg_adapters:
+                    form = getattr(model.peft_config.get(adapter), "orthoreg_form", "paper")
+                    if form not in SHARDED_LORA_FORMS:
+                        raise ValueError(
+                            f"orthoreg_form={form!r} (adapter {adapter!r}) has no implementation for parameters "
+                            f"sharded across processes ({sharding}); use one of {', '.join(SHARDED_LORA_FORMS[:4])} "
+                            "or DDP / DeepSpeed ZeRO-1/2"
+                        )
             with torch.no_grad():  # fail now (DoRA, conv LoRA, ...) rather than at the first step
                 for adapter in self._orthoreg_adapters:
                     form_loss(model, adapter, norm=orthoreg_norm)
@@ -152,7 +209,7 @@ class _OrthoRegMixin:
             self._orthoreg_full_weight = orthoreg_weight
             device = torch.device(orthoreg_snapshot_device) if orthoreg_snapshot_device is not None else None
             self._orthoreg_full = [
-                (name, p, p.detach().clone().to(device if device is not None else p.device))
+                (name, p, _snapshot(p, device))
                 for name, p in select_full_ft_weights(model, orthoreg_target_modules)
             ]
         elif orthoreg_weight is None:
@@ -165,7 +222,7 @@ class _OrthoRegMixin:
     def orthoreg_term(self) -> tuple[torch.Tensor | None, float | None]:
         """(λ-weighted term to add to the loss or None, unweighted value to log or None) for the current weights."""
         if self._orthoreg_full:
-            deltas = [p - w0.to(device=p.device, dtype=p.dtype) for _, p, w0 in self._orthoreg_full]
+            deltas = self._orthoreg_deltas()
             seed = None
             if self._orthoreg_estimator == "hutchinson":  # new probes every step, the same on every rank
                 seed = (int(self.args.seed) * 1_000_003 + int(self.state.global_step)) % (2**63)
@@ -195,6 +252,18 @@ class _OrthoRegMixin:
             total += value.item()
         return weighted, total
 
+    def _orthoreg_deltas(self) -> list[torch.Tensor]:
+        # FSDP2 set up by the trainer replaces the parameters after __init__: look them up by name each step.
+        model = self.accelerator.unwrap_model(self.model) if hasattr(self, "accelerator") else self.model
+        current = dict(model.named_parameters())
+        deltas = []
+        for i, (name, p, w0) in enumerate(self._orthoreg_full):
+            p = current.get(name, p)
+            w0 = _snapshot_rows(name, p, w0)
+            self._orthoreg_full[i] = (name, p, w0)
+            deltas.append(p - _laid_out_like(p, w0))
+        return deltas
+
     def _orthoreg_ga_divisor(self, num_items_in_batch: Any) -> int:
         # Mirror Trainer.training_step: if it will not divide the loss by the accumulation steps (the loss is
         # "already scaled for GA", e.g. GRPO or a num_items_in_batch-normalised LM loss), divide our term here,
@@ -211,12 +280,15 @@ class _OrthoRegMixin:
         return int(steps) if scaled else 1
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
+        # The term is computed before the forward: FSDP2 then holds every parameter as its row shard (after the
+        # forward it keeps the root module's parameters unsharded).
+        training = self.model.training
+        weighted, value = self.orthoreg_term() if training else (None, None)
         out = super().compute_loss(
             model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
         )
-        if not self.model.training:
+        if not training:
             return out  # evaluation losses stay comparable with the plain trainer's
-        weighted, value = self.orthoreg_term()
         if value is not None:
             self._orthoreg_record(value)
         if weighted is None:

@@ -288,7 +288,7 @@ def test_full_ft_target_selection(teacher_dir):
     assert "model.layers.0.self_attn.q_proj.weight" not in [n for n, _ in select_full_ft_weights(model)]
 
 
-def test_sharded_parameters_are_refused(teacher_dir, tmp_path):
+def test_zero3_and_fsdp1_are_refused_naming_fsdp2(teacher_dir, tmp_path):
     from types import SimpleNamespace
 
     from distill_ortho_merge.sharding import sharded_parameters
@@ -304,14 +304,20 @@ def test_sharded_parameters_are_refused(teacher_dir, tmp_path):
     assert sharded_parameters(zero(3), plain) == "DeepSpeed ZeRO-3"
     assert sharded_parameters(zero(2), plain) is None  # ZeRO-2 shards optimizer state, not parameters
     assert sharded_parameters(SimpleNamespace(), plain) is None
-    # A ZeRO-3-partitioned parameter (DeepSpeed marks it with ds_numel) is refused by the trainer, LoRA and full FT.
+    # A ZeRO-3-partitioned parameter (DeepSpeed marks it with ds_numel) is refused by the trainer, LoRA and full FT,
+    # naming FSDP2 (supported: tests/test_fsdp2_orthoreg.py).
     args = TrainingArguments(output_dir=str(tmp_path / "sharded"), **COMMON)
     for model, kwargs in (
         (lora_model(teacher_dir, 0.5), {}),
         (AutoModelForCausalLM.from_pretrained(teacher_dir), {"orthoreg_weight": 1.0}),
     ):
         next(p for p in model.parameters() if p.dim() == 2).ds_numel = 0
-        with pytest.raises(
-            ValueError, match=r"sharded across processes \(DeepSpeed ZeRO-3 \(parameter .*use DDP"
-        ):
+        with pytest.raises(ValueError, match=r"partitioned by DeepSpeed ZeRO-3 \(parameter .*use FSDP2"):
             with_orthoreg(Trainer)(model=model, args=args, **kwargs)
+    from peft_orthoreg.trainer import _check_sharding
+
+    fsdp1 = SimpleNamespace(
+        accelerator=SimpleNamespace(state=SimpleNamespace(fsdp_plugin=SimpleNamespace(fsdp_version=1)))
+    )
+    with pytest.raises(ValueError, match="FSDP1 flattens parameters.*fsdp_version: 2"):
+        _check_sharding(fsdp1, "FSDP")

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from peft_orthoreg.orthoreg.common import _check_factors, _finish, _no_autocast, _smaller_gram, _work_dtype
+from peft_orthoreg.orthoreg.row_shards import refuse_row_sharded, row_product, whole
 
 
 def dense_flat_spectrum_deviation_sq(delta: torch.Tensor, rank: int | None = None) -> torch.Tensor:
@@ -19,6 +20,7 @@ def dense_flat_spectrum_deviation_sq(delta: torch.Tensor, rank: int | None = Non
     """
     if delta.dim() != 2:
         raise ValueError(f"OrthoReg needs 2-D updates; got a tensor of shape {tuple(delta.shape)}")
+    refuse_row_sharded(delta, "the dense flat-spectrum form")
     k = min(delta.shape)
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
         raise ValueError(f"rank={rank!r} must be an integer >= 1")
@@ -44,9 +46,11 @@ def factor_flat_spectrum_deviation_sq(
     _check_factors(lora_A, lora_B)
     dtype = _work_dtype(lora_A)
     with _no_autocast(lora_A):
-        a, b = lora_A.to(dtype), lora_B.to(dtype)
+        a = whole(lora_A, dtype)  # r × n: FSDP2 shards it along r
         r = a.shape[0]
-        x = (float(scaling) ** 2) * (b.T @ b) @ (a @ a.T)  # eigenvalues: G's r largest (zeros where rank < r)
+        x = (
+            (float(scaling) ** 2) * row_product(lora_B, lora_B, dtype) @ (a @ a.T)
+        )  # G's r largest eigenvalues
         dev = x - (torch.diagonal(x).sum() / r) * torch.eye(r, dtype=dtype, device=x.device)
         return (dev * dev.T).sum()  # tr(D²) = Σ (λ_i − λ̄)²
 

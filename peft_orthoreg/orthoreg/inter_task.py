@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from peft_orthoreg.orthoreg.common import _check_factors, _finish, _no_autocast, _ratio_or_zero, _work_dtype
+from peft_orthoreg.orthoreg.row_shards import refuse_row_sharded, row_product, whole
 
 
 def dense_overlap_sq(delta: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -23,6 +24,7 @@ def dense_overlap_sq(delta: torch.Tensor, reference: torch.Tensor) -> torch.Tens
             f"inter-task OrthoReg needs 2-D updates of one shape; got {tuple(delta.shape)} and "
             f"{tuple(reference.shape)}"
         )
+    refuse_row_sharded(delta, "the dense inter-task form")
     with _no_autocast(delta):
         d = delta.to(_work_dtype(delta))
         ref = reference.detach().to(d.dtype)
@@ -50,10 +52,10 @@ def factor_overlap_sq(
         )
     dtype = _work_dtype(a)
     with _no_autocast(a):
-        a, b = a.to(dtype), b.to(dtype)
-        at, bt = at.detach().to(dtype), bt.detach().to(dtype)
-        p, q, pt, qt = b.T @ b, a @ a.T, bt.T @ bt, at @ at.T
-        m, n = a @ at.T, b.T @ bt  # r × r_t
+        a, at = whole(a, dtype), whole(at.detach(), dtype)  # r × n: FSDP2 shards them along r
+        bt = bt.detach()
+        p, q, pt, qt = row_product(b, b, dtype), a @ a.T, row_product(bt, bt, dtype), at @ at.T
+        m, n = a @ at.T, row_product(b, bt, dtype)  # r × r_t; B's rows may be sharded across processes
         rows = (p @ m * (m @ pt)).sum()  # tr(P M P_t Mᵀ) = Σ (PM) ∘ (M P_t)
         cols = (q @ n * (n @ qt)).sum()  # tr(Q N Q_t Nᵀ)
         value = (float(s) ** 2) * (rows + cols)

@@ -8,13 +8,21 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from peft_orthoreg.orthoreg.common import _check_factors, _finish, _no_autocast, _work_dtype, check_estimator
+from peft_orthoreg.orthoreg.row_shards import is_row_sharded, local_rows, row_product, sum_over_ranks, whole
 
 
 def dense_gram_deviation_sq(delta: torch.Tensor) -> torch.Tensor:
-    """‖G − I_k‖²_F from a dense ΔW (m × n), building the smaller Gram G (k × k), O(m·n·k)."""
+    """‖G − I_k‖²_F from a dense ΔW (m × n), building the smaller Gram G (k × k), O(m·n·k).
+
+    A row-sharded ΔW (FSDP2) uses H = ΔWᵀΔW (n × n) summed over the ranks: ‖H − I_n‖²_F − (n − k).
+    """
     if delta.dim() != 2:
         raise ValueError(f"OrthoReg needs 2-D updates; got a tensor of shape {tuple(delta.shape)}")
     with _no_autocast(delta):
+        if is_row_sharded(delta):
+            h = row_product(delta, delta, _work_dtype(delta))
+            eye = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
+            return (h - eye).pow(2).sum() - (h.shape[0] - min(delta.shape))
         d = delta.to(_work_dtype(delta))
         gram = d @ d.T if d.shape[0] < d.shape[1] else d.T @ d
         eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
@@ -32,9 +40,11 @@ def factor_gram_deviation_sq(lora_A: torch.Tensor, lora_B: torch.Tensor, scaling
     _check_factors(lora_A, lora_B)
     dtype = _work_dtype(lora_A)
     with _no_autocast(lora_A):
-        a, b = lora_A.to(dtype), lora_B.to(dtype)
-        r, k = a.shape[0], min(b.shape[0], a.shape[1])
-        x = (float(scaling) ** 2) * (b.T @ b) @ (a @ a.T)  # s²PQ: its eigenvalues are G's nonzero ones
+        a = whole(lora_A, dtype)  # r × n: FSDP2 shards it along r
+        r, k = a.shape[0], min(lora_B.shape[0], a.shape[1])
+        x = (
+            (float(scaling) ** 2) * row_product(lora_B, lora_B, dtype) @ (a @ a.T)
+        )  # s²PQ: G's nonzero eigenvalues
         dev = x - torch.eye(r, dtype=dtype, device=x.device)
         return (dev * dev.T).sum() + (k - r)  # tr(D²) = Σ_ij D_ij D_ji
 
@@ -45,18 +55,23 @@ def hutchinson_gram_deviation_sq(
     """Unbiased estimate of ‖G − I_k‖²_F: mean over p Rademacher probes z of ‖(G − I)z‖², O(p·m·n).
 
     G is never built: Gz = ΔW(ΔWᵀz) (or ΔWᵀ(ΔWz)). Probes are drawn on the CPU from ``generator`` (seeded
-    → reproducible on every device and rank).
+    → reproducible on every device and rank). A row-sharded ΔW (FSDP2) sums the local rows' products over the
+    ranks, with the same probes: the same estimate as one process.
     """
     check_estimator("hutchinson", probes)
     if delta.dim() != 2:
         raise ValueError(f"OrthoReg needs 2-D updates; got a tensor of shape {tuple(delta.shape)}")
     with _no_autocast(delta):
-        d = delta.to(_work_dtype(delta))
-        wide = d.shape[0] < d.shape[1]
-        k = min(d.shape)
+        d, first, group = local_rows(delta, _work_dtype(delta))  # the whole ΔW (group None) in one process
+        wide = delta.shape[0] < delta.shape[1]
+        k = min(delta.shape)
         z = torch.randint(0, 2, (k, probes), generator=generator).to(device=d.device, dtype=d.dtype) * 2 - 1
-        gz = d @ (d.T @ z) if wide else d.T @ (d @ z)
-        return (gz - z).pow(2).sum() / probes
+        if not wide:
+            gz = sum_over_ranks(d.T @ (d @ z), group)
+            return (gz - z).pow(2).sum() / probes
+        z = z[first : first + d.shape[0]]  # G is m × m: the probes' rows follow ΔW's rows
+        gz = d @ sum_over_ranks(d.T @ z, group, partial_downstream=True)
+        return sum_over_ranks((gz - z).pow(2).sum(), group) / probes
 
 
 def dense_orthoreg_loss(

@@ -7,10 +7,13 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from peft_orthoreg.orthoreg.common import _check_factors, _finish, _no_autocast, _smaller_gram, _work_dtype
+from peft_orthoreg.orthoreg.row_shards import is_row_sharded, row_product, whole
 
 
 def dense_scale_free_deviation_sq(delta: torch.Tensor) -> torch.Tensor:
     """‖G/τ − I_k‖²_F with τ = tr G / k, from a dense ΔW (m × n); 0 (zero gradient) when ΔW = 0.
+
+    A row-sharded ΔW (FSDP2) uses H = ΔWᵀΔW (n × n) summed over the ranks: ‖H/τ − I_n‖²_F − (n − k).
 
     Example:
         >>> float(dense_scale_free_deviation_sq(3 * torch.eye(2, 4)))  # G = 9·I: isotropic, so 0
@@ -19,14 +22,17 @@ def dense_scale_free_deviation_sq(delta: torch.Tensor) -> torch.Tensor:
     if delta.dim() != 2:
         raise ValueError(f"OrthoReg needs 2-D updates; got a tensor of shape {tuple(delta.shape)}")
     with _no_autocast(delta):
-        d = delta.to(_work_dtype(delta))
-        gram = _smaller_gram(d)
-        k = gram.shape[0]
+        if is_row_sharded(delta):
+            gram = row_product(delta, delta, _work_dtype(delta))
+            extra = gram.shape[0] - min(delta.shape)  # H's zero eigenvalues beyond G's k
+        else:
+            gram, extra = _smaller_gram(delta.to(_work_dtype(delta))), 0
+        k = gram.shape[0] - extra
         trace = torch.diagonal(gram).sum()
         ok = trace > 0
         scaled = gram * (k / torch.where(ok, trace, torch.ones_like(trace)))
-        eye = torch.eye(k, dtype=gram.dtype, device=gram.device)
-        return torch.where(ok, (scaled - eye).pow(2).sum(), torch.zeros_like(trace))
+        eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+        return torch.where(ok, (scaled - eye).pow(2).sum() - extra, torch.zeros_like(trace))
 
 
 def factor_scale_free_deviation_sq(
@@ -42,9 +48,9 @@ def factor_scale_free_deviation_sq(
     _check_factors(lora_A, lora_B)
     dtype = _work_dtype(lora_A)
     with _no_autocast(lora_A):
-        a, b = lora_A.to(dtype), lora_B.to(dtype)
-        r, k = a.shape[0], min(b.shape[0], a.shape[1])
-        x = (b.T @ b) @ (a @ a.T)  # s² cancels in X/τ
+        a = whole(lora_A, dtype)  # r × n: FSDP2 shards it along r
+        r, k = a.shape[0], min(lora_B.shape[0], a.shape[1])
+        x = row_product(lora_B, lora_B, dtype) @ (a @ a.T)  # s² cancels in X/τ
         trace = torch.diagonal(x).sum()  # = ‖BA‖²_F ≥ 0
         ok = trace > 0
         dev = x * (k / torch.where(ok, trace, torch.ones_like(trace))) - torch.eye(

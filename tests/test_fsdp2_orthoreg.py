@@ -1,0 +1,37 @@
+"""OrthoReg on parameters sharded by FSDP2 (`fully_shard`, two torchrun gloo CPU processes): every form's value and
+gradients equal the 1-process computation in fp64 (tests/fsdp2_orthoreg_worker.py); unsupported layouts and
+forms without a sharded implementation are refused in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+
+
+@pytest.mark.skipif(not TORCHRUN.exists(), reason="no torchrun next to python")
+def test_every_form_on_fsdp2_shards_matches_one_process(tmp_path):
+    out = tmp_path / "fsdp2.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [str(TORCHRUN), "--nproc_per_node", "2", str(ROOT / "tests" / "fsdp2_orthoreg_worker.py"), str(out)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["ranks"] == 2
+    assert len(result["cases"]) == 8
+    for name, case in result["cases"].items():
+        assert case["one_process"] > 0.1, name  # a term worth comparing
+        assert case["value"] <= 1e-10 and case["grad"] <= 1e-10, (name, case)
+    refusals = result["refusals"]
+    assert (
+        "placements (Replicate(),)" in refusals["replicated DTensor"]
+        and "fully_shard" in refusals["replicated DTensor"]
+    )
+    assert "dense flat-spectrum form has no implementation" in refusals["dense flat_spectrum"]
