@@ -79,6 +79,7 @@ def data_main(argv: list[str]) -> int:
         if not row["available"]:
             print(f"  install: {row['install']}")
     print(
-        "reasoning_gym:<task>[?size=N&seed=S&split=train|test] takes any of reasoning-gym's procedural tasks"
+        "reasoning_gym:<task>[?size=N&seed=S&split=train|test&format=chat|text&prompt=instruct|bare] takes any "
+        "of reasoning-gym's procedural tasks"
     )
     return 0

@@ -22,6 +22,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "distill": ("trl_distillguard.distill:main", "distil a student from a teacher (recipes sft, kd, uld)"),
     "report": ("trl_distillguard.report:main", "distillability report: teachers x students x recipes"),
     "diagnose": ("trl_distillguard.diagnose:main", "trap diagnostics of a teacher-student pair"),
+    "evaluate": (
+        "trl_distillguard.evaluate_cli:main",
+        "score a model (or base + adapter) on a dataset with a verifier: exact accuracy, mean score",
+    ),
     "models": ("trl_distillguard.catalog_cli:models_main", "built-in pretrained models: list, install, path"),
     "data": ("trl_distillguard.catalog_cli:data_main", "built-in datasets and reasoning_gym:<task> specs"),
 }
