@@ -60,8 +60,9 @@ def run_cli(
         return 1
 
 
-def print_plugins(items: Mapping[str, Any]) -> int:
-    """The `plugins` listing of every CLI: one line per item, `name<TAB>distribution<TAB>plugin`.
+def print_plugins(items: Mapping[str, Any], details: Callable[[Any], str] | None = None) -> int:
+    """The `plugins` listing of every CLI: one line per item, `name<TAB>distribution<TAB>plugin`, and a fourth
+    column `details(item.obj)` where given (e.g. what the item declares it can do).
 
     Example:
         >>> from types import SimpleNamespace
@@ -70,5 +71,6 @@ def print_plugins(items: Mapping[str, Any]) -> int:
         0
     """
     for name, item in sorted(items.items()):
-        print(f"{name}\t{item.distribution}\t{item.plugin}")
+        extra = f"\t{details(item.obj)}" if details is not None else ""
+        print(f"{name}\t{item.distribution}\t{item.plugin}{extra}")
     return 0

@@ -71,6 +71,9 @@ class PluginRegistry:
             iterable of items named by `name_of`.
         env_var: setting it to 0 switches third-party discovery off (built-ins still load).
         name_of: how to name an item given as a bare object (default: its ``name`` attribute or ``__name__``).
+        coerce: ``coerce(name, obj)`` turns what a plugin returned into the item kept (e.g. a typed declaration
+            of what the item can do, or an older bare shape wrapped into one); a `TypeError` / `ValueError` it
+            raises skips that item with a `PluginWarning`. Default: items are kept as returned.
     """
 
     def __init__(
@@ -81,11 +84,13 @@ class PluginRegistry:
         *,
         env_var: str,
         name_of: Callable[[Any], str] | None = None,
+        coerce: Callable[[str, Any], Any] | None = None,
     ) -> None:
         self.group = group
         self.hook = hook
         self.env_var = env_var
         self._name_of = name_of or _default_name
+        self._coerce = coerce
         self._pm = pluggy.PluginManager(group)
         self._pm.add_hookspecs(hookspecs)
         self._dists: dict[str, str] = {}  # plugin name -> distribution
@@ -162,6 +167,14 @@ class PluginRegistry:
                         stacklevel=3,
                     )
                     continue
+                if self._coerce is not None:
+                    try:
+                        obj = self._coerce(name, obj)
+                    except (TypeError, ValueError) as exc:
+                        warnings.warn(
+                            f"{self.group}: {where}: {name!r} skipped: {exc}", PluginWarning, stacklevel=3
+                        )
+                        continue
                 items[name] = PluginItem(name, obj, impl.plugin_name, dist)
         return items
 

@@ -57,7 +57,7 @@ def _main(argv: list[str]) -> int:
         from distill_ortho_merge.cli import print_plugins
         from mergekit_plugins.plugins import plugin_registry
 
-        return print_plugins(plugin_registry.registry())
+        return print_plugins(plugin_registry.registry(), lambda d: ", ".join(d.capabilities()) or "-")
     if args.command == "list":
         from mergekit_plugins.listing import format_methods
 

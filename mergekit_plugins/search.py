@@ -1,6 +1,7 @@
 """`mergekit-plugins search-alpha`: choose α on validation without re-merging.
 
-Every supported method is θ(α) = θ₀ + α·merged (our `alpha`; `lambda` of mergekit's task-arithmetic family),
+Every supported method is θ(α) = θ₀ + α·merged: each method whose plugin declares it so
+(`MergeMethodDeclaration.scales_linearly`, e.g. our `alpha`) and mergekit's task-arithmetic family (`lambda`),
 so mergekit runs **once** at α = 1 (in float32), merged = θ(1) − θ₀ is kept in memory, and each α of the grid
 only rewrites the weights of one loaded model before calling the evaluation function. Optionally the merge at
 the best α is then written by mergekit itself, exactly as `mergekit-yaml` would.
@@ -34,7 +35,6 @@ from mergekit_plugins.search_config import (
     parse_grid,
 )
 from mergekit_plugins.yaml_command import (
-    OUR_METHODS,
     ConfigError,
     check_config,
     one_line,
@@ -48,21 +48,21 @@ class SearchError(ValueError):
 
 
 def scale_parameter(method_name: str) -> str:
-    """`alpha` for our methods, `lambda` for mergekit's task-arithmetic family; others are refused."""
-    if method_name in OUR_METHODS:
-        return "alpha"
+    """The parameter s of a method that is θ₀ + s·merged (declared by its plugin, or `lambda` for mergekit's
+    task-arithmetic family); other methods are refused."""
     from mergekit.merge_methods import registry as mk_registry
-    from mergekit.merge_methods.generalized_task_arithmetic import GeneralizedTaskArithmeticMerge
 
-    try:
-        method = mk_registry.get(method_name)
-    except RuntimeError:
-        raise SearchError(f"merge_method {method_name!r} is not a registered merge method") from None
-    if isinstance(method, GeneralizedTaskArithmeticMerge):
-        return "lambda"
+    from mergekit_plugins.plugins import declarations, linear_scale_parameter
+
+    param = linear_scale_parameter(method_name)
+    if param is not None:
+        return param
+    if method_name not in {m.spec.name for m in mk_registry.registered_methods()}:
+        raise SearchError(f"merge_method {method_name!r} is not a registered merge method")
+    linear = sorted(name for name, d in declarations().items() if d.scales_linearly)
     raise SearchError(
         f"merge_method {method_name!r} is not of the form θ₀ + α·merged; search-alpha supports "
-        f"{', '.join(OUR_METHODS)} and mergekit's task-arithmetic family (task_arithmetic, ties, …)"
+        f"{', '.join(linear)} and mergekit's task-arithmetic family (task_arithmetic, ties, …)"
     )
 
 

@@ -17,8 +17,6 @@ from distill_ortho_merge.offline import set_offline_env
 from distill_ortho_merge.outputs import staged_dir
 from distill_ortho_merge.yaml_files import yaml_error
 
-OUR_METHODS = ("tsv", "iso_c", "iso_cts")
-
 
 class ConfigError(ValueError):
     """A merge configuration our methods cannot run; the message is one line naming the field."""
@@ -36,11 +34,12 @@ def check_config(config: Any, where: str = "config") -> None:
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: expected a YAML mapping at the top level")
     method = config.get("merge_method")
-    if method not in OUR_METHODS:
+    from mergekit_plugins.methods import PARAMETER_RULES, build_methods  # our methods' own rules (torch)
+
+    if not isinstance(method, str) or method not in build_methods():
         return
     if not config.get("base_model"):
         raise ConfigError(f"{where}: merge_method {method!r} needs `base_model` (θ₀ of the task vectors)")
-    from mergekit_plugins.methods import PARAMETER_RULES  # the methods' own rules (imports torch)
 
     def check(field: str, rule: str, value: Any) -> None:
         ok, what = PARAMETER_RULES[rule]

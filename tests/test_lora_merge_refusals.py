@@ -74,7 +74,8 @@ def _config_only_base(base, ads, tmp):
 CASES = {
     "ties": (lambda b, a, t: config(b, a, "ties"), "merge_method 'ties' is not factorable"),
     "dare_linear": (lambda b, a, t: config(b, a, "dare_linear"), "mergekit-plugins yaml"),
-    "unknown method": (lambda b, a, t: config(b, a, "slerp"), "merge_method must be one of"),
+    "unknown method": (lambda b, a, t: config(b, a, "no_such_method"), "merge_method must be one of"),
+    "no factor kernel": (lambda b, a, t: config(b, a, "slerp"), "merge_method 'slerp' is not factorable"),
     "no models": (lambda b, a, t: config(b, [], "tsv"), "models must be a non-empty list"),
     "negative alpha": (lambda b, a, t: config(b, a, "tsv", alpha=-1.0), "parameters.alpha must be > 0"),
     "nan alpha": (_yaml_alpha(".nan"), "parameters.alpha must be > 0"),

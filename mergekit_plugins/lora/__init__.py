@@ -1,4 +1,5 @@
-"""LoRA in, LoRA out: merge PEFT LoRA adapters in factor space with task_arithmetic, TSV-M, Iso-C or Iso-CTS.
+"""LoRA in, LoRA out: merge PEFT LoRA adapters in factor space with task_arithmetic, TSV-M, Iso-C, Iso-CTS or any
+method whose plugin declares a factor kernel (`mergekit_plugins.hookspecs.MergeMethodDeclaration`).
 
 - `merge_factors(method, [(B_t, A_t)], weights)` → (B, A) for one weight (pure torch; `factors`).
 - `lora_merge(config, out_dir)` merges whole adapters described by a mergekit-style YAML into a stock PEFT LoRA
@@ -16,11 +17,11 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["FACTOR_METHODS", "LoraMergeError", "lora_merge", "merge_factors", "truncate"]
+__all__ = ["LoraMergeError", "lora_merge", "merge_factors", "truncate"]
 
 
 def __getattr__(name: str) -> object:
-    if name in ("FACTOR_METHODS", "merge_factors", "truncate"):
+    if name in ("merge_factors", "truncate"):
         from mergekit_plugins.lora import factors
 
         return getattr(factors, name)

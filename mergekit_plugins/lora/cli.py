@@ -18,7 +18,7 @@ def add_lora_parser(sub: Any) -> None:
     """The `lora-merge` sub-command."""
     p = sub.add_parser(
         "lora-merge",
-        help="merge LoRA adapters in factor space into a LoRA adapter (task_arithmetic, tsv, iso_c, iso_cts)",
+        help="merge LoRA adapters in factor space into a LoRA adapter (methods with a factor kernel: see `list`)",
     )
     p.add_argument(
         "config", help="mergekit-style YAML: merge_method, base_model, models (adapter directories)"

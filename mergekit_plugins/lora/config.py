@@ -1,15 +1,18 @@
-"""The `lora-merge` configuration: mergekit's YAML schema, validated into a `LoraMergeConfig` (no torch import).
+"""The `lora-merge` configuration: mergekit's YAML schema, validated into a `LoraMergeConfig`.
 
-Accepted fields (anything else is refused with a one-line error naming it):
+The methods and their parameters are those whose plugin declares a factor kernel
+(`mergekit_plugins.hookspecs.MergeMethodDeclaration`); parsing loads the plugins. Accepted fields (anything else
+is refused with a one-line error naming it), with the built-in methods:
 
 ```yaml
-merge_method: tsv            # task_arithmetic | tsv | iso_c | iso_cts
+merge_method: tsv            # task_arithmetic | tsv | iso_c | iso_cts | a plugin's method with a factor kernel
 base_model: ./models/base    # required: shapes and identity of the adapters are checked against it
 models:
   - model: ./adapters/math   # a PEFT LoRA adapter directory
     parameters: {weight: 1.0}
 parameters:
-  alpha: 1.0                 # θ = θ₀ + alpha · merged (`lambda` is accepted for task_arithmetic)
+  alpha: 1.0                 # θ = θ₀ + alpha · merged (or the method's own name for it: `lambda` for
+                             # task_arithmetic)
   rank_rtol: 1.0e-5          # tsv / iso_c / iso_cts: the low-rank rule
   common_space_fraction: 0.8 # iso_cts
   svd_embeddings: false      # tsv / iso_c / iso_cts: embedding / LM-head LoRAs go through the method too
@@ -34,18 +37,7 @@ from typing import Any
 
 from distill_ortho_merge.yaml_files import read_yaml
 
-FACTOR_METHODS = ("task_arithmetic", "tsv", "iso_c", "iso_cts")
-#: mergekit methods that act on individual entries of the dense delta (sign election, pruning): not factorable.
-DENSE_ONLY = ("ties", "dare_ties", "dare_linear", "della", "della_linear", "breadcrumbs", "breadcrumbs_ties")
 DTYPES = ("float32", "float16", "bfloat16", "float64")
-DEFAULT_RANK_RTOL = 1e-5  # = mergekit_plugins.core.DEFAULT_RANK_RTOL (core imports torch)
-
-_PARAMETERS = {
-    "task_arithmetic": ("alpha", "lambda", "normalize", "rank"),
-    "tsv": ("alpha", "rank_rtol", "svd_embeddings", "rank"),
-    "iso_c": ("alpha", "rank_rtol", "svd_embeddings", "rank"),
-    "iso_cts": ("alpha", "rank_rtol", "common_space_fraction", "svd_embeddings", "rank"),
-}
 
 
 class LoraMergeError(ValueError):
@@ -68,10 +60,9 @@ class LoraMergeConfig:
     base_model: str
     models: list[AdapterEntry]
     alpha: float = 1.0
-    rank_rtol: float = DEFAULT_RANK_RTOL
-    common_space_fraction: float = 0.8
+    #: the factor kernel's parameters (every one its declaration names, defaults filled in)
+    parameters: dict[str, Any] = field(default_factory=dict)
     svd_embeddings: bool = False
-    normalize: bool = False
     rank: int | None = None
     dtype: str | None = None
     source: str = field(default="config", repr=False)
@@ -99,6 +90,39 @@ def _keys(where: str, mapping: Any, allowed: tuple[str, ...], name: str, why: st
     return mapping
 
 
+def _factor_declaration(where: str, method: Any) -> Any:
+    from mergekit.merge_methods import registry as mk_registry
+
+    from mergekit_plugins.plugins import declarations
+
+    found = declarations()  # loads the plugins (and mergekit)
+    declared = found.get(method) if isinstance(method, str) else None
+    if declared is not None and declared.factor_kernel is not None:
+        return declared
+    if isinstance(method, str) and method in {m.spec.name for m in mk_registry.registered_methods()}:
+        raise LoraMergeError(
+            f"{where}: merge_method {method!r} is not factorable (no plugin declares a factor kernel for it); merge "
+            "`BASE+ADAPTER` model paths with `mergekit-plugins yaml` instead (mergekit densifies them)"
+        )
+    names = sorted(name for name, d in found.items() if d.factor_kernel is not None)
+    raise LoraMergeError(f"{where}: merge_method must be one of {', '.join(names)}, got {method!r}")
+
+
+def _kernel_parameter(where: str, name: str, value: Any, default: Any) -> Any:
+    """A factor-kernel parameter: the methods' own rule where it has one, else the type of its default."""
+    from mergekit_plugins.methods import PARAMETER_RULES
+
+    if name in PARAMETER_RULES:
+        ok, what = PARAMETER_RULES[name]
+        return _check(where, f"parameters.{name}", value, ok, what)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise LoraMergeError(f"{where}: parameters.{name} must be true or false, got {value!r}")
+    elif _number(default):
+        return _check(where, f"parameters.{name}", value, math.isfinite, "a finite number")
+    return value
+
+
 def parse_config(config: Any, where: str | None = None) -> LoraMergeConfig:
     """Validate a mergekit-style mapping (or the path of a YAML file) into a `LoraMergeConfig`.
 
@@ -106,7 +130,7 @@ def parse_config(config: Any, where: str | None = None) -> LoraMergeConfig:
         >>> parse_config({"merge_method": "ties", "base_model": "b", "models": [{"model": "x"}]})
         Traceback (most recent call last):
         ...
-        mergekit_plugins.lora.config.LoraMergeError: config: merge_method 'ties' is not factorable (it prunes or sign-elects entries of the dense delta); merge `BASE+ADAPTER` model paths with `mergekit-plugins yaml` instead (mergekit densifies them)
+        mergekit_plugins.lora.config.LoraMergeError: config: merge_method 'ties' is not factorable (no plugin declares a factor kernel for it); merge `BASE+ADAPTER` model paths with `mergekit-plugins yaml` instead (mergekit densifies them)
     """
     if isinstance(config, (str, os.PathLike)):
         where = where or str(config)
@@ -117,15 +141,7 @@ def parse_config(config: Any, where: str | None = None) -> LoraMergeConfig:
     top = ("merge_method", "base_model", "models", "parameters", "dtype", "out_dtype")
     _keys(where, config, top, "")
     method = config.get("merge_method")
-    if method in DENSE_ONLY:
-        raise LoraMergeError(
-            f"{where}: merge_method {method!r} is not factorable (it prunes or sign-elects entries of the dense "
-            "delta); merge `BASE+ADAPTER` model paths with `mergekit-plugins yaml` instead (mergekit densifies them)"
-        )
-    if method not in FACTOR_METHODS:
-        raise LoraMergeError(
-            f"{where}: merge_method must be one of {', '.join(FACTOR_METHODS)}, got {method!r}"
-        )
+    declared = _factor_declaration(where, method)
     base = config.get("base_model")
     if not isinstance(base, str) or not base:
         raise LoraMergeError(f"{where}: base_model (a model directory) is required")
@@ -143,16 +159,20 @@ def parse_config(config: Any, where: str | None = None) -> LoraMergeConfig:
             where, f"models[{i}].parameters.weight", params.get("weight", 1.0), math.isfinite, "finite"
         )
         entries.append(AdapterEntry(path, weight))
-    params = _keys(
-        where,
-        config.get("parameters") or {},
-        _PARAMETERS[method],
-        "parameters",
-        f" for merge_method {method}",
+    scale_names = tuple(dict.fromkeys(("alpha", declared.scale_parameter)))
+    accepted = (
+        *scale_names,
+        *declared.factor_parameters,
+        *(("svd_embeddings",) if declared.embeddings_as_mean else ()),
+        "rank",
     )
-    if "alpha" in params and "lambda" in params:
-        raise LoraMergeError(f"{where}: give parameters.alpha or parameters.lambda, not both")
-    alpha_key = "lambda" if "lambda" in params else "alpha"
+    params = _keys(
+        where, config.get("parameters") or {}, accepted, "parameters", f" for merge_method {method}"
+    )
+    given = [name for name in scale_names if name in params]
+    if len(given) > 1:
+        raise LoraMergeError(f"{where}: give parameters.{given[0]} or parameters.{given[1]}, not both")
+    alpha_key = given[0] if given else "alpha"
     cfg = LoraMergeConfig(method, base, entries, source=where)
     cfg.alpha = _check(
         where,
@@ -161,30 +181,16 @@ def parse_config(config: Any, where: str | None = None) -> LoraMergeConfig:
         lambda v: math.isfinite(v) and v > 0,
         "> 0",
     )
-    cfg.rank_rtol = _check(
-        where,
-        "parameters.rank_rtol",
-        params.get("rank_rtol", DEFAULT_RANK_RTOL),
-        lambda v: 0 <= v < 1,
-        "in [0, 1)",
+    for name, default in declared.factor_parameters.items():
+        cfg.parameters[name] = _kernel_parameter(where, name, params.get(name, default), default)
+    cfg.svd_embeddings = _kernel_parameter(
+        where, "svd_embeddings", params.get("svd_embeddings", False), False
     )
-    cfg.common_space_fraction = _check(
-        where,
-        "parameters.common_space_fraction",
-        params.get("common_space_fraction", 0.8),
-        lambda v: 0 < v < 1,
-        "strictly between 0 and 1",
-    )
-    for flag in ("svd_embeddings", "normalize"):
-        value = params.get(flag, False)
-        if not isinstance(value, bool):
-            raise LoraMergeError(f"{where}: parameters.{flag} must be true or false, got {value!r}")
-        setattr(cfg, flag, value)
     rank = params.get("rank")
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
         raise LoraMergeError(f"{where}: parameters.rank must be a positive integer, got {rank!r}")
     cfg.rank = rank
-    if cfg.normalize and abs(sum(e.weight for e in entries)) < 1e-12:
+    if cfg.parameters.get("normalize") is True and abs(sum(e.weight for e in entries)) < 1e-12:
         raise LoraMergeError(f"{where}: parameters.normalize needs weights whose sum is not 0")
     dtype = config.get("out_dtype", config.get("dtype"))
     if dtype is not None and dtype not in DTYPES:

@@ -35,7 +35,7 @@ from mergekit_plugins.lora.adapters import (
     read_base,
 )
 from mergekit_plugins.lora.config import LoraMergeConfig, LoraMergeError, parse_config
-from mergekit_plugins.lora.factors import merge_factors, truncate
+from mergekit_plugins.lora.factors import factor_declaration, run_kernel, task_arithmetic_kernel, truncate
 from mergekit_plugins.methods import is_embedding
 
 DTYPES = {
@@ -78,8 +78,7 @@ def _merge_modules(
     order = {name: i for i, name in enumerate(base.shapes)}
     modules = sorted({m for a in adapters for m in a.modules}, key=lambda m: order[f"{m}.weight"])
     weights = [a.weight for a in adapters]
-    if cfg.normalize:  # mergekit's `normalize`: divide by the sum of the weights
-        weights = [w / sum(weights) for w in weights]
+    declared = factor_declaration(cfg.merge_method)
     transposed = adapters[0].fan_in_fan_out
     merged, discarded = {}, 0.0
     for module in progress_bar(modules, "lora-merge", show=progress, unit="module"):
@@ -88,13 +87,11 @@ def _merge_modules(
         for adapter in adapters:
             b, a, scale = adapter.modules.get(module, (torch.zeros(m, 0), torch.zeros(0, n), 1.0))
             factors.append((scale * b.to(dtype), a.to(dtype)))
-        method, w = cfg.merge_method, weights
-        if method != "task_arithmetic" and not cfg.svd_embeddings and is_embedding(module):
-            method, w = "task_arithmetic", [x / len(adapters) for x in weights]  # the mean of the deltas
         try:
-            b, a = merge_factors(
-                method, factors, w, rank_rtol=cfg.rank_rtol, common_space_fraction=cfg.common_space_fraction
-            )
+            if declared.embeddings_as_mean and not cfg.svd_embeddings and is_embedding(module):
+                b, a = task_arithmetic_kernel(factors, [w / len(adapters) for w in weights])  # the mean
+            else:
+                b, a = run_kernel(declared, factors, weights, cfg.parameters)
         except RuntimeError as exc:  # name the module: torch's message would not
             raise RuntimeError(f"merging module {module} failed: {exc}") from exc
         b = cfg.alpha * b
