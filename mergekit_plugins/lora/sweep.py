@@ -4,8 +4,8 @@ The adapters are merged once at α = 1 (`lora_merge`'s own factor-space merge: p
 base model is loaded once, and each α of the grid sets every targeted weight to W₀ + α·B·A in place before the
 evaluation runs: no full model is exported, no mergekit run per α, and the scores equal those of
 `lora-merge` at that α followed by ``merge_and_unload()``. ``--save-best`` writes the adapter `lora-merge` writes
-at the best α. Methods that prune or sign-elect entries of the dense delta (``ties``, ``dare_*``, ...) have no
-factor form: they stay on the dense route (models written as ``BASE+ADAPTER``, which mergekit applies).
+at the best α. Methods without a declared factor kernel (``ties``, ``dare_*``, ..., which prune or sign-elect
+entries of the dense delta) stay on the dense route (models written as ``BASE+ADAPTER``, which mergekit applies).
 
 Example:
     >>> is_lora_config("no/such/merge.yaml")
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_ortho_merge.yaml_files import read_yaml
-from mergekit_plugins.lora.config import DENSE_ONLY, LoraMergeError, parse_config
+from mergekit_plugins.lora.config import LoraMergeError, parse_config
 from mergekit_plugins.search_config import SearchAlphaConfig
 
 ROUTE = "factor space (lora-merge once at α = 1, then W = W₀ + α·B·A in memory)"
@@ -61,17 +61,20 @@ def _search_error(exc: Exception) -> Exception:
 
 
 def read_lora_config(path: str):
-    """The validated `lora-merge` config, with a dense-route pointer for methods that have no factor form."""
+    """The validated `lora-merge` config, with a dense-route pointer for linear methods without a factor kernel."""
+    from mergekit_plugins.plugins import declarations, linear_scale_parameter
     from mergekit_plugins.search import SearchError
 
     try:
         raw = read_yaml(path, LoraMergeError)
         method = raw.get("merge_method") if isinstance(raw, dict) else None
-        if method in DENSE_ONLY:
+        declared = declarations().get(method) if isinstance(method, str) else None
+        kernel = declared is not None and declared.factor_kernel is not None
+        if isinstance(method, str) and not kernel and linear_scale_parameter(method) is not None:
             raise SearchError(
-                f"{path}: merge_method {method!r} prunes or sign-elects entries of the dense delta, so it has no "
-                "factor-space α sweep; search-alpha runs it on the dense route: list the models as "
-                "`BASE_MODEL+ADAPTER_DIR` (mergekit applies each adapter)"
+                f"{path}: merge_method {method!r} declares no factor kernel, so it has no factor-space α sweep; "
+                "search-alpha runs it on the dense route: list the models as `BASE_MODEL+ADAPTER_DIR` "
+                "(mergekit applies each adapter)"
             )
         return parse_config(raw, where=path)
     except LoraMergeError as exc:
@@ -141,10 +144,11 @@ def search_alpha_lora(cfg: SearchAlphaConfig) -> dict[str, Any]:
     """`search_alpha` for a `lora-merge` config (see the module docstring); same report, `route` says which."""
     from distill_ortho_merge.outputs import staged_dir
     from mergekit_plugins.lora.merge import lora_merge
+    from mergekit_plugins.plugins import declarations
     from mergekit_plugins.search import _grid, build_report, make_evaluator, read_single, sweep, write_outputs
 
     lora_cfg = read_lora_config(cfg.config)
-    param = "lambda" if lora_cfg.merge_method == "task_arithmetic" else "alpha"
+    param = declarations()[lora_cfg.merge_method].scale_parameter
     grid = _grid(cfg, param, lora_cfg.merge_method)
     evaluate = make_evaluator(cfg)
     single = read_single(cfg.single_task_scores, cfg.criterion)
