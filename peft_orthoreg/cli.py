@@ -2,6 +2,7 @@
 
 peft-orthoreg diagnose TV_OR_ADAPTER... [--base BASE] --out DIR   # cosine heat maps + orthogonality stats
 peft-orthoreg export ADAPTER_OR_MODEL --base BASE --out DIR [--alpha A] [--save-task-vector DIR]
+peft-orthoreg train --config train.yaml [--field value ...]      # TRL's sft with OrthoReg: one LoRA adapter
 peft-orthoreg plugins
 """
 
@@ -23,6 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("plugins", help="list the registered plugins and where they come from")
+    sub.add_parser(
+        "train",
+        add_help=False,
+        help="--config FILE.yaml [--field value ...]: TRL's sft with OrthoReg, writes one LoRA adapter "
+        "(SFTConfig, ModelConfig lora_* and orthoreg_* fields; `train --help` lists them)",
+    )
     diag = sub.add_parser(
         "diagnose",
         help="pairwise task-vector cosine (global, per layer type) and per-matrix orthogonality statistics",
@@ -51,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     set_offline_env()  # never reach the hub by accident; export the variable as 0 to allow it
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":  # everything after `train` belongs to its TRL-style parser
+        set_offline_env(extra=("TRL_EXPERIMENTAL_SILENCE",))
+        from peft_orthoreg.train import main as train_main
+
+        return train_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
