@@ -14,8 +14,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench_stats import compare, mean_std, pearson
 from efficacy_knob_args import ATTACKERS
+
+from distill_ortho_merge.stats import compare, mean_std, pearson
 
 GOAL_TEACHER_KEEP = 0.95  # undistillable: teacher keeps ≥ 95 % of the original's score ...
 GOAL_STUDENT_RATIO = 0.50  # ... and students reach ≤ 50 % of the η = 0 control's students

@@ -1,7 +1,7 @@
 """Aggregate the cached runs of `efficacy_orthoreg.py`: results.json, results.md (rendered from the JSON), the
 bar chart of normalised accuracy per method × fine-tuning, the ξ heat maps, and run.json.
 
-Statistics (`bench_stats.py`): mean ± sample std over seeds; plain vs each variant under every merge method:
+Statistics (`distill_ortho_merge.stats`): mean ± sample std over seeds; plain vs each variant under every merge method:
 Welch's t statistic and degrees of freedom, its two-sided p-value and a bootstrap 95 % CI of the difference of
 means (10,000 resamples, seeded); within a fine-tuning variant, each merge
 method vs task arithmetic: a paired t-test over seeds (both merge the same task vectors, scored on the same items).
@@ -20,8 +20,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import bench_stats
-from bench_stats import mean_std
+from distill_ortho_merge import stats as bench_stats
+from distill_ortho_merge.stats import mean_std
 
 
 def _none_for_nan(result: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""benchmarks/efficacy_knob.py: the task's traces, the tokenizer round trip and the benchmarks' statistics
-(`bench_stats.py`, against slow obvious references: numerical integration of the t and beta densities)."""
+"""benchmarks/efficacy_knob.py: the task's traces, the tokenizer round trip, the flags and the cache
+(the statistics are `distill_ortho_merge.stats`, tested in test_stats.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import bench_stats as er  # noqa: E402
 import efficacy_knob_task as ek  # noqa: E402
 import tiny  # noqa: E402
 
@@ -43,67 +42,6 @@ def test_tokenizer_round_trips(tmp_path, fam):
     from transformers import AutoTokenizer
 
     assert AutoTokenizer.from_pretrained(path)(" 1234")["input_ids"] == tok(" 1234")["input_ids"]
-
-
-def _integrate(f, lo: float, hi: float, n: int = 20_000) -> float:
-    h = (hi - lo) / n  # Simpson's rule
-    return h / 3 * sum((1 if i in (0, n) else 4 if i % 2 else 2) * f(lo + i * h) for i in range(n + 1))
-
-
-@pytest.mark.parametrize(("a", "b", "x"), [(2.0, 3.0, 0.4), (1.5, 0.5, 0.9), (7.3, 0.5, 0.2)])
-def test_betainc_matches_integrated_density(a, b, x):
-    beta = math.exp(math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b))
-    ref = _integrate(lambda t: t ** (a - 1) * (1 - t) ** (b - 1) / beta, 1e-12, x)
-    assert er.betainc(a, b, x) == pytest.approx(ref, abs=2e-4)
-
-
-def test_welch_matches_integrated_t_density():
-    x, y = [0.5, 0.52, 0.61, 0.4], [0.3, 0.1, 0.2]
-    (mx, sx), (my, sy) = er.mean_std(x), er.mean_std(y)
-    vx, vy = sx**2 / 4, sy**2 / 3
-    t = (mx - my) / math.sqrt(vx + vy)
-    df = (vx + vy) ** 2 / (vx**2 / 3 + vy**2 / 2)
-    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
-    ref = 2 * _integrate(lambda s: c * (1 + s * s / df) ** (-(df + 1) / 2), abs(t), abs(t) + 400, 200_000)
-    got = er.welch(x, y)
-    assert got["t"] == pytest.approx(t) and got["df"] == pytest.approx(df)
-    assert got["p"] == pytest.approx(ref, abs=1e-4)
-    assert math.isnan(er.welch([1.0], [2.0, 3.0])["p"])
-
-
-def test_paired_matches_integrated_t_density():
-    x, y = [0.61, 0.72, 0.70, 0.55], [0.50, 0.60, 0.66, 0.52]
-    d = [a - b for a, b in zip(x, y, strict=True)]
-    md, sd = er.mean_std(d)
-    t, df = md / (sd / 2), 3
-    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
-    ref = 2 * _integrate(lambda s: c * (1 + s * s / df) ** (-(df + 1) / 2), abs(t), abs(t) + 400, 200_000)
-    got = er.paired(x, y)
-    assert got["diff"] == pytest.approx(md) and got["t"] == pytest.approx(t) and got["df"] == df
-    assert got["p"] == pytest.approx(ref, abs=1e-4)
-    assert math.isnan(er.paired([1.0], [2.0])["p"]) and math.isnan(er.paired([1.0, 2.0], [0.0, 1.0])["p"])
-    with pytest.raises(ValueError, match="pair them by seed"):
-        er.paired([1.0, 2.0], [1.0])
-
-
-def test_pearson_matches_corrcoef_and_integrated_t_density():
-    x, y = [0.1, 0.4, 0.35, 0.8, 0.6, 0.2, 0.9], [0.2, 0.3, 0.5, 0.7, 0.4, 0.1, 0.6]
-    r = torch.corrcoef(torch.tensor([x, y], dtype=torch.float64))[0, 1].item()
-    df = len(x) - 2
-    t = r * math.sqrt(df) / math.sqrt(1 - r * r)
-    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
-    ref = 2 * _integrate(lambda s: c * (1 + s * s / df) ** (-(df + 1) / 2), abs(t), abs(t) + 400, 200_000)
-    got = er.pearson(x, y)
-    assert got["r"] == pytest.approx(r) and got["p"] == pytest.approx(ref, abs=1e-4) and got["n"] == 7
-    assert er.pearson(x, [-v for v in y])["r"] == pytest.approx(-r)
-    assert math.isnan(er.pearson([1.0, 2.0], [1.0, 2.0])["r"]) and math.isnan(er.pearson(x, [1.0] * 7)["p"])
-    with pytest.raises(ValueError, match="must be pairs"):
-        er.pearson([1.0, 2.0, 3.0], [1.0])
-
-
-def test_bootstrap_ci_brackets_the_difference():
-    lo, hi = er.bootstrap_ci([0.8, 0.9, 0.85], [0.2, 0.3, 0.1])
-    assert 0.5 < lo <= 0.65 <= hi < 0.8
 
 
 def test_split_rows_are_the_splits_as_prompts():

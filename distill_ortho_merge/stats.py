@@ -1,7 +1,8 @@
-"""Statistics of the efficacy benchmarks, one home for both reports (`efficacy_knob_render.py`,
-`efficacy_report.py`): mean ± sample std, Welch's and the paired t-test with two-sided p-values from the
-Student-t CDF (regularised incomplete beta function, pure Python: no scipy needed), and a seeded percentile
-bootstrap interval of a difference of means.
+"""Statistics over seeds, shared by `distillguard report` and the benchmarks: mean ± sample std, Welch's and
+the paired t-test with two-sided p-values from the Student-t CDF (regularised incomplete beta function, pure
+Python: no scipy needed), Pearson's r, and a seeded percentile bootstrap interval of a difference of means.
+
+Standard library only.
 
 Example:
     >>> compare([0.8, 0.9, 0.85], [0.2, 0.3, 0.1])["n"]
