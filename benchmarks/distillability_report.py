@@ -218,11 +218,10 @@ def main() -> None:
         )
         students["llama_a (held out)"] = str(init_a)
     cfg = ReportConfig(
-        teachers=teachers, original_teacher="original", students=students, recipes=args.recipes.split(","),
+        teachers=teachers, baseline_teacher="original", attackers=["t1"], students=students, recipes=args.recipes.split(","),
         train_dataset=str(train), eval_dataset=str(evals), verifier="math_answer", seeds=args.seeds,
         distill={"max_steps": args.distill_steps, "per_device_train_batch_size": args.distill_batch, "learning_rate": 3e-3,
-                 "max_completion_length": 16, "sample_temperature": 1.0, "num_samples_per_prompt": 1,
-                 "generation_batch_size": 64},
+                 "max_completion_length": 16, "generation_batch_size": 64},
         eval_max_new_tokens=16, eval_batch_size=64, proxy_model_name_or_path=str(proxy),
         output_dir=args.out, overwrite_output_dir=True,
     )  # fmt: skip

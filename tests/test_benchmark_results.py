@@ -47,11 +47,9 @@ def test_committed_table_is_the_render_of_the_committed_json(stem, script):
 @pytest.mark.parametrize("folder", sorted(p.parent.name for p in RESULTS.glob("*/report.json")))
 def test_committed_report_table_is_the_render_of_its_json(folder):
     from trl_distillguard.report import render_markdown
-    from trl_distillguard.report_config import ReportConfig
 
     report = json.loads((RESULTS / folder / "report.json").read_text())
-    cfg = ReportConfig(**report["config"])
-    assert render_markdown(report, cfg) == (RESULTS / folder / "report.md").read_text()
+    assert render_markdown(report) == (RESULTS / folder / "report.md").read_text()
 
 
 def test_every_results_json_records_its_command():

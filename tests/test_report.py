@@ -1,4 +1,5 @@
-"""`distillguard report` end to end on the tiny fixtures, its arithmetic (mean ± std, Δ, index), and bad input."""
+"""`distillguard report` as an attack suite on the tiny fixtures: cells, comparisons recomputed from the cells,
+resuming, shards, gold references, attackers and bad input."""
 
 from __future__ import annotations
 
@@ -15,21 +16,43 @@ import torch
 from distill_ortho_merge.cli import InputError
 from distill_ortho_merge.evaluate import evaluate
 from distill_ortho_merge.generation import generate
+from distill_ortho_merge.stats import bootstrap_ci, welch
+from trl_distillguard.attackers import Attacker, parse_attacker, resolve_attacker
 from trl_distillguard.loading import load_causal_lm
-from trl_distillguard.plugins import resolve_reward
-from trl_distillguard.report import main, mean_std, run_report, summarize
+from trl_distillguard.report import main, run_report
+from trl_distillguard.report_cells import TeacherSamples
 from trl_distillguard.report_config import ReportConfig
+from trl_distillguard.report_stats import comparisons, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
+CONTRACT_CELL = {
+    "teacher",
+    "student",
+    "recipe",
+    "attacker",
+    "seed",
+    "student_score",
+    "teacher_score",
+    "train_samples",
+}
+CONTRACT_COMPARISON = {"teacher", "baseline", "student", "recipe", "attacker", "n", "mean", "std", "baseline_mean",
+                       "baseline_std", "diff", "ci95", "welch_p", "ratio"}  # fmt: skip
+
+
+def char_score(prompts, completions, **columns):
+    """A verifier with graded, deterministic scores even for random tiny models (math_answer gives them all 0)."""
+    return [sum(map(ord, c)) % 11 / 10 for c in completions]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("report_data")
-    rows = [{"prompt": f"What is {a} + {a + 1}?", "answer": str(2 * a + 1)} for a in range(10)]
+    rows = [{"prompt": f"What is {a} + {a + 1}?", "answer": str(2 * a + 1),
+             "completion": f" {a} plus {a + 1} is {2 * a + 1}. #### {2 * a + 1}"} for a in range(10)]  # fmt: skip
     (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:6]))
     (root / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[6:]))
     (root / "nogold.jsonl").write_text("".join(json.dumps({"prompt": r["prompt"]}) + "\n" for r in rows[6:]))
+    (root / "empty.jsonl").write_text("")
     return root
 
 
@@ -43,63 +66,194 @@ def perturbed_teacher_dir(tmp_path_factory, teacher_dir, tokenizer_a):
 def _cfg(teachers, students, data, out, **kw):
     base = dict(
         recipes=["sft"], train_dataset=str(data / "train.jsonl"), eval_dataset=str(data / "eval.jsonl"),
-        verifier="math_answer", seeds=1, eval_max_new_tokens=6,
-        distill={"max_steps": 2, "per_device_train_batch_size": 4, "max_completion_length": 6},
+        verifier="math_answer", seeds=1, eval_max_new_tokens=6, evaluate_initial_students=False,
+        distill={"max_steps": 1, "per_device_train_batch_size": 4, "max_completion_length": 6},
     )  # fmt: skip
     return ReportConfig(teachers=teachers, students=students, output_dir=str(out), **{**base, **kw})
 
 
-def test_report_end_to_end_two_seeds(teacher_dir, perturbed_teacher_dir, student_dir, data, tmp_path):
-    cfg = _cfg(
-        {"original": str(teacher_dir), "calibrated": str(perturbed_teacher_dir)},
-        {"llama": str(student_dir)},
-        data,
-        tmp_path / "rep",
-        seeds=2,
-        proxy_model_name_or_path=str(teacher_dir),  # students differ from it: no warning
-    )
-    report = run_report(cfg)
-    out = tmp_path / "rep"
-    assert {p.name for p in out.iterdir()} == {"report.json", "report.md", "report.png"}
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory, teacher_dir, perturbed_teacher_dir, student_dir, data):
+    """Two teachers × one student × two attackers (differing only in budget) × two seeds, graded scores."""
+    out = tmp_path_factory.mktemp("suite") / "rep"
+    cfg = _cfg({"original": str(teacher_dir), "calibrated": str(perturbed_teacher_dir)}, {"llama": str(student_dir)},
+               data, out, seeds=2, attackers=["t1", "t1_2x"], evaluate_initial_students=True,
+               proxy_model_name_or_path=str(teacher_dir), verifier="test_report:char_score")  # fmt: skip
+    return cfg, run_report(cfg), out
+
+
+def test_every_cell_runs_once_with_its_settings(suite):
+    cfg, report, out = suite
     on_disk = json.loads((out / "report.json").read_text())
-    assert len(on_disk["runs"]) == 2 * 2 and on_disk["warnings"] == []
-    # Every score is recomputed here from the runs: mean ± std over seeds, Δ, index.
-    for row in report["summary"]:
-        scores = [
-            r["score"]
-            for r in report["runs"]
-            if (r["teacher"], r["student"]) == (row["teacher"], row["student"])
-        ]
-        assert row["scores"] == scores and row["n_seeds"] == 2
-        assert row["student_mean"] == pytest.approx(sum(scores) / 2)
-        assert row["student_std"] == pytest.approx(abs(scores[0] - scores[1]) / math.sqrt(2))
-    table = (out / "report.md").read_text()
-    assert "| original |" in table and "| calibrated |" in table and "± " in table
-    # The teacher score in the report is the deterministic greedy evaluation, recomputed independently.
-    model, tok = load_causal_lm(str(teacher_dir), "t")
-    rows = [json.loads(x) for x in (data / "eval.jsonl").read_text().splitlines()]
-    again = evaluate(model, tok, rows, resolve_reward("math_answer", "verifier"), max_new_tokens=6, desc=None)
-    assert report["teachers"]["original"]["score"] == again.score
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-
-
-def test_summary_delta_and_index_by_hand():
-    report = {
-        "teachers": {"orig": {"score": 0.5}, "cal": {"score": 0.8}},
-        "runs": [
-            {"teacher": "orig", "student": "s", "recipe": "sft", "score": 0.2},
-            {"teacher": "orig", "student": "s", "recipe": "sft", "score": 0.4},
-            {"teacher": "cal", "student": "s", "recipe": "sft", "score": 0.6},
-            {"teacher": "cal", "student": "s", "recipe": "sft", "score": 0.6},
-        ],
+    assert {"report.json", "report.md", "report.png", "budget.png", "suite.json", "cells"} <= {
+        p.name for p in out.iterdir()
     }
-    rows = {r["teacher"]: r for r in summarize(report, "orig")}
+    assert not (out / ".scratch").exists() and on_disk["complete"] and on_disk["warnings"] == []
+    cells = on_disk["cells"]
+    assert len(cells) == 2 * 2 * 2  # 2 teachers × 2 attackers × 2 seeds
+    assert all(CONTRACT_CELL <= c.keys() for c in cells)
+    for c in cells:
+        budget = 2 if c["attacker"] == "t1_2x" else 1
+        assert (c["budget"], c["prompts"], c["steps"], c["train_samples"]) == (
+            budget,
+            6 * budget,
+            budget,
+            6 * budget,
+        )
+        assert c["temperature"] == 1.0 and c["score"] == c["student_score"]
+        assert c["teacher_score"] == report["teachers"][c["teacher"]]["scores"][str(c["seed"])]
+    # teacher scores are the deterministic greedy evaluation, recomputed independently
+    model, tok = load_causal_lm(cfg.teachers["original"], "t")
+    rows = [json.loads(x) for x in Path(cfg.eval_dataset).read_text().splitlines()]
+    again = evaluate(model, tok, rows, char_score, max_new_tokens=6, desc=None)
+    assert report["teachers"]["original"]["score"] == again.score
+    assert report["students"]["llama"]["initial_score"] is not None
+
+
+def test_comparisons_are_recomputed_from_the_cells(suite):
+    _, report, _ = suite
+    cells = report["cells"]
+    assert len(report["comparisons"]) == 2  # calibrated × 2 attackers, against `original`
+    assert (
+        len({c["student_score"] for c in cells}) > 2
+    )  # graded scores: the arithmetic below is not all zeros
+    for row in report["comparisons"]:
+        assert CONTRACT_COMPARISON <= row.keys() and row["baseline"] == "original"
+        x, y = ({c["seed"]: c for c in cells if (c["teacher"], c["attacker"]) == (t, row["attacker"])}
+                for t in (row["teacher"], "original"))  # fmt: skip
+        xs, ys = [x[s]["student_score"] for s in sorted(x)], [y[s]["student_score"] for s in sorted(y)]
+        assert row["n"] == 2 and row["mean"] == pytest.approx(sum(xs) / 2)
+        assert row["std"] == pytest.approx(abs(xs[0] - xs[1]) / math.sqrt(2))  # ddof 1
+        assert row["baseline_mean"] == pytest.approx(sum(ys) / 2) and row["diff"] == pytest.approx(
+            (sum(xs) - sum(ys)) / 2
+        )
+        assert row["ci95"] == list(bootstrap_ci(xs, ys))
+        assert row["welch_p"] == pytest.approx(welch(xs, ys)["p"], nan_ok=True)
+        assert row["ratio"] == pytest.approx(sum(xs) / sum(ys))
+        tx = [x[s]["student_score"] / x[s]["teacher_score"] for s in (0, 1)]
+        ty = [y[s]["student_score"] / y[s]["teacher_score"] for s in (0, 1)]
+        assert row["transfer"] == pytest.approx(sum(tx) / 2) and row["baseline_transfer"] == pytest.approx(
+            sum(ty) / 2
+        )
+        assert row["transfer_diff"] == pytest.approx((tx[0] - ty[0] + tx[1] - ty[1]) / 2)
+    assert "## Verdict" in (suite[2] / "report.md").read_text()
+
+
+def test_same_command_continues_and_rerenders(suite, monkeypatch):
+    cfg, report, out = suite
+    (out / "cells/calibrated/llama/sft/t1/seed1.json").unlink()
+    ran = []
+    import trl_distillguard.report as rep
+
+    real = rep._Suite.run_cell
+    monkeypatch.setattr(
+        rep._Suite, "run_cell", lambda self, cell, *a: ran.append(cell) or real(self, cell, *a)
+    )
+    again = run_report(cfg)
+    assert [(c.teacher, c.attacker, c.seed) for c in ran] == [("calibrated", "t1", 1)]
+    assert len(again["cells"]) == len(report["cells"]) and again["run"]["cells_run"] == 1
+
+
+def test_other_settings_in_the_same_output_dir_are_refused(suite):
+    cfg, _, out = suite
+    other = _cfg(cfg.teachers, cfg.students, Path(cfg.train_dataset).parent, out, eval_max_new_tokens=7,
+                 verifier=cfg.verifier)  # fmt: skip
+    with pytest.raises(InputError, match=r"other settings \(eval_max_new_tokens differ\)"):
+        run_report(other)
+    moved = _cfg({"original": cfg.teachers["calibrated"]}, cfg.students, Path(cfg.train_dataset).parent, out,
+                 seeds=2, attackers=["t1"], verifier=cfg.verifier)  # fmt: skip
+    with pytest.raises(InputError, match="was run with teacher"):
+        run_report(moved)
+
+
+def test_shards_split_the_cells_and_the_last_renders_all(
+    teacher_dir, perturbed_teacher_dir, student_dir, data, tmp_path
+):
+    teachers = {"original": str(teacher_dir), "calibrated": str(perturbed_teacher_dir)}
+    kw = dict(attackers=["greedy"], seeds=2)
+    first = run_report(_cfg(teachers, {"s": str(student_dir)}, data, tmp_path / "rep", shard="1/2", **kw))
+    assert not first["complete"] and first["run"]["cells_run"] == 2 and first["cells_missing"] == 2
+    second = run_report(_cfg(teachers, {"s": str(student_dir)}, data, tmp_path / "rep", shard="2/2", **kw))
+    assert second["complete"] and second["run"]["cells_run"] == 2 and len(second["comparisons"]) == 1
+    assert {c["temperature"] for c in second["cells"]} == {0.0}
+
+
+def test_correct_only_without_a_correct_sample_evaluates_the_untrained_student(
+    teacher_dir, student_dir, data, tmp_path
+):
+    cfg = _cfg({"original": str(teacher_dir)}, {"s": str(student_dir)}, data, tmp_path / "rep",
+               attackers=["t1_correct"], evaluate_initial_students=True)  # fmt: skip
+    report = run_report(cfg)  # the random tiny teacher answers nothing right
+    (cell,) = report["cells"]
+    assert cell["train_samples"] == 0 and cell["steps"] == 0 and "no training sample" in cell["note"]
+    assert cell["student_score"] == report["students"]["s"]["initial_score"]
+    assert cell["teacher_sample_accuracy"] == 0.0
+
+
+def test_shared_sampling_pass_serves_smaller_budgets():
+    calls = []
+
+    def sample(prompts, temperature, seed):
+        calls.append((len(prompts), temperature))
+        return [{"prompt": p, "completion": f"{temperature}:{i}"} for i, p in enumerate(prompts)]
+
+    rows = [{"prompt": f"q{i}", "answer": str(i)} for i in range(5)]
+    data = TeacherSamples(None, rows, 4, 0, verifier=None, sample=sample, batch_size=2)
+    data.prefetch([(1.0, 4), (1.0, 12), (0.7, 4)])
+    assert calls == [(12, 1.0), (4, 0.7)]  # 4 is a whole number of batches: the 12-prompt pass holds it
+    assert data.teacher_samples(1.0, 4) == data.teacher_samples(1.0, 12)[:4]
+    odd = TeacherSamples(None, rows, 3, 0, verifier=None, sample=sample, batch_size=2)
+    odd.prefetch([(1.0, 3), (1.0, 6)])
+    assert calls[-2:] == [(6, 1.0), (3, 1.0)]  # 3 is not: its last batch would differ, so it samples its own
+
+
+def test_attacker_names():
+    assert parse_attacker("t1_3x") == Attacker("t1_3x", 1.0, False, 3)
+    assert parse_attacker("t07") == Attacker("t07", 0.7)
+    assert parse_attacker("greedy_correct") == Attacker("greedy_correct", 0.0, True)
+    assert parse_attacker("t1.5_2x") == Attacker("t1.5_2x", 1.5, False, 2)
+    assert parse_attacker("t1_0x") is None and parse_attacker("best_of_4") is None
+    with pytest.raises(InputError, match="unknown attacker 'best_of_4'"):
+        resolve_attacker("best_of_4")
+
+
+def test_a_plugin_attacker_is_used(teacher_dir, student_dir, data, tmp_path):
+    from trl_distillguard.attackers import attacker_registry
+    from trl_distillguard.hookspecs import hookimpl
+
+    class FirstTwo(Attacker):
+        def train_samples(self, data):
+            return data.teacher_samples(1.0, 6)[:2]
+
+    class Plugin:
+        @hookimpl
+        def trl_distillguard_attackers(self):
+            return [FirstTwo("first_two")]
+
+    attacker_registry.register(Plugin(), name="test-first-two")
+    try:
+        report = run_report(_cfg({"o": str(teacher_dir)}, {"s": str(student_dir)}, data, tmp_path / "r",
+                                 attackers=["first_two"]))  # fmt: skip
+    finally:
+        attacker_registry._pm.unregister(name="test-first-two")
+        attacker_registry._loaded = False
+    assert report["cells"][0]["train_samples"] == 2
+
+
+def test_summary_and_comparisons_by_hand():
+    cells = [{"teacher": t, "student": "s", "recipe": "sft", "attacker": "t1", "seed": k, "student_score": v,
+              "teacher_score": ts} for t, k, v, ts in
+             [("orig", 0, 0.2, 0.5), ("orig", 1, 0.4, 0.5), ("cal", 0, 0.6, 0.8), ("cal", 1, 0.6, 0.6)]]  # fmt: skip
+    rows = {r["teacher"]: r for r in summarize(cells, "orig")}
     assert rows["orig"]["student_mean"] == pytest.approx(0.3) and rows["orig"]["delta_vs_original"] == 0
-    assert rows["orig"]["student_std"] == pytest.approx(math.sqrt(((0.2 - 0.3) ** 2 + (0.4 - 0.3) ** 2) / 1))
-    assert rows["orig"]["distillability_index"] == pytest.approx(0.3 / 0.5)
     assert rows["cal"]["delta_vs_original"] == pytest.approx(0.3) and rows["cal"]["student_std"] == 0
-    assert rows["cal"]["distillability_index"] == pytest.approx(0.6 / 0.8)
-    assert mean_std([1.0]) == (1.0, 0.0)
+    assert rows["cal"]["distillability_index"] == pytest.approx(0.6 / 0.7)
+    (comp,) = comparisons(cells, "orig")
+    assert comp["ratio"] == pytest.approx(2.0) and comp["transfer"] == pytest.approx((0.6 / 0.8 + 1.0) / 2)
+    assert comp["baseline_transfer"] == pytest.approx(0.6)
+    assert (
+        comp["transfer_diff"] == pytest.approx(((0.75 - 0.4) + (1.0 - 0.8)) / 2) and comp["transfer_n"] == 2
+    )
 
 
 def test_evaluation_is_deterministic_and_batched(teacher_dir):
@@ -108,7 +262,6 @@ def test_evaluation_is_deterministic_and_batched(teacher_dir):
     a = generate(model, tok, prompts, max_new_tokens=6, batch_size=2)
     b = generate(model, tok, prompts, max_new_tokens=6, batch_size=2)
     assert [g[0].token_ids for g in a] == [g[0].token_ids for g in b]
-    # Greedy decoding of each prompt alone gives the same tokens as the left-padded batch.
     for prompt, batched in zip(prompts, a):
         ids = tok(prompt, return_tensors="pt")
         with torch.no_grad():
@@ -120,7 +273,7 @@ def test_evaluation_is_deterministic_and_batched(teacher_dir):
 
 def test_warns_when_every_student_is_the_proxy(teacher_dir, student_dir, data, tmp_path):
     cfg = _cfg({"original": str(teacher_dir)}, {"proxy": str(student_dir)}, data, tmp_path / "rep",
-               proxy_model_name_or_path=str(student_dir), evaluate_initial_students=False)  # fmt: skip
+               proxy_model_name_or_path=str(student_dir))  # fmt: skip
     with pytest.warns(UserWarning, match="no held-out student"):
         report = run_report(cfg)
     assert any("identical to the calibration proxy" in w for w in report["warnings"])
@@ -134,14 +287,23 @@ def test_warns_when_every_student_is_the_proxy(teacher_dir, student_dir, data, t
         ({"recipes": ["kd"]}, "shared vocabulary"),
         ({"verifier": "no_such_verifier"}, "verifier: .no_such_verifier. is not a registered reward"),
         ({"students": "train.jsonl"}, "not a model directory"),
+        ({"teachers": "no_such_teacher"}, "teacher original"),
+        ({"attackers": ["t1", "best_of_4"]}, "attackers: unknown attacker 'best_of_4'"),
+        (
+            {"attackers": ["t1_correct"], "train_dataset": "nogold.jsonl"},
+            "attackers t1_correct: .* no gold answers",
+        ),
+        (
+            {"gold": ["completions"], "train_dataset": "nogold.jsonl"},
+            "gold: completions needs the column 'completion'",
+        ),
     ],
 )
-def test_bad_input_one_line_nothing_written(change, match, teacher_dir, student_dir, data, tmp_path, capsys):
-    (data / "empty.jsonl").write_text("")
+def test_bad_input_one_line_nothing_written(change, match, teacher_dir, student_dir, data, tmp_path):
     cfg = _cfg({"original": str(teacher_dir)}, {"llama": str(student_dir)}, data, tmp_path / "rep")
     for key, value in change.items():
-        if key == "students":
-            value = {"bad": str(data / value)}
+        if key in ("students", "teachers"):
+            value = {"bad" if key == "students" else "original": str(data / value)}
         elif key.endswith("_dataset"):
             value = str(data / value)
         setattr(cfg, key, value)
@@ -156,11 +318,19 @@ def test_config_errors():
     with pytest.raises(ValueError, match="unknown DistillConfig fields"):
         ReportConfig(distill={"max_stepz": 3})
     with pytest.raises(ValueError, match="set per run"):
-        ReportConfig(distill={"seed": 3})
+        ReportConfig(distill={"sample_temperature": 0.7})
     with pytest.raises(ValueError, match="original_teacher"):
         ReportConfig(teachers={"a": "x"}, original_teacher="b")
-    cfg = ReportConfig(teachers='{"a": "x", "b": "y"}', recipes="sft,uld", seeds=3, seed=5)
-    assert cfg.original_teacher == "a" and cfg.recipes == ["sft", "uld"] and cfg.seed_list == [5, 6, 7]
+    with pytest.raises(ValueError, match="baseline_teacher"):
+        ReportConfig(teachers={"a": "x"}, baseline_teacher="b")
+    with pytest.raises(ValueError, match="shard"):
+        ReportConfig(shard="3/2")
+    with pytest.raises(ValueError, match="gold: .*add sft"):
+        ReportConfig(gold=["answers"], recipes=["uld"])
+    cfg = ReportConfig(
+        teachers='{"a": "x", "b": "y"}', recipes="sft,uld", seeds=3, seed=5, original_teacher="b"
+    )
+    assert cfg.baseline_teacher == "b" and cfg.recipes == ["sft", "uld"] and cfg.seed_list == [5, 6, 7]
 
 
 def test_cli_runs_the_example_config(tmp_path, monkeypatch, capsys):
@@ -183,3 +353,5 @@ def test_cli_runs_the_example_config(tmp_path, monkeypatch, capsys):
     assert "| perturbed |" in capsys.readouterr().out
     assert os.path.exists("outputs/report_tiny/report.json")
     assert main(["--config", "examples/configs/report_tiny.yaml", "--seeds", "0"]) == 2
+    assert main(["--config", "examples/configs/report_tiny.yaml", "--attackers", "t9_zz"]) == 2
+    assert "unknown attacker 't9_zz'" in capsys.readouterr().err

@@ -31,3 +31,10 @@ hookimpl = pluggy.HookimplMarker("trl_distillguard")
 @hookspec
 def trl_distillguard_rewards() -> dict[str, Any] | list[Any]:
     """Return TRL reward functions this plugin provides, as a mapping name -> reward (or a list of named items)."""
+
+
+@hookspec
+def trl_distillguard_attackers() -> dict[str, Any] | list[Any]:
+    """Return distillation attackers for `distillguard report`, as a mapping name -> `Attacker` (or a list of
+    `Attacker`s, named by their `name`). An attacker decides the training data of a student; subclass
+    `trl_distillguard.attackers.Attacker` and override `train_samples` (e.g. best-of-n, paraphrasing)."""

@@ -1,10 +1,12 @@
-"""`distillguard report`: does a calibrated teacher make students learn better (distillable) or worse
-(undistillable)? Runs every recipe for every (teacher, student, seed), evaluates every teacher and student on the
-held-out set with the verifier, and writes `report.json`, `report.md` and `report.png`.
+"""`distillguard report`: a distillation attack suite. How much of a teacher can a determined attacker distil, and
+did calibration change that? Every (teacher, student, recipe, attacker, seed) is one cell: the attacker builds the
+training data (see `attackers.py`), `distill` trains the student, the verifier scores it greedily on the held-out
+set. Gold references train students on the dataset's own answers or completions. Every other teacher is compared
+with the baseline teacher (`report_stats.py`) and `report.json`, `report.md` (verdict first), `report.png` and
+`budget.png` are written into `output_dir`.
 
-Columns of the table: teacher score; student score per recipe (mean ± sample std over seeds); Δ = student score
-minus the same student/recipe distilled from the original teacher (mean over seeds); distillability index =
-student score / teacher score.
+Each cell is cached in `output_dir/cells/` as it completes: the same command continues where it stopped and
+re-renders; `--shard i/n` splits the cells among n processes sharing `output_dir`.
 
 Example:
     $ distillguard report --config examples/configs/report_tiny.yaml --seeds 3
@@ -13,10 +15,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
-import math
 import shutil
 import time
 import warnings
@@ -24,27 +26,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from distill_ortho_merge.cli import InputError, run_cli
-from distill_ortho_merge.evaluate import check_gold, evaluate, load_rows, prompts_of
-from distill_ortho_merge.outputs import atomic_output_dir, check_output_dir, json_safe
-from trl_distillguard.distill import check_byte_level, check_shared_vocab, distill, sample_teacher
-from trl_distillguard.loading import check_causal_lm, load_causal_lm, resolve_model_path
-from trl_distillguard.plugins import resolve_reward
+from distill_ortho_merge.outputs import json_safe, staged_file
+from distill_ortho_merge.stats import mean_std
+from trl_distillguard.attackers import Attacker
+from trl_distillguard.report_cells import Cell, TeacherSamples, grid, read_json, shard, write_json
 from trl_distillguard.report_config import ReportConfig
+from trl_distillguard.report_inputs import Inputs, check_inputs, check_output_dir, start_output_dir
+from trl_distillguard.report_render import budget_families, plot_budget, plot_report, render_markdown
+from trl_distillguard.report_stats import comparisons, summarize, verdict
 
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof = 1; 0 for a single value).
-
-    Example:
-        >>> mean_std([1.0, 3.0])
-        (2.0, 1.4142135623730951)
-    """
-    n = len(values)
-    mean = sum(values) / n
-    return mean, (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0)
+__all__ = ["heldout_warnings", "main", "mean_std", "render_markdown", "run_report"]
 
 
 def _weights_digest(path: str) -> str | None:
@@ -87,27 +79,6 @@ def heldout_warnings(cfg: ReportConfig) -> list[str]:
     return out
 
 
-def _validate(cfg: ReportConfig) -> None:
-    for name in ("teachers", "students", "train_dataset", "eval_dataset", "output_dir"):
-        if not getattr(cfg, name):
-            raise InputError(f"{name}: required")
-
-
-def _check_recipes(cfg: ReportConfig, tokenizers: dict[str, Any], teacher_names: list[str]) -> None:
-    """Every (teacher, student, recipe) must be runnable before any work starts."""
-    for t in teacher_names:
-        for s in cfg.students:
-            t_tok, s_tok = tokenizers[f"teacher:{t}"], tokenizers[f"student:{s}"]
-            if "kd" in cfg.recipes:
-                try:
-                    check_shared_vocab(t_tok, s_tok)
-                except InputError as err:
-                    raise InputError(f"student {s!r}, teacher {t!r}: {err}") from None
-            if "uld" in cfg.recipes:
-                for tok, role in ((t_tok, f"teacher {t!r}"), (s_tok, f"student {s!r}")):
-                    check_byte_level(tok, role)
-
-
 @contextlib.contextmanager
 def only_our_progress_bar() -> Iterator[None]:
     """Within the block, transformers' and datasets' own bars (loading weights, writing shards, dataset maps) are
@@ -127,223 +98,209 @@ def only_our_progress_bar() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
+class _Suite:
+    """One run of the suite over `output_dir`: cached teacher and initial-student scores, one cell at a time."""
+
+    def __init__(self, cfg: ReportConfig, inputs: Inputs, out: Path) -> None:
+        self.cfg, self.inputs, self.out = cfg, inputs, out
+        self.base = cfg.distill_config(recipe=cfg.recipes[0])
+        self.eval_kwargs = dict(prompt_column=cfg.prompt_column, max_new_tokens=cfg.eval_max_new_tokens,
+                                batch_size=cfg.eval_batch_size, temperature=cfg.eval_temperature, desc=None)  # fmt: skip
+        self._teacher_scores: dict[str, dict[str, Any]] = {}
+        self.sampling_passes = 0
+
+    def evaluate(self, model, tok):
+        from distill_ortho_merge.evaluate import evaluate
+
+        return evaluate(model, tok, self.inputs.eval_rows, self.inputs.verifier, **self.eval_kwargs)
+
+    def initial_scores(self) -> None:
+        from trl_distillguard.loading import load_causal_lm
+
+        for name, path in self.inputs.student_paths.items():
+            file = self.out / "initial" / f"{name}.json"
+            if read_json(file) is None:
+                res = self.evaluate(*load_causal_lm(path, f"student {name}"))
+                write_json(file, {"path": path, "initial_score": res.score})
+
+    def teacher_score(self, name: str, seed: int, path: str, teacher) -> dict[str, Any]:
+        file = self.out / "teachers" / name / f"seed{seed}.json"
+        cached = read_json(file)
+        if cached is None or cached["path"] != path:
+            if path not in self._teacher_scores:  # one teacher for every seed: evaluated once
+                res = self.evaluate(*teacher)
+                self._teacher_scores[path] = {
+                    "path": path,
+                    "score": res.score,
+                    "examples": res.completions[:3],
+                }
+            cached = self._teacher_scores[path]
+            write_json(file, cached)
+        return cached
+
+    def gold(self, teacher: str) -> Callable[[dict[str, Any]], Any] | None:
+        if teacher == "gold-answers":
+            return lambda r: self.cfg.gold_answer_template.format(answer=r[self.cfg.gold_answer_column])
+        if teacher == "gold-completions":
+            return lambda r: r[self.cfg.gold_completion_column]
+        return None
+
+    def run_group(self, teacher_name: str, seed: int, cells: list[Cell], bar) -> None:
+        """The cells of one (teacher, seed): the teacher is loaded, scored and sampled once for all of them."""
+        from trl_distillguard.distill import sample_teacher
+        from trl_distillguard.loading import load_causal_lm
+
+        gold = self.gold(teacher_name)
+        path = None if gold else self.inputs.teacher_paths[teacher_name][seed]
+        teacher = None if gold else load_causal_lm(path, f"teacher {teacher_name}")
+        t_score = None if gold else self.teacher_score(teacher_name, seed, path, teacher)["score"]
+        sample = None if gold else functools.partial(
+            sample_teacher, *teacher, max_new_tokens=self.base.max_completion_length,
+            batch_size=self.base.generation_batch_size, desc=None,
+        )  # fmt: skip
+        data = TeacherSamples(
+            teacher, self.inputs.train_rows, self.inputs.n_prompts, seed, verifier=self.inputs.verifier,
+            sample=sample, batch_size=self.base.generation_batch_size, prompt_column=self.cfg.prompt_column, gold=gold,
+        )  # fmt: skip
+        attackers = {c.attacker: self.inputs.attackers[c.attacker] for c in cells}
+        # one pass per temperature serves every built-in attacker (a plugin's attacker samples as it needs)
+        data.prefetch(
+            [(a.temperature, data.n_prompts * a.budget) for a in attackers.values() if type(a) is Attacker]
+        )
+        train = {name: a.train_samples(data) for name, a in attackers.items()}
+        for cell in cells:
+            bar.set_postfix_str(f"{cell.teacher}/{cell.student}/{cell.recipe}/{cell.attacker}/seed {seed}")
+            record = self.run_cell(cell, attackers[cell.attacker], train[cell.attacker], data, path, teacher)
+            write_json(self.out / cell.relpath, record | {"teacher_score": t_score})
+            bar.update(1)
+        self.sampling_passes += data.passes
+
+    def run_cell(self, cell: Cell, attacker: Attacker, train, data: TeacherSamples, t_path, teacher) -> dict:
+        from trl_distillguard.distill import distill
+        from trl_distillguard.loading import load_causal_lm
+
+        started = time.perf_counter()
+        s_path = self.inputs.student_paths[cell.student]
+        steps = self.base.max_steps * attacker.budget
+        scratch = (
+            self.out / ".scratch" / f"{cell.teacher}-{cell.student}-{cell.recipe}-{cell.attacker}-{cell.seed}"
+        )
+        shutil.rmtree(scratch, ignore_errors=True)  # a run that was interrupted
+        summary: dict[str, Any] = {}
+        note = None
+        if train:
+            dcfg = self.cfg.distill_config(
+                recipe=cell.recipe, teacher_model_name_or_path=t_path or s_path, student_model_name_or_path=s_path,
+                dataset_name_or_path=self.cfg.train_dataset, output_dir=str(scratch), seed=cell.seed,
+                prompt_column=self.cfg.prompt_column, sample_temperature=attacker.temperature, max_steps=steps,
+            )  # fmt: skip
+            # a gold reference has no teacher model; its recipe is sft, which never uses one
+            distill(dcfg, samples=train, teacher=teacher or (None, None), quiet=True)
+            summary = json.loads((scratch / "distill.json").read_text())
+            model, tok = load_causal_lm(str(scratch), "distilled student")
+        else:
+            note = "no training sample (a correct-only attacker with no correct teacher sample): the untrained student is evaluated"
+            model, tok = load_causal_lm(s_path, f"student {cell.student}")
+        res = self.evaluate(model, tok)
+        if self.cfg.save_students and train:
+            dest = self.out / "models" / cell.relpath.removeprefix("cells/").removesuffix(".json")
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            scratch.rename(dest)
+        shutil.rmtree(scratch, ignore_errors=True)
+        accuracy = None
+        if (
+            type(attacker) is Attacker
+            and self.inputs.train_has_gold
+            and cell.teacher.startswith("gold-") is False
+        ):
+            ok = data.verify(data.teacher_samples(attacker.temperature, data.n_prompts * attacker.budget))
+            accuracy = sum(bool(x) for x in ok) / len(ok) if ok else None
+        return {
+            **cell.key(), "student_score": res.score, "score": res.score, "train_samples": len(train),
+            **attacker.settings(), "prompts": data.n_prompts * attacker.budget, "steps": steps if train else 0,
+            "teacher_sample_accuracy": accuracy, "final_loss": summary.get("final_loss"),
+            "train_seconds": summary.get("seconds"), "seconds": round(time.perf_counter() - started, 2),
+            "note": note, "teacher_path": t_path, "student_path": s_path, "examples": res.completions[:2],
+        }  # fmt: skip
+
+
 def run_report(cfg: ReportConfig) -> dict[str, Any]:
-    """Run the whole grid and write the report files into `cfg.output_dir`; returns the report as a dict.
+    """Run this shard's missing cells, then render every cached cell of the grid into `cfg.output_dir`; returns
+    the report as a dict. Bad input is a one-line `InputError` before anything is written.
 
     Example:
-        >>> # run_report(ReportConfig(teachers={"original": "t0", "calibrated": "t1"}, students={"s": "s0"},
-        >>> #                       train_dataset="train.jsonl", eval_dataset="eval.jsonl", output_dir="rep"))
+        >>> run_report(ReportConfig(teachers={"a": "x"}))
+        Traceback (most recent call last):
+        ...
+        distill_ortho_merge.cli.InputError: students: required
     """
-    from transformers import AutoTokenizer
+    from tqdm.auto import tqdm
 
-    _validate(cfg)
-    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)  # before any work
-    # Built-in names and *.gguf files become local directories (converted once) before anything compares paths.
-    cfg.teachers = {n: resolve_model_path(p, f"teacher {n}") for n, p in cfg.teachers.items()}
-    cfg.students = {n: resolve_model_path(p, f"student {n}") for n, p in cfg.students.items()}
-    if cfg.proxy_model_name_or_path:
-        cfg.proxy_model_name_or_path = resolve_model_path(
-            cfg.proxy_model_name_or_path, "proxy_model_name_or_path"
-        )
     started = time.perf_counter()
-    verifier = resolve_reward(cfg.verifier, "verifier")
-    train_prompts = prompts_of(
-        load_rows(cfg.train_dataset, "train_dataset"), cfg.prompt_column, "train_dataset"
-    )
-    eval_rows = load_rows(cfg.eval_dataset, "eval_dataset")[: cfg.max_eval_examples]
-    check_gold(eval_rows, verifier, cfg.verifier, cfg.prompt_column)
-    base = cfg.distill_config(recipe=cfg.recipes[0])  # validates the shared distill fields early
-    notes = heldout_warnings(cfg)
-    models = {f"teacher:{n}": p for n, p in cfg.teachers.items()} | {
-        f"student:{n}": p for n, p in cfg.students.items()
-    }
-    tokenizers = {}
-    for key, path in models.items():
-        role = key.replace(":", " ")
-        check_causal_lm(path, role)
-        tokenizers[key] = AutoTokenizer.from_pretrained(path)
-    _check_recipes(cfg, tokenizers, list(cfg.teachers))
-
-    eval_kwargs = dict(prompt_column=cfg.prompt_column, max_new_tokens=cfg.eval_max_new_tokens,
-                       batch_size=cfg.eval_batch_size, temperature=cfg.eval_temperature)  # fmt: skip
-    report: dict[str, Any] = {
-        "config": cfg.to_dict(),
-        "warnings": notes,
-        "teachers": {},
-        "students": {},
-        "runs": [],
-    }
-    with (
-        contextlib.ExitStack() as stack,
-        atomic_output_dir(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as out,
-    ):
+    inputs = check_inputs(cfg)
+    cells = grid(cfg)
+    state = check_output_dir(cfg, inputs, cells)
+    inputs.notes = heldout_warnings(dataclasses.replace(cfg, students=inputs.student_paths))
+    out = start_output_dir(cfg, state)
+    suite = _Suite(cfg, inputs, out)
+    mine = shard(cells, *cfg.shard_index)
+    todo = [c for c in mine if not (out / c.relpath).exists()]
+    with only_our_progress_bar():
         if cfg.evaluate_initial_students:
-            for s_name, s_path in cfg.students.items():
-                model, tok = load_causal_lm(s_path, f"student {s_name}")
-                res = evaluate(model, tok, eval_rows, verifier, desc=f"eval student {s_name}", **eval_kwargs)
-                report["students"][s_name] = {"path": s_path, "initial_score": res.score}
-        grid = [
-            (t, seed, s, r)
-            for t in cfg.teachers
-            for seed in cfg.seed_list
-            for s in cfg.students
-            for r in cfg.recipes
-        ]
-        bar = tqdm(total=len(grid), desc="distil + evaluate")
-        stack.enter_context(only_our_progress_bar())
-        for t_name, t_path in cfg.teachers.items():
-            teacher = load_causal_lm(t_path, f"teacher {t_name}")
-            bar.set_postfix_str(f"eval teacher {t_name}")
-            res = evaluate(*teacher, eval_rows, verifier, desc=None, **eval_kwargs)  # one bar: the outer one
-            report["teachers"][t_name] = {"path": t_path, "score": res.score, "examples": res.completions[:3]}
-            for seed in cfg.seed_list:
-                samples = None
-                if any(r != "kd" for r in cfg.recipes):
-                    samples = sample_teacher(
-                        *teacher, train_prompts, num_samples=base.num_samples_per_prompt,
-                        temperature=base.sample_temperature, max_new_tokens=base.max_completion_length,
-                        batch_size=base.generation_batch_size, seed=seed, desc=None,
-                    )  # fmt: skip
-                for s_name, s_path in cfg.students.items():
-                    for recipe in cfg.recipes:
-                        bar.set_postfix_str(f"{t_name}/{s_name}/{recipe}/seed {seed}")
-                        run_dir = out / "students" / t_name / s_name / recipe / f"seed{seed}"
-                        dcfg = cfg.distill_config(
-                            recipe=recipe, teacher_model_name_or_path=t_path, student_model_name_or_path=s_path,
-                            dataset_name_or_path=cfg.train_dataset, output_dir=str(run_dir), seed=seed,
-                            prompt_column=cfg.prompt_column,
-                        )  # fmt: skip
-                        run_samples = [{"prompt": p} for p in train_prompts] if recipe == "kd" else samples
-                        distill(dcfg, samples=run_samples, teacher=teacher, quiet=True)
-                        summary = json.loads((run_dir / "distill.json").read_text())
-                        model, tok = load_causal_lm(str(run_dir), "distilled student")
-                        res = evaluate(model, tok, eval_rows, verifier, desc=None, **eval_kwargs)
-                        report["runs"].append({
-                            "teacher": t_name, "student": s_name, "recipe": recipe, "seed": seed, "score": res.score,
-                            "final_loss": summary["final_loss"], "train_seconds": summary["seconds"],
-                            "examples": res.completions[:2],
-                        })  # fmt: skip
-                        if not cfg.save_students:
-                            shutil.rmtree(run_dir, ignore_errors=True)
-                        bar.update(1)
+            suite.initial_scores()
+        bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc="cells", unit="cell")
+        groups: dict[tuple[str, int], list[Cell]] = {}
+        for c in todo:
+            groups.setdefault((c.teacher, c.seed), []).append(c)
+        for (teacher, seed), group in groups.items():
+            suite.run_group(teacher, seed, group, bar)
         bar.close()
-        if not cfg.save_students:
-            shutil.rmtree(out / "students", ignore_errors=True)
-        report["summary"] = summarize(report, cfg.original_teacher)
-        report["seconds"] = round(time.perf_counter() - started, 1)
-        (out / "report.json").write_text(json.dumps(json_safe(report), indent=2, allow_nan=False))
-        (out / "report.md").write_text(render_markdown(report, cfg))
-        plot_report(report, out / "report.png")
+    shutil.rmtree(out / ".scratch", ignore_errors=True)
+    report = build_report(cfg, out, cells, inputs.notes)
+    report["run"] = {"cells_run": len(todo), "sampling_passes": suite.sampling_passes,
+                     "shard": cfg.shard or "1/1", "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    write_report(report, out)
     return report
 
 
-def summarize(report: dict[str, Any], original: str) -> list[dict[str, Any]]:
-    """One row per (teacher, student, recipe): scores over seeds, Δ against the original teacher, index.
-
-    Example:
-        >>> runs = [{"teacher": "t", "student": "s", "recipe": "sft", "score": 0.5}]
-        >>> summarize({"teachers": {"t": {"score": 1.0}}, "runs": runs}, "t")[0]["distillability_index"]
-        0.5
-    """
-    groups: dict[tuple[str, str, str], list[float]] = {}
-    for run in report["runs"]:
-        groups.setdefault((run["teacher"], run["student"], run["recipe"]), []).append(run["score"])
-    rows = []
-    for (t, s, r), scores in groups.items():
-        mean, std = mean_std(scores)
-        base = groups.get((original, s, r))
-        t_score = report["teachers"][t]["score"]
-        rows.append({
-            "teacher": t, "student": s, "recipe": r, "teacher_score": t_score, "student_mean": mean,
-            "student_std": std, "n_seeds": len(scores), "scores": scores,
-            "delta_vs_original": mean - mean_std(base)[0] if base else float("nan"),
-            "distillability_index": mean / t_score if t_score else float("nan"),
-        })  # fmt: skip
-    return rows
-
-
-def _fmt(x: float, digits: int = 3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+def build_report(cfg: ReportConfig, out: Path, cells: list[Cell], notes: list[str]) -> dict[str, Any]:
+    """The report of every cell of `cells` cached under `out` (a partial report until every shard is done)."""
+    done = [c for c in (read_json(out / cell.relpath) for cell in cells) if c is not None]
+    teachers: dict[str, Any] = {}
+    for name in cfg.teachers:
+        runs = {s: read_json(out / "teachers" / name / f"seed{s}.json") for s in cfg.seed_list}
+        runs = {s: r for s, r in runs.items() if r is not None}
+        scores = [r["score"] for r in runs.values()]
+        teachers[name] = {
+            "path": cfg.teachers[name], "score": mean_std(scores)[0] if scores else None,
+            "scores": {str(s): r["score"] for s, r in runs.items()},
+            "examples": next(iter(runs.values()))["examples"] if runs else [],
+        }  # fmt: skip
+    students = {n: read_json(out / "initial" / f"{n}.json") for n in cfg.students}
+    comps = comparisons(done, cfg.baseline_teacher)
+    return {
+        "config": cfg.to_dict(), "warnings": notes, "complete": len(done) == len(cells),
+        "cells_missing": len(cells) - len(done), "teachers": teachers,
+        "students": {n: v for n, v in students.items() if v is not None}, "cells": done, "comparisons": comps,
+        "summary": summarize(done, cfg.baseline_teacher),
+        "verdict": verdict(comps, teachers, cfg.baseline_teacher, cfg.verdict_ratio),
+    }  # fmt: skip
 
 
-def render_markdown(report: dict[str, Any], cfg: ReportConfig) -> str:
-    """The report table (plus initial student scores, warnings and the settings) as Markdown.
-
-    Example:
-        >>> # print(render_markdown(report, cfg))  # the table of report.md
-    """
-    lines = [
-        "# Distillability report",
-        "",
-        f"Verifier `{cfg.verifier}` on {cfg.eval_dataset} (greedy={cfg.eval_temperature == 0}); "
-        f"seeds {cfg.seed_list}; recipes {', '.join(cfg.recipes)}; original teacher `{cfg.original_teacher}`.",
-        "",
-        "| teacher | teacher score | student | recipe | student score (mean ± std) | Δ vs original | distillability index |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in report["summary"]:
-        delta = row["delta_vs_original"]
-        lines.append(
-            f"| {row['teacher']} | {_fmt(row['teacher_score'])} | {row['student']} | {row['recipe']} | "
-            f"{_fmt(row['student_mean'])} ± {_fmt(row['student_std'])} (n={row['n_seeds']}) | "
-            f"{'—' if row['teacher'] == cfg.original_teacher else ('n/a' if math.isnan(delta) else f'{delta:+.3f}')} | "
-            f"{_fmt(row['distillability_index'], 2)} |"
-        )
-    if report["students"]:
-        lines += ["", "Students before distillation: " + ", ".join(
-            f"`{n}` {_fmt(v['initial_score'])}" for n, v in report["students"].items()) + "."]  # fmt: skip
-    for w in report["warnings"]:
-        lines.append(f"\n> warning: {w}")
-    lines += ["", f"Distillation settings: `{json.dumps(cfg.distill)}`.", ""]
-    return "\n".join(lines)
-
-
-def plot_report(report: dict[str, Any], path: Path) -> None:
-    """Grouped bars: one group per (student, recipe) plus the teachers' own scores, one bar per teacher; error
-    bars are the seed std and black dots the single seeds (seed scores can be bimodal).
-
-    Example:
-        >>> # plot_report(report, Path("report.png"))
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    teachers = list(report["teachers"])
-    groups = ["teacher itself"] + list(
-        dict.fromkeys(f"{r['student']}\n{r['recipe']}" for r in report["summary"])
-    )
-    width = 0.8 / max(1, len(teachers))
-    fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(groups) + 1), 3.8))
-    for i, t in enumerate(teachers):
-        means, stds, seeds = [report["teachers"][t]["score"]], [0.0], [[]]
-        for g in groups[1:]:
-            row = next(
-                (r for r in report["summary"] if r["teacher"] == t and f"{r['student']}\n{r['recipe']}" == g),
-                None,
-            )
-            means.append(row["student_mean"] if row else float("nan"))
-            stds.append(row["student_std"] if row else 0.0)
-            seeds.append(row["scores"] if row and len(row["scores"]) > 1 else [])
-        xs = [j + (i - (len(teachers) - 1) / 2) * width for j in range(len(groups))]
-        ax.bar(xs, means, width, yerr=stds, capsize=3, label=t)
-        for x, points in zip(xs, seeds, strict=True):
-            ax.scatter([x] * len(points), points, s=9, color="black", zorder=3)
-    for k, v in enumerate(report["students"].values()):
-        label = "students before distillation" if k == 0 else None
-        ax.axhline(v["initial_score"], ls=":", lw=1, color="gray", label=label)
-    ax.set_xticks(range(len(groups)), groups)
-    ax.set_ylabel("verifier score (held-out)")
-    tops = [max([r["student_mean"] + r["student_std"], *r["scores"]]) for r in report["summary"]]
-    tops += [v["score"] for v in report["teachers"].values()]
-    tops = [t for t in tops if t == t]  # drop NaN
-    ax.set_ylim(0, min(1.05, 1.25 * max(tops)) if tops and max(tops) > 0 else 1.05)
-    ax.set_title("Teacher and distilled-student scores (mean ± std; dots: seeds)", fontsize=10)
-    ax.legend(title="teacher", fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def write_report(report: dict[str, Any], out: Path) -> None:
+    """`report.json`, `report.md`, `report.png` and (attackers differing only in budget) `budget.png`."""
+    with staged_file(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(json_safe(report), indent=2, allow_nan=False))
+    with staged_file(out / "report.md") as tmp:
+        tmp.write_text(render_markdown(report))
+    with staged_file(out / "report.png") as tmp:
+        plot_report(report, tmp)
+    if budget_families(report):
+        with staged_file(out / "budget.png") as tmp:
+            plot_budget(report, tmp)
+    else:
+        (out / "budget.png").unlink(missing_ok=True)
 
 
 def main(argv: list[str]) -> int:
@@ -362,8 +319,15 @@ def main(argv: list[str]) -> int:
         except ValueError as err:
             raise InputError(str(err)) from None
         report = run_report(cfg)
-        print(render_markdown(report, cfg))
-        print(f"wrote {Path(cfg.output_dir) / 'report.json'}, report.md, report.png")
+        print(render_markdown(report))
+        out = Path(cfg.output_dir)
+        print(
+            f"wrote {out / 'report.json'}, report.md, report.png"
+            + (", budget.png" if (out / "budget.png").exists() else "")
+        )
+        if not report["complete"]:
+            print(f"{report['cells_missing']} of {len(report['cells']) + report['cells_missing']} cells are not done "
+                  "yet (other shards, or an interrupted run): run the same command again to continue")  # fmt: skip
         return 0
 
     return run_cli(body, "distillguard report")
