@@ -101,8 +101,10 @@ def only_our_progress_bar() -> Iterator[None]:
 class _Suite:
     """One run of the suite over `output_dir`: cached teacher and initial-student scores, one cell at a time."""
 
-    def __init__(self, cfg: ReportConfig, inputs: Inputs, out: Path) -> None:
-        self.cfg, self.inputs, self.out = cfg, inputs, out
+    def __init__(
+        self, cfg: ReportConfig, inputs: Inputs, out: Path, cell_extras: CellExtras | None = None
+    ) -> None:
+        self.cfg, self.inputs, self.out, self.cell_extras = cfg, inputs, out, cell_extras
         self.base = cfg.distill_config(recipe=cfg.recipes[0])
         self.eval_kwargs = dict(prompt_column=cfg.prompt_column, max_new_tokens=cfg.eval_max_new_tokens,
                                 batch_size=cfg.eval_batch_size, temperature=cfg.eval_temperature, desc=None)  # fmt: skip
@@ -216,7 +218,8 @@ class _Suite:
         ):
             ok = data.verify(data.teacher_samples(attacker.temperature, data.n_prompts * attacker.budget))
             accuracy = sum(bool(x) for x in ok) / len(ok) if ok else None
-        return {
+        extras = self.cell_extras(cell, train) if self.cell_extras else {}
+        return extras | {
             **cell.key(), "student_score": res.score, "score": res.score, "train_samples": len(train),
             **attacker.settings(), "prompts": data.n_prompts * attacker.budget, "steps": steps if train else 0,
             "teacher_sample_accuracy": accuracy, "final_loss": summary.get("final_loss"),
@@ -225,9 +228,13 @@ class _Suite:
         }  # fmt: skip
 
 
-def run_report(cfg: ReportConfig) -> dict[str, Any]:
+CellExtras = Callable[[Cell, list[dict[str, Any]]], dict[str, Any]]
+
+
+def run_report(cfg: ReportConfig, cell_extras: CellExtras | None = None) -> dict[str, Any]:
     """Run this shard's missing cells, then render every cached cell of the grid into `cfg.output_dir`; returns
-    the report as a dict. Bad input is a one-line `InputError` before anything is written.
+    the report as a dict. Bad input is a one-line `InputError` before anything is written. `cell_extras(cell,
+    train_samples)` may add fields of its own to every cell it runs (e.g. a study's measures of the samples).
 
     Example:
         >>> run_report(ReportConfig(teachers={"a": "x"}))
@@ -243,7 +250,7 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
     state = check_output_dir(cfg, inputs, cells)
     inputs.notes = heldout_warnings(dataclasses.replace(cfg, students=inputs.student_paths))
     out = start_output_dir(cfg, state)
-    suite = _Suite(cfg, inputs, out)
+    suite = _Suite(cfg, inputs, out, cell_extras)
     mine = shard(cells, *cfg.shard_index)
     todo = [c for c in mine if not (out / c.relpath).exists()]
     with only_our_progress_bar():
