@@ -13,6 +13,8 @@ Rows:
   which is the 1-process gradient); the data-parallel split itself is covered by multiprocess_equivalence.py.
 - memory: a SmolLM2-135M-sized Llama (30 layers, hidden 576, vocabulary 49152), parameters per rank and peak
   RSS after one AdamW step, unsharded (1 process) vs `fully_shard` over 2 ranks (built on the meta device).
+- proxy: the same model as a frozen calibration proxy, replicated vs sharded and gathered per forward: memory
+  per rank and forward time.
 
 Run:  OMP_NUM_THREADS=1 nice -n 10 python benchmarks/fsdp2_equivalence.py  (writes benchmarks/results/fsdp2/)
 """
@@ -145,36 +147,58 @@ def run_trainer(a: argparse.Namespace) -> None:
         Path(a.record).write_text(json.dumps(record))
 
 
-def run_memory(a: argparse.Namespace) -> None:
-    import resource
-
+def smollm2_sized(shard: bool):
+    """A SmolLM2-135M-sized Llama with random weights; sharded ones are built on the meta device first."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    if a.shard:
-        join_and_hide()
     config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
                          num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=2048,
                          tie_word_embeddings=True)  # fmt: skip
     torch.manual_seed(0)
-    if a.shard:
-        with torch.device("meta"):
-            model = LlamaForCausalLM(config)
-        shard_model(model)
-        model.to_empty(device="cpu")
-        with torch.no_grad():
-            for p in model.parameters():
-                p.normal_(0, 0.02)
-    else:
+    if not shard:
+        return LlamaForCausalLM(config)
+    with torch.device("meta"):
         model = LlamaForCausalLM(config)
+    shard_model(model)
+    model.to_empty(device="cpu")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.02)
+    return model
+
+
+def run_memory(a: argparse.Namespace) -> None:
+    import resource
+
+    import torch
+
+    if a.shard:
+        join_and_hide()
+    model = smollm2_sized(bool(a.shard))
     local = sum((p.to_local() if hasattr(p, "to_local") else p).numel() for p in model.parameters())
     total = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ids = torch.randint(0, config.vocab_size, (1, 32))
-    model(input_ids=ids, labels=ids).loss.backward()
-    optimizer.step()
-    record = {"parameters": total, "parameters_this_rank": local, "parameter_mib_this_rank": local * 4 / 2**20,
-              "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
+    record = {
+        "parameters": total,
+        "parameters_this_rank": local,
+        "parameter_mib_this_rank": local * 4 / 2**20,
+    }
+    if a.worker == "memory":  # one AdamW training step
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        ids = torch.randint(0, model.config.vocab_size, (1, 32))
+        model(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+    else:  # the calibration proxy's job: frozen forwards (replicated, or sharded and gathered per forward)
+        model.eval().requires_grad_(False)
+        ids = torch.randint(0, model.config.vocab_size, (4, 64))
+        times = []
+        with torch.no_grad():
+            for _ in range(4):
+                t0 = time.perf_counter()
+                model(input_ids=ids)
+                times.append(time.perf_counter() - t0)
+        record["forward_s_median_of_3"] = sorted(times[1:])[1]  # the first forward warms up
+    record["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     import torch.distributed as dist
 
     rank = dist.get_rank() if a.shard else 0
@@ -249,17 +273,16 @@ def driver(out_dir: Path) -> int:
                 records[shard] = {**json.loads(record.read_text()), "wall_s": wall}
                 print(case, shard, wall, "s", flush=True)
             res["trainer"][case] = {"what": what, **compare_trainer(records[0], records[1])}
-        res["memory"] = {}
-        for shard in (0, 1):
-            record = tmp / f"memory{shard}"
-            wall = launch([__file__, "--worker", "memory", "--tmp", str(tmp), "--record", str(record),
-                           "--shard", str(shard)], 2 if shard else 1)  # fmt: skip
-            ranks = [json.loads(Path(f"{record}.{r}").read_text()) for r in range(2 if shard else 1)]
-            res["memory"]["2 ranks, fully_shard" if shard else "1 process, unsharded"] = {
-                "ranks": ranks,
-                "wall_s": wall,
-            }
-            print("memory", shard, wall, "s", flush=True)
+        for row in ("memory", "proxy"):
+            res[row] = {}
+            for shard in (0, 1):
+                record = tmp / f"{row}{shard}"
+                wall = launch([__file__, "--worker", row, "--tmp", str(tmp), "--record", str(record),
+                               "--shard", str(shard)], 2 if shard else 1)  # fmt: skip
+                ranks = [json.loads(Path(f"{record}.{r}").read_text()) for r in range(2 if shard else 1)]
+                layout = "2 ranks, fully_shard" if shard else "1 process, unsharded"
+                res[row][layout] = {"ranks": ranks, "wall_s": wall}
+                print(row, shard, wall, "s", flush=True)
     import torch
     import transformers
     import trl
@@ -313,6 +336,15 @@ def render_markdown(res: dict) -> str:
         for i, r in enumerate(m["ranks"]):
             lines.append(f"| {layout}, rank {i} | {r['parameters_this_rank']:,} of {r['parameters']:,} | "
                          f"{r['parameter_mib_this_rank']:.0f} | {r['peak_rss_mib']:.0f} |")  # fmt: skip
+    lines += ["", "## Calibration proxy, SmolLM2-135M-sized, frozen forward of 4 × 64 tokens", "",
+              "Replicated (what `calibrate` does under FSDP2: every rank holds the whole proxy, as the 1-process row) "
+              "vs sharded with `fully_shard` and gathered for each forward.", "",
+              "| layout | parameters on the rank | MiB (fp32) | forward s (median of 3) | peak RSS MiB |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for layout, m in res["proxy"].items():
+        for i, r in enumerate(m["ranks"]):
+            lines.append(f"| {layout}, rank {i} | {r['parameters_this_rank']:,} | {r['parameter_mib_this_rank']:.0f} | "
+                         f"{r['forward_s_median_of_3']:.3f} | {r['peak_rss_mib']:.0f} |")  # fmt: skip
     lines += ["", "CPU only: the trainer-level FSDP2 launch (`accelerate launch --config_file "
               "examples/accelerate/fsdp.yaml`) needs GPUs and is not run here.", ""]  # fmt: skip
     return "\n".join(lines)
@@ -334,6 +366,6 @@ if __name__ == "__main__":
         import torch
 
         torch.set_num_threads(1)
-        {"trainer": run_trainer, "memory": run_memory}[a.worker](a)
+        {"trainer": run_trainer, "memory": run_memory, "proxy": run_memory}[a.worker](a)
     else:
         sys.exit(driver(Path(a.out)))

@@ -30,5 +30,8 @@ def test_config_is_valid_for_accelerate(path):
     assert config.distributed_type.value == expected and config.num_processes > 1 and not config.use_cpu
     if path.stem.startswith("zero"):
         assert raw["deepspeed_config"]["zero_stage"] == int(path.stem[-1])
-    if path.stem == "fsdp":  # rank-0-only loading would leave the (never wrapped) proxy empty on other ranks
-        assert raw["fsdp_config"]["fsdp_cpu_ram_efficient_loading"] is False
+    if path.stem == "fsdp":  # OrthoReg and distill support FSDP2 (DTensor rows), not FSDP1's flat parameters
+        assert raw["fsdp_config"]["fsdp_version"] == 2
+        assert (
+            raw["fsdp_config"]["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+        )  # distill saves a loadable model

@@ -227,16 +227,29 @@ def test_proxy_is_frozen_and_in_eval(student_dir):
     assert not any(p.requires_grad for p in reward.proxy.parameters())
 
 
-def test_proxy_loading_modes_that_would_not_give_a_whole_proxy_are_refused(student_dir, monkeypatch):
+def test_proxy_loads_whole_under_fsdp_ram_efficient_loading_and_zero3_is_refused(student_dir, monkeypatch):
+    import os
+
+    import transformers
     import transformers.integrations
 
+    # RAM-efficient loading (weights on rank 0 only, broadcast by FSDP to what it wraps) is for the policy: the
+    # replicated proxy is loaded with it off, on every rank, and the launch's setting is restored afterwards.
+    seen = []
+    load = transformers.AutoModelForCausalLM.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        seen.append(os.environ.get("FSDP_CPU_RAM_EFFICIENT_LOADING"))
+        return load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", classmethod(spy))
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    monkeypatch.setenv("FSDP_CPU_RAM_EFFICIENT_LOADING", "false")
-    assert CalibrationReward(str(student_dir)).proxy is not None  # FSDP itself is fine: the proxy stays whole
     monkeypatch.setenv("FSDP_CPU_RAM_EFFICIENT_LOADING", "true")
-    with pytest.raises(ValueError, match="set fsdp_cpu_ram_efficient_loading: false"):
-        CalibrationReward(str(student_dir))
+    proxy = CalibrationReward(str(student_dir)).proxy
+    assert seen == ["false"] and os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] == "true"
+    on_disk = transformers.AutoModelForCausalLM.from_pretrained(str(student_dir))
+    assert all(torch.equal(a, b) for a, b in zip(proxy.state_dict().values(), on_disk.state_dict().values()))
     monkeypatch.delenv("ACCELERATE_USE_FSDP")
     monkeypatch.setattr(transformers.integrations, "is_deepspeed_zero3_enabled", lambda: True)
-    with pytest.raises(ValueError, match="ZeRO-3 would partition the proxy"):
+    with pytest.raises(ValueError, match="ZeRO-3 would partition the proxy.*use FSDP2"):
         CalibrationReward(str(student_dir))

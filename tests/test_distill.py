@@ -181,12 +181,43 @@ def test_config_validation_and_round_trip():
             DistillConfig(**bad)
 
 
-def test_sharded_parameters_are_refused_nothing_written(
+def test_unsupported_sharded_launches_are_refused_nothing_written(
     teacher_dir, student_a_dir, prompts_file, tmp_path, monkeypatch
 ):
     import trl_distillguard.distill as distill_module
 
-    monkeypatch.setattr(distill_module, "sharded_parameters", lambda trainer, model: "FSDP")  # a fake launch
-    with pytest.raises(InputError, match="FSDP shards them: launch with DDP or DeepSpeed ZeRO-1/2"):
-        distill(_cfg("kd", teacher_dir, student_a_dir, prompts_file, tmp_path / "out"))
-    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+    for sharding, kw, message in (
+        ("DeepSpeed ZeRO-3", {}, "ZeRO-3 partitions the student.*launch with FSDP2"),
+        ("DTensor (parameter w is sharded)", {}, "sharded outside an FSDP launch"),
+        ("FSDP", {"use_peft": True}, "use_peft: under FSDP the trainer saves the adapter"),
+    ):
+        monkeypatch.setattr(distill_module, "sharded_parameters", lambda trainer, model, s=sharding: s)
+        with pytest.raises(InputError, match=message):
+            distill(_cfg("kd", teacher_dir, student_a_dir, prompts_file, tmp_path / "out", **kw))
+        assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_fsdp_launch_saves_through_trainer_save_model(
+    teacher_dir, student_a_dir, prompts_file, tmp_path, monkeypatch
+):
+    # Under FSDP2 the student is written by Trainer.save_model (its full-state-dict gather needs GPUs: on this CPU
+    # launch save_model takes its plain branch); the directory is the same loadable student as the plain path's.
+    import trl_distillguard.distill as distill_module
+
+    plain = distill(_cfg("kd", teacher_dir, student_a_dir, prompts_file, tmp_path / "plain"))
+    from transformers import Trainer
+
+    calls, original = [], Trainer.save_model
+
+    def spy(self, output_dir=None, _internal_call=False):
+        calls.append(output_dir)
+        return original(self, output_dir, _internal_call)
+
+    monkeypatch.setattr(Trainer, "save_model", spy)
+    monkeypatch.setattr(distill_module, "sharded_parameters", lambda trainer, model: "FSDP")
+    out = distill(_cfg("kd", teacher_dir, student_a_dir, prompts_file, tmp_path / "fsdp"))
+    assert len(calls) == 1  # into the staged directory, renamed into place afterwards
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in plain.iterdir())
+    a = AutoModelForCausalLM.from_pretrained(plain).state_dict()
+    b = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

@@ -9,7 +9,9 @@
 
 The student is saved as a full model (a LoRA student is merged) with its tokenizer and a `distill.json` summary,
 written to a temporary sibling of `output_dir` and renamed into place (by the main process only under `torchrun` /
-`accelerate launch`; parameters sharded by FSDP or ZeRO-3 are refused, as `save_pretrained` needs them whole).
+`accelerate launch`). Under FSDP2 the student is saved through the trainer's own full-state-dict path
+(`Trainer.save_model`: every rank takes part in gathering the weights, the main process writes them); FSDP1, a
+sharded state dict, a LoRA student under FSDP2 and DeepSpeed ZeRO-3 are refused before training.
 
 Example:
     $ distillguard distill --config examples/configs/distill_tiny.yaml --recipe sft
@@ -302,24 +304,27 @@ def distill(
             trainer = _train_uld(cfg, student, s_tok, teacher_dir, samples, work)
         sharding = sharded_parameters(trainer, trainer.model)
         if sharding is not None:
-            raise InputError(
-                f"distill saves the student with save_pretrained, which needs whole parameters, but {sharding} "
-                "shards them: launch with DDP or DeepSpeed ZeRO-1/2 (examples/accelerate/ddp.yaml, zero2.yaml)"
-            )
+            _check_sharded_save(trainer, sharding, cfg)
         if quiet:  # inside a report: one outer progress bar, no per-step log lines
             from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
             trainer.remove_callback(PrinterCallback)
             trainer.remove_callback(ProgressCallback)
         trainer.train()
+        if sharding is not None:  # FSDP2: a collective; only the main process writes (model, tokenizer, args)
+            trainer.save_model(str(out))
         if not main:
             trainer.accelerator.wait_for_everyone()
             return Path(cfg.output_dir)
-        model = trainer.model
-        if hasattr(model, "merge_and_unload"):  # LoRA student: ship plain full weights any evaluator can load
-            model = model.merge_and_unload()
         shutil.rmtree(work, ignore_errors=True)
-        model.save_pretrained(out)
+        if sharding is None:
+            model = trainer.model
+            # a LoRA student: ship plain full weights any evaluator can load
+            if hasattr(model, "merge_and_unload"):
+                model = model.merge_and_unload()
+            model.save_pretrained(out)
+        else:
+            (out / "training_args.bin").unlink(missing_ok=True)
         s_tok.save_pretrained(out)
         summary = {
             "recipe": cfg.recipe,
@@ -332,6 +337,35 @@ def distill(
         (out / "distill.json").write_text(json.dumps(summary, indent=2, default=str))
     trainer.accelerator.wait_for_everyone()
     return Path(cfg.output_dir)
+
+
+def _check_sharded_save(trainer: Any, sharding: str, cfg: DistillConfig) -> None:
+    """Refuse, before training, the sharded launches whose student `Trainer.save_model` cannot write whole."""
+    if sharding.startswith("DeepSpeed"):
+        raise InputError(
+            f"distill: {sharding} partitions the student, which this project does not save: launch with FSDP2 "
+            "(examples/accelerate/fsdp.yaml) or DDP / DeepSpeed ZeRO-1/2"
+        )
+    if sharding != "FSDP":
+        raise InputError(
+            f"distill: the student's parameters are sharded outside an FSDP launch ({sharding}): launch with FSDP2 "
+            "(examples/accelerate/fsdp.yaml) or DDP"
+        )
+    plugin = getattr(getattr(trainer.accelerator, "state", None), "fsdp_plugin", None)
+    if getattr(plugin, "fsdp_version", 2) != 2:
+        raise InputError(
+            "distill: FSDP1 is not supported: set fsdp_version: 2 (examples/accelerate/fsdp.yaml)"
+        )
+    if plugin is not None and "FULL_STATE_DICT" not in str(getattr(plugin, "state_dict_type", "")):
+        raise InputError(
+            "distill: FSDP saves a sharded checkpoint, not a loadable model: set fsdp_state_dict_type: "
+            "FULL_STATE_DICT (examples/accelerate/fsdp.yaml)"
+        )
+    if cfg.use_peft:
+        raise InputError(
+            "use_peft: under FSDP the trainer saves the adapter, not the merged student: set use_peft false or "
+            "launch a LoRA student with DDP (examples/accelerate/ddp.yaml)"
+        )
 
 
 def _is_main_process() -> bool:

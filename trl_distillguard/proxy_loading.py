@@ -1,5 +1,6 @@
 """Loading the frozen proxy student of the calibration reward (a directory, ``*.gguf`` file or built-in name), with
-one-line errors, and the refusal of launch modes that would not give every process a whole proxy.
+one-line errors. The proxy is replicated: every process holds the whole frozen proxy, also when the policy is
+sharded by FSDP2 (a replicated proxy needs no communication per forward).
 
 Example:
     >>> check_proxy_loading()  # a plain or DDP run: nothing to refuse
@@ -8,6 +9,9 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +25,35 @@ logger = logging.getLogger(__name__)
 def check_proxy_loading() -> None:
     """Refuse the launch modes in which ``from_pretrained`` would not give this process a whole proxy.
 
-    The proxy is a frozen copy on every process, never wrapped by FSDP or DeepSpeed. FSDP's
-    ``cpu_ram_efficient_loading`` loads weights on rank 0 only (FSDP broadcasts them to the modules it wraps, not to
-    the proxy) and ZeRO-3 partitions every model loaded while it is active (``zero.Init``).
+    ZeRO-3 partitions every model loaded while it is active (``zero.Init``), and the proxy runs outside the
+    DeepSpeed engine. FSDP (FSDP2 included) is fine: the proxy is loaded whole on every rank (see `_whole_load`).
 
     Example:
-        >>> check_proxy_loading()  # a plain or DDP run: nothing to refuse
+        >>> check_proxy_loading()  # a plain, DDP or FSDP run: nothing to refuse
     """
-    import os
-
-    def on(var: str) -> bool:
-        return os.environ.get(var, "false").strip().lower() in {"1", "true", "yes", "on"}
-
-    if on("ACCELERATE_USE_FSDP") and on("FSDP_CPU_RAM_EFFICIENT_LOADING"):
-        raise ValueError(
-            "proxy_model_name_or_path: FSDP cpu_ram_efficient_loading loads weights on rank 0 only and the proxy is "
-            "not FSDP-wrapped: set fsdp_cpu_ram_efficient_loading: false in the accelerate config"
-        )
     from transformers.integrations import is_deepspeed_zero3_enabled
 
     if is_deepspeed_zero3_enabled():
         raise ValueError(
             "proxy_model_name_or_path: DeepSpeed ZeRO-3 would partition the proxy, which runs outside the DeepSpeed "
-            "engine: use ZeRO-2, DDP or FSDP for calibration with a proxy"
+            "engine: use FSDP2 (examples/accelerate/fsdp.yaml), ZeRO-2 or DDP for calibration with a proxy"
         )
+
+
+@contextmanager
+def _whole_load() -> Iterator[None]:
+    """Turn FSDP's ``cpu_ram_efficient_loading`` off while the proxy loads: it loads weights on rank 0 only and
+    relies on FSDP to broadcast them to the modules it wraps, which the proxy is not. The policy keeps it."""
+    key = "FSDP_CPU_RAM_EFFICIENT_LOADING"
+    saved = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = saved
 
 
 def load_proxy_model(
@@ -67,7 +76,8 @@ def load_proxy_model(
         check_proxy_loading()
         path = str(resolve_model(path, "proxy_model_name_or_path"))  # a directory, *.gguf or built-in name
         try:
-            model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code)
+            with _whole_load():
+                model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code)
         except Exception as exc:  # noqa: BLE001 - one actionable line instead of a long traceback
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(
