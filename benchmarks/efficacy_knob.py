@@ -68,7 +68,6 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 from efficacy_knob_args import (  # noqa: E402
-    ATTACKERS,
     CALIBRATION_DEFAULTS,
     LOGIT_FIELDS,
     REWARD_VARIANTS,
@@ -78,10 +77,10 @@ from efficacy_knob_args import (  # noqa: E402
     real_model_paths,
 )
 from efficacy_knob_render import render  # noqa: E402
+from efficacy_knob_suite import run_cells  # noqa: E402
 from efficacy_knob_task import (  # noqa: E402
     FORMATS,
     format_of,
-    gold_samples,
     new_lm,
     save_model,
     sft_on_traces,
@@ -97,7 +96,7 @@ from distill_ortho_merge.cli import InputError  # noqa: E402
 from distill_ortho_merge.evaluate import evaluate  # noqa: E402
 from distill_ortho_merge.outputs import json_safe  # noqa: E402
 from trl_distillguard.diagnose import DiagnoseConfig, diagnose  # noqa: E402
-from trl_distillguard.distill import check_byte_level, check_shared_vocab, distill, sample_teacher  # noqa: E402
+from trl_distillguard.distill import check_byte_level, check_shared_vocab, distill  # noqa: E402
 from trl_distillguard.distill_config import DistillConfig  # noqa: E402
 from trl_distillguard.loading import load_causal_lm  # noqa: E402
 from trl_distillguard.plugins import resolve_reward  # noqa: E402
@@ -466,61 +465,14 @@ class Knob:
     def student_result(
         self, variant: str, seed: int, attacker: str, student: str, recipe: str = "sft"
     ) -> dict:
-        """One student distilled from one teacher by one attacker. `sft` trains on the attacker's samples; `uld`
-        also matches the teacher's next-token distributions on them (and on the student's own samples); `kd` takes
-        only the attacker's prompts and temperature and matches distributions on samples it draws itself."""
-        temp, correct_only, mult = ATTACKERS[attacker]
+        """One student distilled from one teacher (or gold reference `gold-direct`, `gold-traces`) by one attacker,
+        run through `distillguard report` (`efficacy_knob_suite.py`) unless the cache holds it."""
         key = f"{self.variant_id(variant)}/seed{seed}/{attacker}/{student}/{self.recipe_id(recipe)}"
-
-        # a gold reference (`gold-direct`, `gold-traces`): the task's gold data stands in for a teacher's samples,
-        # on the same prompts and budget (the attacker's temperature and filter do not apply)
-        gold = variant.removeprefix("gold-") if variant.startswith("gold-") else None
-
-        def run() -> dict:
-            path = self.models["teacher"] if gold else self.teacher_path(variant, seed)
-            teacher = load_causal_lm(str(path), "teacher")
-            n = self.a.n_distill * mult
-            # The attacker's prompts: the same train prompts for every teacher of a seed (paired comparisons).
-            order = random.Random(seed).sample(self.train_rows, k=len(self.train_rows))
-            # n > #train prompts: several samples of each prompt
-            prompt_rows = [order[i % len(order)] for i in range(n)]
-            if gold:
-                samples = gold_samples(prompt_rows, gold, seed)
-            else:
-                samples = sample_teacher(*teacher, [r["prompt"] for r in prompt_rows], temperature=temp,
-                                         max_new_tokens=self.a.max_new_tokens, batch_size=64, seed=seed)  # fmt: skip
-            ok = self.verifier(prompts=[r["prompt"] for r in prompt_rows], completions=[s["completion"] for s in samples],
-                               answer=[r["answer"] for r in prompt_rows])  # fmt: skip
-            train = [s for s, c in zip(samples, ok, strict=True) if c or not correct_only]
-            out = self.work / "students" / key.replace("/", "_")  # scratch: removed once scored
-            cfg = self.distill_cfg(str(path), str(self.models[f"student_{student}_init"]), str(out),
-                                   self.a.distill_steps * mult, seed, recipe=recipe, temperature=temp)  # fmt: skip
-            if train:
-                distill(cfg, samples=train, teacher=teacher, quiet=True)
-            else:  # a correct-only attacker with no correct sample keeps its initial student
-                shutil.copytree(self.models[f"student_{student}_init"], out)
-                (out / "distill.json").write_text(json.dumps({"final_loss": None}))
-            model, tok = load_causal_lm(str(out), "student")
-            res = self.score(model, tok)
-            summary = json.loads((out / "distill.json").read_text())
-            shutil.rmtree(out, ignore_errors=True)
-            return {
-                "score": res.score,
-                "n_train": len(train),
-                "teacher_sample_accuracy": sum(map(bool, ok)) / len(ok),
-                "format_mix_train": {
-                    f: sum(format_of(s["completion"]) == f for s in train) / max(1, len(train))
-                    for f in (*FORMATS, "other")
-                },  # fmt: skip
-                "final_loss": summary["final_loss"],
-                # as `distill` ran it (absent: the initial student kept)
-                "recipe": summary.get("recipe", "sft"),
-                "on_policy_fraction": summary.get("config", {}).get("on_policy_fraction"),
-                "divergence_beta": summary.get("config", {}).get("divergence_beta"),
-                "examples": res.completions[:2],
-            }
-
-        return self.cached(key, run)
+        if (self.cache / f"{key}.json").exists():
+            return json.loads((self.cache / f"{key}.json").read_text())
+        gold = [variant.removeprefix("gold-")] if variant.startswith("gold-") else []
+        results = run_cells(self, attacker, seed, [] if gold else [variant], [student], [recipe], gold)
+        return next(r for r in results if r["key"] == key)
 
 
 def main() -> None:
@@ -553,12 +505,8 @@ def main() -> None:
             for seed in map(int, a.seeds):
                 for variant in variants:
                     knob.teacher_result(variant, seed)
-                    for student in a.students:
-                        for recipe in a.recipes:
-                            knob.student_result(variant, seed, attacker, student, recipe)
-                for gold in a.gold:
-                    for student in a.students:
-                        knob.student_result(f"gold-{gold}", seed, attacker, student, "sft")
+                # every student cell of this attacker and seed: one `distillguard report` call
+                run_cells(knob, attacker, seed, variants, a.students, a.recipes, a.gold)
                 stamp()
     rendered = stamp()
     knob.log(f"rendered {a.out}/results.md" if rendered else f"nothing cached yet under {knob.cache}")
