@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from peft_orthoreg.hookspecs import hookimpl
+from peft_orthoreg.hookspecs import OrthoRegForm, hookimpl
 
 
 def _fixed_norm(fixed: str, norm: str | None) -> str:
@@ -59,14 +59,31 @@ def inter_task(model: Any, adapter_name: str | None = None, *, norm: str | None 
 
 @hookimpl
 def peft_orthoreg_regularizers() -> dict[str, Any]:
-    """The regularisers that ship with this project: callables ``(model, adapter_name=None, *, norm=None)``
-    returning a scalar loss tensor. The names ``paper``, ``scale_free``, ``flat_spectrum`` and ``inter_task`` are
-    values of `OrthoLoraConfig.orthoreg_form`; a plugin adds a form by returning another name."""
-    return {
+    """The forms that ship with this project, as `OrthoRegForm` declarations. The names ``paper``,
+    ``scale_free``, ``flat_spectrum`` and ``inter_task`` are values of `OrthoLoraConfig.orthoreg_form`; ``paper``
+    (exact and Hutchinson) and ``scale_free`` also have a dense form for full fine-tuning; every one is exact on
+    FSDP2 row shards. A plugin adds a form by returning another name.
+
+    Example:
+        >>> forms = peft_orthoreg_regularizers()
+        >>> forms["paper"].capabilities()
+        ['LoRA factor form', 'dense form (exact, hutchinson)', 'row-sharded (FSDP2)']
+    """
+    from peft_orthoreg.orthoreg import dense_orthoreg_loss, dense_scale_free_loss
+
+    dense = {
+        "paper": dict(dense_loss=dense_orthoreg_loss, estimators=("exact", "hutchinson")),
+        "scale_free": dict(dense_loss=dense_scale_free_loss),
+    }
+    factor = {
         "paper": paper,
         "scale_free": scale_free,
         "flat_spectrum": flat_spectrum,
         "inter_task": inter_task,
         "orthoreg": orthoreg,
         "orthoreg_squared": orthoreg_squared,
+    }
+    return {
+        name: OrthoRegForm(name, factor_loss=fn, row_sharded=True, **dense.get(name, {}))
+        for name, fn in factor.items()
     }

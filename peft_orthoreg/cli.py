@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "plugins":
         from peft_orthoreg.plugins import plugin_registry
 
-        return print_plugins(plugin_registry.registry())
+        return print_plugins(plugin_registry.registry(), lambda form: ", ".join(form.capabilities()))
     if args.command == "diagnose":
         from peft_orthoreg.diagnostics import diagnose, write_report
 

@@ -72,13 +72,12 @@ class OrthoLoraConfig(LoraConfig):
         self.orthoreg_weight = check_weight(self.orthoreg_weight)
         check_norm(self.orthoreg_norm)
         check_form(self.orthoreg_form)
-        if self.orthoreg_form not in FORMS:  # a plugin's form: fail now, not at the first training step
-            from peft_orthoreg.plugins import plugin_registry
+        from peft_orthoreg.plugins import get_form  # a plugin's form too: fail now, not at the first step
 
-            try:
-                plugin_registry.get(self.orthoreg_form)
-            except KeyError as exc:
-                raise ValueError(f"orthoreg_form={self.orthoreg_form!r}: {exc.args[0]}") from None
+        if get_form(self.orthoreg_form).factor_loss is None:
+            raise ValueError(
+                f"orthoreg_form={self.orthoreg_form!r} has no LoRA factor form (it runs in full fine-tuning only)"
+            )
         refs = self.orthoreg_reference_adapters
         if refs is not None:
             if isinstance(refs, str) or not all(isinstance(r, str) and r for r in refs):

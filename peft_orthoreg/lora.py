@@ -222,7 +222,7 @@ def form_loss(model: nn.Module, adapter_name: str, *, norm: str | None = None) -
         >>> round(form_loss(get_peft_model(net, OrthoLoraConfig(r=2, target_modules=["0"])), "default").item(), 4)
         2.0
     """
-    from peft_orthoreg.plugins import plugin_registry
+    from peft_orthoreg.plugins import get_form
 
     form = getattr(_adapter_configs(model).get(adapter_name), "orthoreg_form", "paper")
-    return plugin_registry.get(form)(model, adapter_name, norm=norm)
+    return get_form(form)(model, adapter_name, norm=norm)

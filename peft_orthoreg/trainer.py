@@ -5,7 +5,9 @@ gradient accumulation the way the trainer scales its own loss, and logged as ``o
 
 - PEFT model: λ, the norm and the form (``orthoreg_form``: looked up in the `peft_orthoreg_regularizers` plugin
   registry) come from each trainable adapter's `OrthoLoraConfig` (exact factor forms).
-- Any other model (full fine-tuning): pass ``orthoreg_weight``; W⁰ of the regularised 2-D weights is snapshotted
+- Any other model (full fine-tuning): pass ``orthoreg_weight`` and optionally ``orthoreg_form``, any registered
+  form that declares a dense form (`peft_orthoreg.hookspecs.OrthoRegForm.dense_loss`: built in, ``paper`` and
+  ``scale_free``); W⁰ of the regularised 2-D weights is snapshotted
   once when the trainer is built. The snapshot costs one extra copy of those weights (≈ the whole model for the
   default targets); ``orthoreg_snapshot_device="cpu"`` keeps it in host memory (copied to the device each step).
 - More than one process: under DDP and DeepSpeed ZeRO-1/2 every rank holds whole parameters and computes the same
@@ -25,19 +27,11 @@ import torch
 from torch import nn
 
 from distill_ortho_merge.sharding import sharded_parameters
+from peft_orthoreg.hookspecs import OrthoRegForm
 from peft_orthoreg.lora import form_loss, iter_lora_factors
-from peft_orthoreg.orthoreg import (
-    check_estimator,
-    check_norm,
-    check_weight,
-    dense_orthoreg_loss,
-    dense_scale_free_loss,
-)
+from peft_orthoreg.orthoreg import check_estimator, check_norm, check_weight
 from peft_orthoreg.orthoreg.row_shards import is_row_sharded, local_rows
-
-FULL_FT_FORMS = ("paper", "scale_free")
-# LoRA forms with an exact implementation on row-sharded (FSDP2) factors; other plugin forms are refused there.
-SHARDED_LORA_FORMS = ("paper", "scale_free", "flat_spectrum", "inter_task", "orthoreg", "orthoreg_squared")
+from peft_orthoreg.plugins import forms, get_form
 
 _CACHE: dict[type, type] = {}
 
@@ -88,6 +82,35 @@ def select_full_ft_weights(
     if not chosen:
         raise ValueError(f"orthoreg_target_modules={targets!r} matches no trainable 2-D weight of the model")
     return chosen
+
+
+def _forms_that(capability: str) -> str:
+    names = sorted(name for name, form in forms().items() if getattr(form, capability))
+    return ", ".join(map(repr, names))
+
+
+def _dense_form(name: str, estimator: str) -> OrthoRegForm:
+    # The form full fine-tuning runs, with the estimator its dense form implements (before the trainer's init).
+    form = get_form(name)
+    if form.dense_loss is None:
+        raise ValueError(
+            f"orthoreg_form={name!r}: full fine-tuning supports {_forms_that('dense_loss')} (the forms with a "
+            "dense form); a PEFT model takes its form from each adapter's OrthoLoraConfig.orthoreg_form"
+        )
+    if estimator not in form.estimators:
+        raise ValueError(
+            f"orthoreg_estimator={estimator!r}: the dense form of orthoreg_form={name!r} implements "
+            f"{', '.join(map(repr, form.estimators))} only"
+        )
+    return form
+
+
+def _check_row_sharded(form: OrthoRegForm, sharding: str, where: str) -> None:
+    if not form.row_sharded:
+        raise ValueError(
+            f"orthoreg_form={form.name!r}{where} has no implementation for parameters sharded across processes "
+            f"({sharding}); use one of {_forms_that('row_sharded')} or DDP / DeepSpeed ZeRO-1/2"
+        )
 
 
 def _check_sharding(trainer: Any, sharding: str) -> None:
@@ -158,15 +181,9 @@ class _OrthoRegMixin:
         if orthoreg_norm is not None:
             check_norm(orthoreg_norm)
         check_estimator(orthoreg_estimator, orthoreg_probes)
-        if orthoreg_form not in FULL_FT_FORMS:
-            raise ValueError(
-                f"orthoreg_form={orthoreg_form!r}: full fine-tuning supports {', '.join(map(repr, FULL_FT_FORMS))}; "
-                "a PEFT model takes its form from each adapter's OrthoLoraConfig.orthoreg_form"
-            )
-        if orthoreg_form == "scale_free" and orthoreg_estimator != "exact":
-            raise ValueError("orthoreg_estimator='hutchinson' estimates the 'paper' form only; use 'exact'")
+        dense_form = _dense_form(orthoreg_form, orthoreg_estimator)
         super().__init__(*args, **kwargs)
-        self._orthoreg_form = orthoreg_form
+        self._orthoreg_form = dense_form
         self._orthoreg_norm = orthoreg_norm
         self._orthoreg_estimator = orthoreg_estimator
         self._orthoreg_probes = orthoreg_probes
@@ -195,17 +212,14 @@ class _OrthoRegMixin:
                 )
             if sharding is not None:
                 for adapter in self._orthoreg_adapters:
-                    form = getattr(model.peft_config.get(adapter), "orthoreg_form", "paper")
-                    if form not in SHARDED_LORA_FORMS:
-                        raise ValueError(
-                            f"orthoreg_form={form!r} (adapter {adapter!r}) has no implementation for parameters "
-                            f"sharded across processes ({sharding}); use one of {', '.join(SHARDED_LORA_FORMS[:4])} "
-                            "or DDP / DeepSpeed ZeRO-1/2"
-                        )
+                    form = get_form(getattr(model.peft_config.get(adapter), "orthoreg_form", "paper"))
+                    _check_row_sharded(form, sharding, f" (adapter {adapter!r})")
             with torch.no_grad():  # fail now (DoRA, conv LoRA, ...) rather than at the first step
                 for adapter in self._orthoreg_adapters:
                     form_loss(model, adapter, norm=orthoreg_norm)
         elif orthoreg_weight:
+            if sharding is not None:
+                _check_row_sharded(dense_form, sharding, "")
             self._orthoreg_full_weight = orthoreg_weight
             device = torch.device(orthoreg_snapshot_device) if orthoreg_snapshot_device is not None else None
             self._orthoreg_full = [
@@ -227,16 +241,10 @@ class _OrthoRegMixin:
             if self._orthoreg_estimator == "hutchinson":  # new probes every step, the same on every rank
                 seed = (int(self.args.seed) * 1_000_003 + int(self.state.global_step)) % (2**63)
             squared = check_norm(self._orthoreg_norm or "fro")
-            if self._orthoreg_form == "scale_free":
-                value = dense_scale_free_loss(deltas, squared=squared)
-            else:
-                value = dense_orthoreg_loss(
-                    deltas,
-                    squared=squared,
-                    estimator=self._orthoreg_estimator,
-                    probes=self._orthoreg_probes,
-                    seed=seed,
-                )
+            estimate = {}
+            if self._orthoreg_estimator != "exact":
+                estimate = dict(estimator=self._orthoreg_estimator, probes=self._orthoreg_probes, seed=seed)
+            value = self._orthoreg_form.dense_loss(deltas, squared=squared, **estimate)
             return self._orthoreg_full_weight * value, value.item()
         if not self._orthoreg_adapters:
             return None, None
@@ -321,7 +329,8 @@ def with_orthoreg(trainer_cls: type) -> type:
     overrides the adapters' configs for PEFT), ``orthoreg_norm``, ``orthoreg_target_modules`` (full FT: str regex
     or list of names/suffixes), ``orthoreg_estimator`` (``"exact"``/``"hutchinson"``), ``orthoreg_probes``,
     ``orthoreg_snapshot_device`` (e.g. ``"cpu"`` to keep W⁰ off the accelerator), ``orthoreg_form`` (full FT:
-    ``"paper"`` or ``"scale_free"``; a PEFT model uses each adapter's ``OrthoLoraConfig.orthoreg_form``).
+    any form with a dense form, built in ``"paper"`` or ``"scale_free"``; a PEFT model uses each adapter's
+    ``OrthoLoraConfig.orthoreg_form``).
 
     Example:
         >>> from transformers import Trainer

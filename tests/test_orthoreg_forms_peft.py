@@ -202,7 +202,7 @@ def test_full_ft_scale_free_form_and_errors(teacher_dir, tmp_path):
     assert weighted.item() == pytest.approx(2 * value, rel=1e-5)
     with pytest.raises(ValueError, match="orthoreg_form='inter_task': full fine-tuning supports"):
         cls(model=model, args=args, orthoreg_weight=1.0, orthoreg_form="inter_task")
-    with pytest.raises(ValueError, match="estimates the 'paper' form only"):
+    with pytest.raises(ValueError, match="dense form of orthoreg_form='scale_free' implements 'exact' only"):
         cls(
             model=model,
             args=args,
