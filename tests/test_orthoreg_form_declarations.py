@@ -128,7 +128,7 @@ def test_full_finetuning_runs_a_third_party_dense_form(third_party, teacher_dir,
     assert [h["orthoreg"] for h in trainers[1].state.log_history if "orthoreg" in h] == [pytest.approx(value)]
 
 
-def test_the_declaration_decides_where_a_form_runs(third_party, teacher_dir, tmp_path):
+def test_the_declaration_decides_where_a_form_runs(third_party, teacher_dir, tmp_path, monkeypatch):
     model = AutoModelForCausalLM.from_pretrained(teacher_dir)
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], save_strategy="no")
     cls = with_orthoreg(Trainer)
@@ -144,6 +144,13 @@ def test_the_declaration_decides_where_a_form_runs(third_party, teacher_dir, tmp
             orthoreg_form="update_norm",
             orthoreg_estimator="hutchinson",
         )
+    import peft_orthoreg.trainer
+
+    monkeypatch.setattr(
+        peft_orthoreg.trainer, "sharded_parameters", lambda trainer, model: "FSDP"
+    )  # as FSDP2
+    with pytest.raises(ValueError, match="'update_norm' has no implementation for parameters sharded across"):
+        cls(model=model, args=args, orthoreg_weight=1.0, orthoreg_form="update_norm")
     with pytest.raises(ValueError, match="'dense_only' has no LoRA factor form"):
         OrthoLoraConfig(orthoreg_form="dense_only")
     assert OrthoLoraConfig(orthoreg_form="update_norm").orthoreg_form == "update_norm"
