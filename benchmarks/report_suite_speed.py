@@ -96,7 +96,7 @@ def main() -> None:
     git_commit, machine = record["git_commit"], record["machine"]
 
     torch.set_num_threads(1)
-    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    started, commit = time.strftime("%Y-%m-%d %H:%M:%S"), git_commit()  # the code this run imported
     with tempfile.TemporaryDirectory(prefix="report-suite-speed-") as tmp:
         tmp = Path(tmp)
         models = runpy.run_path(str(ROOT / "examples/data/report_tiny.py"))["build"](tmp / "models")
@@ -128,7 +128,7 @@ def main() -> None:
         f"{results['separate_sampling_passes']} (start-up of the commands not counted) — "
         f"{results['speedup']}× faster. Same score in {same} of {len(separate)} cells.\n"
     )
-    run = {"git_commit": git_commit(), "command": "python " + " ".join(sys.argv), "machine": machine(1),
+    run = {"git_commit": commit, "command": "python " + " ".join(sys.argv), "machine": machine(1),
            "started": started, "wall_s": round(suite_s + separate_s, 1)}  # fmt: skip
     (out / "run.json").write_text(json.dumps(run, indent=1))
     print((out / "results.md").read_text())

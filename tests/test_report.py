@@ -178,6 +178,35 @@ def test_shards_split_the_cells_and_the_last_renders_all(
     assert {c["temperature"] for c in second["cells"]} == {0.0}
 
 
+def test_seed_templates_name_one_teacher_per_seed_and_overwrite_is_checked_first(
+    suite, teacher_dir, tmp_path
+):
+    from trl_distillguard.report_cells import grid
+    from trl_distillguard.report_inputs import check_inputs, check_output_dir
+
+    cfg, _, out = suite
+    for seed in (0, 1):
+        shutil.copytree(teacher_dir, tmp_path / f"cal_seed{seed}")
+    per_seed = _cfg({"original": str(teacher_dir), "cal": str(tmp_path / "cal_seed{seed}")}, cfg.students,
+                    Path(cfg.train_dataset).parent, out, seeds=2, verifier=cfg.verifier, attackers="t1,greedy")  # fmt: skip
+    inputs = check_inputs(per_seed)
+    assert inputs.teacher_paths["cal"] == {s: str(tmp_path / f"cal_seed{s}") for s in (0, 1)}
+    assert inputs.teacher_paths["original"] == {0: str(teacher_dir), 1: str(teacher_dir)}
+    assert per_seed.attackers == ["t1", "greedy"]
+    per_seed.eval_max_new_tokens = 7  # other settings: refused, unless overwriting is asked for
+    with pytest.raises(InputError, match="other settings"):
+        check_output_dir(per_seed, inputs, grid(per_seed))
+    per_seed.overwrite_output_dir = True
+    assert (
+        check_output_dir(per_seed, inputs, grid(per_seed)) == "overwrite" and (out / "report.json").exists()
+    )
+    shutil.copytree(teacher_dir, out / "inside")  # an output_dir holding an input is never emptied
+    per_seed.teachers["cal"] = str(out / "inside")
+    with pytest.raises(InputError, match="holds an input"):
+        check_inputs(per_seed)
+    shutil.rmtree(out / "inside")
+
+
 def test_correct_only_without_a_correct_sample_evaluates_the_untrained_student(
     teacher_dir, student_dir, data, tmp_path
 ):

@@ -171,9 +171,12 @@ class ReportConfig:
         if self.students is not None:
             self.students = _as_dict(self.students, "students")
         self.distill = _as_dict(self.distill or {}, "distill")
-        for name in ("recipes", "attackers", "gold"):
-            if isinstance(getattr(self, name), str):
-                setattr(self, name, [r.strip() for r in getattr(self, name).split(",") if r.strip()])
+        for name in ("recipes", "attackers", "gold"):  # "a,b", ["a,b"] (command line) or ["a", "b"]
+            value = getattr(self, name)
+            items = (
+                value.split(",") if isinstance(value, str) else [x for v in value for x in str(v).split(",")]
+            )
+            setattr(self, name, [x.strip() for x in items if x.strip()])
         if not self.attackers:
             raise ValueError("attackers: empty")
         bad_gold = [g for g in self.gold if g not in GOLD]
