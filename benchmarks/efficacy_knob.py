@@ -24,6 +24,9 @@ in-memory one (transformers 5 re-types some model families' tokenizers on load).
   against the original (exact per-token KL, tail mass, repetition) on validation prompts, and their T = 1 samples'
   format mix and length are logged; students are scored greedily on the same held-out sums.
 
+The student cells of each (attacker, seed) run as one `distillguard report` call (`efficacy_knob_suite.py`: the
+report's attackers, gold references and per-cell cache); task setup, teachers and calibration stay here.
+
 Every (setting, teacher variant, seed, attacker, student) result is one JSON file under `<out>/cache/<protocol>/`,
 models live in `--workdir` (outside git): re-running the same command skips what is done, so seeds accumulate. The
 original teacher, the proxy and the students' initial weights live apart (`<setting>-base-<hash>`, keyed only by the

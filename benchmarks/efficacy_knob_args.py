@@ -16,17 +16,17 @@ from typing import NoReturn
 from efficacy_knob_task import GOLD
 
 from distill_ortho_merge.models import ModelError, resolve_model
+from trl_distillguard.attackers import parse_attacker
 from trl_distillguard.distill_config import RECIPES, DistillConfig
 
 DESCRIPTION = "Efficacy of the distillability knob (issue 12): students of η-calibrated teachers against adaptive attackers."
 
-ATTACKERS = {  # name: (temperature, keep only verified-correct samples, prompt/step multiplier)
-    "t1": (1.0, False, 1),
-    "t1_correct": (1.0, True, 1),
-    "t07": (0.7, False, 1),
-    "greedy": (0.0, False, 1),
-    "t1_2x": (1.0, False, 2),
-    "t1_3x": (1.0, False, 3),
+# the study's attackers (name: temperature, keep only verified-correct samples, prompt/step multiplier), as
+# `distillguard report` defines them
+ATTACKERS = {
+    name: (a.temperature, a.correct_only, a.budget)
+    for name in ("t1", "t1_correct", "t07", "greedy", "t1_2x", "t1_3x")
+    for a in [parse_attacker(name)]
 }
 
 
