@@ -26,6 +26,7 @@ import argparse
 import importlib
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -424,8 +425,10 @@ def invocation(script: str, argv: list[str] | None, start: float, note: str = ""
     """One invocation of `script` for run.json: its command line, the commit it started at (the code that ran:
     run.json's top-level commit is the last render's), wall time, end time and optional note."""
     return {
-        "command": "python "
-        + " ".join([os.path.relpath(script, ROOT), *(argv if argv is not None else sys.argv[1:])]),
+        # shell-quoted, so that a recorded command (a --note with spaces) re-runs as written
+        "command": shlex.join(
+            ["python", os.path.relpath(script, ROOT), *(argv if argv is not None else sys.argv[1:])]
+        ),
         **({"git_commit": commit} if commit else {}),
         "wall_s": round(time.time() - start, 1),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
