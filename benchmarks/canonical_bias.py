@@ -27,7 +27,6 @@ import torch
 from run_record import git_commit, machine
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 def measure(path: str, rows: list[dict], chat: bool, samples: int, max_new_tokens: int, seed: int) -> dict:

@@ -34,16 +34,15 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "T
     os.environ[_var] = "1"
 os.environ.setdefault("WANDB_DISABLED", "true")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-import tiny  # noqa: E402
 from run_record import git_commit, machine  # noqa: E402
 from transformers import LlamaForCausalLM, Qwen2ForCausalLM  # noqa: E402
 
+from distill_ortho_merge import testing as tiny  # noqa: E402
 from distill_ortho_merge.outputs import json_safe  # noqa: E402
 from trl_distillguard.diagnose import DiagnoseConfig, diagnose  # noqa: E402
 from trl_distillguard.distill import distill  # noqa: E402

@@ -13,14 +13,11 @@ import json
 import random
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-import tiny  # noqa: E402
+from distill_ortho_merge import testing as tiny
 
 FORMATS = ("units_first", "tens_first", "direct", "verbose")
 

@@ -96,7 +96,7 @@ def quiet_trainer(trainer):
 # ---------------------------------------------------------------------------------------------- stages
 def stage_build(work: Path, steps: int) -> tuple[Path, Path]:
     print("\n[1/4] tiny models from configs (offline)")
-    # The builder shared with `distillguard calibrate`'s tiny example (it uses the test fixtures' tiny.py).
+    # The builder shared with `distillguard calibrate`'s tiny example (it uses `distill_ortho_merge.testing`).
     build = runpy.run_path(str(HERE / "data" / "calibrate_tiny.py"))["build"]
     root = build(work / "models", steps=steps)
     from transformers import AutoConfig, AutoTokenizer

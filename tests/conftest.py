@@ -1,9 +1,8 @@
-"""Session-wide offline setup and the tiny model fixtures (see tests/tiny.py)."""
+"""Session-wide offline setup and the tiny model fixtures (`distill_ortho_merge.testing`)."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 # Offline before anything imports transformers/datasets/trl.
@@ -12,11 +11,11 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "T
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_DISABLED", "true")
 
-sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
-import tiny  # noqa: E402
 import torch  # noqa: E402
+
+from distill_ortho_merge import testing as tiny  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 

@@ -1,4 +1,5 @@
-"""Tiny PEFT LoRA adapters for the lora-merge tests: random factors on the tiny Llama of tests/tiny.py."""
+"""Tiny PEFT LoRA adapters for the lora-merge tests: random factors on the tiny Llama of
+`distill_ortho_merge.testing`."""
 
 from __future__ import annotations
 

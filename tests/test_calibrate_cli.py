@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-import tiny
 from transformers import AutoModelForCausalLM
 
+from distill_ortho_merge import testing as tiny
 from trl_distillguard.cli import main as cli_main
 from trl_distillguard.plugins import resolve_reward
 

@@ -6,9 +6,9 @@ import json
 import math
 
 import pytest
-import tiny
 import torch
 
+from distill_ortho_merge import testing as tiny
 from distill_ortho_merge.cli import InputError
 from trl_distillguard.diagnose import DiagnoseConfig, _aligned_ratios, diagnose, main, score_texts
 from trl_distillguard.loading import load_causal_lm

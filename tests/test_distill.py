@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import tiny
 import torch
 from transformers import AutoModelForCausalLM
 
+from distill_ortho_merge import testing as tiny
 from distill_ortho_merge.cli import InputError
 from trl_distillguard.distill import check_byte_level, distill, main, sample_teacher
 from trl_distillguard.distill_config import DistillConfig

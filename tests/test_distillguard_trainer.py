@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 
 import pytest
-import tiny
 import torch
 from datasets import Dataset
 from references import slow_logprob
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from distill_ortho_merge import testing as tiny
 from distill_ortho_merge.verifiers import math_answer
 from trl_distillguard import CalibrationReward, DistillGuardConfig, DistillGuardTrainer
 

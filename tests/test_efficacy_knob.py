@@ -15,9 +15,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import efficacy_knob_task as ek  # noqa: E402
-import tiny  # noqa: E402
 
 from distill_ortho_merge import stats  # noqa: E402
+from distill_ortho_merge import testing as tiny  # noqa: E402
 from distill_ortho_merge.verifiers import math_answer  # noqa: E402
 
 

@@ -56,15 +56,12 @@ def test_tokenizers_are_reproducible_across_processes(tokenizer_a, tokenizer_b):
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
     code = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); import tiny; "
+        "import json; from distill_ortho_merge import testing as tiny; "
         "print(json.dumps([tiny.tokenizer_a().get_vocab(), tiny.tokenizer_b().get_vocab()]))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     vocab_a, vocab_b = json.loads(out)
     assert vocab_a == tokenizer_a.get_vocab()
     assert vocab_b == tokenizer_b.get_vocab()

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import tiny
+
+from distill_ortho_merge import testing as tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 

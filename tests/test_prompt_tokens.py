@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 
 import pytest
-import tiny
 import torch
 from tokenizers import processors
 
+from distill_ortho_merge import testing as tiny
 from distill_ortho_merge.cli import InputError
 from distill_ortho_merge.generation import generate, tokenize_prompt
 from distill_ortho_merge.tokenization import prompt_token_ids

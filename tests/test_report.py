@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import tiny
 import torch
 
+from distill_ortho_merge import testing as tiny
 from distill_ortho_merge.cli import InputError
 from distill_ortho_merge.evaluate import evaluate
 from distill_ortho_merge.generation import generate

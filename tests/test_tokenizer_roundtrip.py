@@ -9,11 +9,15 @@ import runpy
 from pathlib import Path
 
 import pytest
-import tiny
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
-from trl_distillguard.tokenizer_check import PROBE_TEXTS, tokenizer_json_mismatch, warn_if_tokenizer_differs
+from distill_ortho_merge import testing as tiny
+from distill_ortho_merge.tokenizer_check import (
+    PROBE_TEXTS,
+    tokenizer_json_mismatch,
+    warn_if_tokenizer_differs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,14 +68,14 @@ def test_loaders_warn_on_a_mismatch(tokenizer_b, tmp_path, caplog):
     tiny.make_teacher(tokenizer_b).config.save_pretrained(bad)
     loaded = AutoTokenizer.from_pretrained(bad)
     assert tokenizer_json_mismatch(loaded, bad) is not None
-    with caplog.at_level(logging.WARNING, logger="trl_distillguard.tokenizer_check"):
+    with caplog.at_level(logging.WARNING, logger="distill_ortho_merge.tokenizer_check"):
         assert warn_if_tokenizer_differs(loaded, bad)
     assert "tokenizer.json" in caplog.text
     from trl_distillguard.loading import load_causal_lm
 
     tiny.make_teacher(tokenizer_b).save_pretrained(bad)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="trl_distillguard.tokenizer_check"):
+    with caplog.at_level(logging.WARNING, logger="distill_ortho_merge.tokenizer_check"):
         load_causal_lm(str(bad), "teacher")
     assert "tokenizes" in caplog.text
 

@@ -35,9 +35,9 @@ from trl import GRPOTrainer
 from trl.models.utils import disable_gradient_checkpointing
 from trl.trainer.utils import pad
 
+from distill_ortho_merge.tokenizer_check import warn_if_tokenizer_differs
 from trl_distillguard.calibration_reward import CalibrationReward
 from trl_distillguard.distillguard_config import DistillGuardConfig
-from trl_distillguard.tokenizer_check import warn_if_tokenizer_differs
 from trl_distillguard.trl_contract import check_trl_version, generate_fields
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import os
 import torch
 
 from distill_ortho_merge.cli import InputError
-from trl_distillguard.tokenizer_check import warn_if_tokenizer_differs
+from distill_ortho_merge.tokenizer_check import warn_if_tokenizer_differs
 
 
 def load_causal_lm(

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from trl_distillguard.tokenizer_check import warn_if_tokenizer_differs
+from distill_ortho_merge.tokenizer_check import warn_if_tokenizer_differs
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
     python examples/data/calibrate_tiny.py            # writes examples/data/calibrate_tiny/{teacher,proxy}
 
-Both come from `tests/tiny.py` (a Qwen2 teacher on tokenizer A, a Llama proxy on tokenizer B: different
-vocabularies) and get a few dozen steps of next-token training on the generated arithmetic text, so that they
+Both come from `distill_ortho_merge.testing` (a Qwen2 teacher on tokenizer A, a Llama proxy on tokenizer B:
+different vocabularies) and get a few dozen steps of next-token training on the generated arithmetic text, so that they
 write ASCII text like "The answer is 42" instead of random bytes (a completion that is not valid UTF-8 is
 unscorable). They are toys: the point is that the whole pipeline runs in seconds, not what it learns.
 """
@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
 
 def pretrain(
@@ -39,7 +38,7 @@ def pretrain(
 
 def build(root: Path = HERE / "calibrate_tiny", steps: int = 60) -> Path:
     """Write `root/teacher` and `root/proxy` and return `root`."""
-    import tiny
+    from distill_ortho_merge import testing as tiny
 
     torch.manual_seed(0)
     lines = tiny.corpus(3, mix=(0.8, 0.1, 0.1))

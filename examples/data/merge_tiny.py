@@ -2,9 +2,10 @@
 
     python examples/data/merge_tiny.py            # writes ./models/{base,task_math,task_code,task_chat}
 
-The base is the tiny Qwen2 of `tests/tiny.py` (tokenizer A, random weights); the three "task" models are copies of
-it with independent Gaussian noise on every weight, standing in for fine-tuned models. Every merge command of the
-README then runs as written; the merged models mean nothing (the quick start merges really fine-tuned ones).
+The base is the tiny Qwen2 of `distill_ortho_merge.testing` (tokenizer A, random weights); the three "task"
+models are copies of it with independent Gaussian noise on every weight, standing in for fine-tuned models.
+Every merge command of the README then runs as written; the merged models mean nothing (the quick start merges
+really fine-tuned ones).
 """
 
 from __future__ import annotations
@@ -13,15 +14,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
 TASKS = ("task_math", "task_code", "task_chat")
 
 
 def build(root: Path = Path("models")) -> Path:
     """Write `root/base` and `root/task_*` (each through a temporary sibling, renamed when complete)."""
-    import tiny
-
+    from distill_ortho_merge import testing as tiny
     from distill_ortho_merge.outputs import staged_dir
 
     tok = tiny.tokenizer_a()

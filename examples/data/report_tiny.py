@@ -2,10 +2,10 @@
 
     python examples/data/report_tiny.py            # writes examples/data/report_tiny/{teacher,...}
 
-Models come from `tests/tiny.py` (random weights, seconds on CPU): a Qwen2 teacher on tokenizer A, a perturbed
-copy of it standing in for a calibrated teacher, a Llama student on tokenizer B (held out: other architecture and
-tokenizer) and a Llama student on tokenizer A (shared vocabulary, for `kd`). The prompt sets
-`report_train.jsonl` / `report_eval.jsonl` next to this file are committed.
+Models come from `distill_ortho_merge.testing` (random weights, seconds on CPU): a Qwen2 teacher on tokenizer
+A, a perturbed copy of it standing in for a calibrated teacher, a Llama student on tokenizer B (held out:
+other architecture and tokenizer) and a Llama student on tokenizer A (shared vocabulary, for `kd`). The prompt
+sets `report_train.jsonl` / `report_eval.jsonl` next to this file are committed.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1] / "tests"))
 
 
 def build(root: Path = HERE / "report_tiny") -> Path:
     """Write the four tiny models under `root` and return it."""
-    import tiny
+    from distill_ortho_merge import testing as tiny
 
     tok_a, tok_b = tiny.tokenizer_a(), tiny.tokenizer_b()
     teacher = tiny.make_teacher(tok_a)

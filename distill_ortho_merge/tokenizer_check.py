@@ -7,7 +7,7 @@ trained with one tokenization and run with another is silently wrong, so the loa
 small probe set and warn.
 
 Example:
-    >>> from trl_distillguard.tokenizer_check import tokenizer_json_mismatch
+    >>> from distill_ortho_merge.tokenizer_check import tokenizer_json_mismatch
     >>> tokenizer_json_mismatch(object(), "/no/such/dir") is None  # nothing to compare against
     True
 """
@@ -41,7 +41,13 @@ def tokenizer_json_mismatch(
     description), or None when they agree or there is no `tokenizer.json` to compare with.
 
     Example:
-        >>> # tokenizer_json_mismatch(AutoTokenizer.from_pretrained(d), d)  # None when the round trip is exact
+        >>> import tempfile
+        >>> from transformers import AutoTokenizer
+        >>> from distill_ortho_merge.testing import tokenizer_b
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     _ = tokenizer_b().save_pretrained(d)
+        ...     tokenizer_json_mismatch(AutoTokenizer.from_pretrained(d), d) is None  # the round trip is exact
+        True
     """
     file = Path(path) / "tokenizer.json"
     if not file.is_file() or not callable(tokenizer):
