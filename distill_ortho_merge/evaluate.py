@@ -164,8 +164,12 @@ def evaluate(
     """Generate (greedy by default) for every row and score the completions with `verifier`.
 
     Example:
-        >>> # result = evaluate(model, tok, rows, resolve_reward("math_answer", "verifier"), max_new_tokens=16)
-        >>> # result.score  # mean over rows whose gold answer exists
+        >>> from distill_ortho_merge.plugins import resolve_verifier
+        >>> from distill_ortho_merge.testing import make_teacher, tokenizer_a
+        >>> tok, rows = tokenizer_a(), [{"prompt": "What is 2 + 2?", "answer": "4"}, {"prompt": "Hi"}]
+        >>> result = evaluate(make_teacher(tok), tok, rows, resolve_verifier("math_answer"), max_new_tokens=4)
+        >>> result.n_scored, result.score  # the row without a gold answer is not scored; a random model errs
+        (1, 0.0)
     """
     prompts = prompts_of(rows, prompt_column, "eval dataset")
     gens = generate(

@@ -40,7 +40,11 @@ def tokenize_prompt(tokenizer, prompt: Any) -> list[int]:
     (`distill_ortho_merge.tokenization.prompt_token_ids`): chat-template text does not get a second BOS.
 
     Example:
-        >>> # tokenize_prompt(tok, [{"role": "user", "content": "hi"}]) == tok(chat_text, add_special_tokens=False)
+        >>> from distill_ortho_merge.testing import tokenizer_a
+        >>> tok, chat = tokenizer_a(), [{"role": "user", "content": "hi"}]
+        >>> text = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        >>> tokenize_prompt(tok, chat) == tok(text, add_special_tokens=False)["input_ids"]
+        True
     """
     try:
         return prompt_token_ids(tokenizer, prompt)
@@ -91,8 +95,11 @@ def generate(
     temperature (top-k/top-p off). Returns one list of `num_return_sequences` generations per prompt.
 
     Example:
-        >>> # gens = generate(model, tok, ["What is 2 + 2?"], max_new_tokens=8)
-        >>> # gens[0][0].text
+        >>> from distill_ortho_merge.testing import make_teacher, tokenizer_a
+        >>> tok = tokenizer_a()
+        >>> gens = generate(make_teacher(tok), tok, ["What is 2 + 2?"], max_new_tokens=4)
+        >>> len(gens), len(gens[0]), len(gens[0][0].token_ids) <= 4
+        (1, 1, True)
     """
     from transformers import GenerationConfig
 

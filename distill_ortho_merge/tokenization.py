@@ -53,7 +53,10 @@ def prompt_token_ids(tokenizer: Any, prompt: Any, what: str = "tokenizer") -> li
     BOS); a conversational prompt through the chat template *without* adding them again (the template writes them).
 
     Example:
-        >>> # prompt_token_ids(tok, "What is 2 + 2?") == tok("What is 2 + 2?")["input_ids"]
+        >>> from distill_ortho_merge.testing import tokenizer_a
+        >>> tok = tokenizer_a()
+        >>> prompt_token_ids(tok, "What is 2 + 2?") == tok("What is 2 + 2?")["input_ids"]
+        True
     """
     if is_conversational_prompt(prompt):
         if not getattr(tokenizer, "chat_template", None):

@@ -61,7 +61,12 @@ def completion_logprobs(
     model supports it, ``logits_to_keep`` so only positions that predict completion tokens are projected.
 
     Example:
-        >>> # completion_logprobs(model, [[5, 6, 7]], [1]) == log p(6|5) + log p(7|5,6)
+        >>> from distill_ortho_merge.testing import make_student, tokenizer_b
+        >>> model = make_student(tokenizer_b())
+        >>> logp = torch.log_softmax(model(torch.tensor([[5, 6, 7]])).logits[0], -1)
+        >>> reference = (logp[0, 6] + logp[1, 7]).item()  # log p(6|5) + log p(7|5,6)
+        >>> abs(completion_logprobs(model, [[5, 6, 7]], [1])[0] - reference) < 1e-5
+        True
     """
     out: list[float] = []
     device = next(model.parameters()).device

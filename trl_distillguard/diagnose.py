@@ -50,8 +50,12 @@ class Scored:
     full log-distributions when asked for (shared-vocabulary KL).
 
     Example:
-        >>> # s = score_texts(model, tok, ["q"], [" 2"], [True], top_k=10, keep_full=False, batch_size=8)[0]
-        >>> # s.logps.sum()  # log-probability of " 2" + EOS after "q"
+        >>> from distill_ortho_merge.testing import make_teacher, tokenizer_a
+        >>> tok = tokenizer_a()
+        >>> model = make_teacher(tok)
+        >>> s = score_texts(model, tok, ["q"], [" 2"], [True], top_k=10, keep_full=False, batch_size=8)[0]
+        >>> len(s.ids) == len(s.logps) == len(s.tail_mass), s.ids[-1] == tok.eos_token_id, s.full_logp is None
+        (True, True, True)
     """
 
     ids: list[int]
@@ -119,8 +123,12 @@ def score_texts(
     """Score each (prompt, completion) with `model`'s own tokenizer; returns one `Scored` per text.
 
     Example:
-        >>> # scored = score_texts(teacher, tok, prompts, texts, eos_flags, top_k=10, keep_full=False, batch_size=16)
-        >>> # scored[0].tail_mass  # one value per completion token
+        >>> from distill_ortho_merge.testing import make_teacher, tokenizer_a
+        >>> tok = tokenizer_a()
+        >>> scored = score_texts(make_teacher(tok), tok, ["q", "q"], [" 2", " 3 4"], [True, False], top_k=10,
+        ...                      keep_full=True, batch_size=16)
+        >>> [len(s.tail_mass) == len(s.ids) for s in scored], scored[0].full_logp.shape[-1] == len(tok)
+        ([True, True], True)
     """
     items = []
     for prompt, text, eos in zip(prompts, completions, eos_flags, strict=True):
@@ -191,9 +199,9 @@ def _symptoms(texts, ids, max_probs, correct, cfg: DiagnoseConfig) -> dict[str, 
 def diagnose(cfg: DiagnoseConfig) -> dict[str, Any]:
     """Compute every trap metric for the pair and write `diagnose.json` and `diagnose.png` into `output_dir`.
 
-    Example:
-        >>> # diagnose(DiagnoseConfig(teacher_model_name_or_path="t", student_model_name_or_path="s",
-        >>> #                         dataset_name_or_path="eval.jsonl", output_dir="diag"))["off_policy"]["gap"]
+    Usage: ``diagnose(DiagnoseConfig(teacher_model_name_or_path="t", student_model_name_or_path="s",
+    dataset_name_or_path="eval.jsonl", output_dir="diag"))["off_policy"]["gap"]`` (it samples and scores two
+    models, too slow for a doctest: `tests/test_diagnose.py` runs it on tiny models).
     """
     for name in (
         "teacher_model_name_or_path",
@@ -348,7 +356,8 @@ def main(argv: list[str]) -> int:
     """`distillguard diagnose --config diagnose.yaml [--field value ...]`.
 
     Example:
-        >>> # main(["--config", "examples/configs/diagnose_tiny.yaml"])  # 0, or 2 on bad input
+        >>> main(["--config", "no/such/diagnose.yaml"])  # bad input: one line on stderr, exit status 2
+        2
     """
     from trl import TrlParser
 

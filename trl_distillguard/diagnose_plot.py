@@ -1,7 +1,7 @@
 """The figure of `distillguard diagnose` (`diagnose.png`): tail noise, the gap, the exposure gap, symptoms.
 
-Example:
-    >>> # plot_diagnosis(result, ratios, tail_mass, per_sampler, Path("diagnose.png"))
+Usage: ``plot_diagnosis(result, ratios, tail_mass, per_sampler, Path("diagnose.png"))``, called by `diagnose`
+with its result and raw samples (`tests/test_diagnose.py` checks the figure it writes).
 """
 
 from __future__ import annotations

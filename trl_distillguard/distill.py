@@ -17,8 +17,10 @@ Example:
     $ distillguard distill --config examples/configs/distill_tiny.yaml --recipe sft
     >>> from trl_distillguard.distill import distill
     >>> from trl_distillguard.distill_config import DistillConfig
-    >>> # distill(DistillConfig(recipe="sft", teacher_model_name_or_path="teacher", student_model_name_or_path="student",
-    >>> #                       dataset_name_or_path="prompts.jsonl", output_dir="student-sft", max_steps=50))
+    >>> cfg = DistillConfig(recipe="sft", teacher_model_name_or_path="t", student_model_name_or_path="s",
+    ...                     dataset_name_or_path="prompts.jsonl", output_dir="student-sft", max_steps=50)
+    >>> cfg.recipe, cfg.max_steps  # `distill(cfg)` trains and saves the student (tests/test_distill.py)
+    ('sft', 50)
 """
 
 from __future__ import annotations
@@ -60,8 +62,12 @@ def sample_teacher(
     """The teacher's completions as prompt-completion rows (conversational prompts get assistant completions).
 
     Example:
-        >>> # rows = sample_teacher(teacher, tok, ["What is 2 + 3?"], num_samples=2, max_new_tokens=16)
-        >>> # rows[0] == {"prompt": "What is 2 + 3?", "completion": " The answer is 5."}
+        >>> from distill_ortho_merge.testing import make_teacher, tokenizer_a
+        >>> tok = tokenizer_a()
+        >>> teacher = make_teacher(tok)
+        >>> rows = sample_teacher(teacher, tok, ["What is 2 + 3?"], num_samples=2, max_new_tokens=4)
+        >>> [row["prompt"] for row in rows], all(isinstance(row["completion"], str) for row in rows)
+        (['What is 2 + 3?', 'What is 2 + 3?'], True)
     """
     gens = generate(
         teacher, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
@@ -81,7 +87,10 @@ def check_shared_vocab(teacher_tok, student_tok, teacher_model=None, student_mod
     """`kd` compares full next-token distributions: both must use the very same vocabulary.
 
     Example:
-        >>> # check_shared_vocab(teacher_tok, student_tok)  # InputError: recipe kd needs a shared vocabulary ...
+        >>> from distill_ortho_merge.testing import tokenizer_a, tokenizer_b
+        >>> check_shared_vocab(tokenizer_a(), tokenizer_b())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        distill_ortho_merge.cli.InputError: recipe kd needs a shared vocabulary, but the teacher's ...
     """
     same = teacher_tok.get_vocab() == student_tok.get_vocab()
     if same and teacher_model is not None and student_model is not None:
@@ -100,7 +109,12 @@ def check_byte_level(tokenizer, role: str) -> None:
     """`uld` aligns tokens by byte offsets, which TRL GOLD computes for ByteLevel-BPE tokenizers only.
 
     Example:
-        >>> # check_byte_level(sentencepiece_tok, "student")  # InputError: ... use recipe sft instead
+        >>> from tokenizers import Tokenizer, models
+        >>> from transformers import PreTrainedTokenizerFast
+        >>> word_level = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0}, "a")))
+        >>> check_byte_level(word_level, "student")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        distill_ortho_merge.cli.InputError: recipe uld needs ByteLevel-BPE tokenizers, ... use recipe sft ...
     """
     from trl.experimental.utils import is_byte_level_tokenizer
 
@@ -258,9 +272,9 @@ def distill(
     `samples` (prompt-completion rows from `sample_teacher`) and `teacher` (a loaded `(model, tokenizer)`) let a
     caller that distils several students from one teacher sample and load it once.
 
-    Example:
-        >>> # path = distill(DistillConfig(recipe="uld", teacher_model_name_or_path="t", student_model_name_or_path="s",
-        >>> #                              dataset_name_or_path="prompts.jsonl", output_dir="out"))
+    Usage: ``distill(DistillConfig(recipe="uld", teacher_model_name_or_path="t",
+    student_model_name_or_path="s", dataset_name_or_path="prompts.jsonl", output_dir="out"))`` returns
+    ``Path("out")`` (it trains, too slow for a doctest: `tests/test_distill.py` runs every recipe on tiny models).
     """
     for name in ("teacher_model_name_or_path", "student_model_name_or_path", "output_dir"):
         if not getattr(cfg, name):
@@ -395,7 +409,8 @@ def main(argv: list[str]) -> int:
     """`distillguard distill --config distill.yaml [--field value ...]`.
 
     Example:
-        >>> # main(["--config", "examples/configs/distill_tiny.yaml", "--recipe", "uld"])  # 0, or 2 on bad input
+        >>> main(["--config", "no/such/distill.yaml"])  # bad input: one line on stderr, exit status 2
+        2
     """
     from trl import TrlParser
 

@@ -22,7 +22,13 @@ def load_causal_lm(
     """(model, tokenizer) from a local path, with a one-line error naming `role` when it is not a causal LM.
 
     Example:
-        >>> # model, tok = load_causal_lm("path/to/teacher", "teacher_model_name_or_path")
+        >>> import tempfile
+        >>> from distill_ortho_merge.testing import make_student, save_model, tokenizer_b
+        >>> tok = tokenizer_b()
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     model, tokenizer = load_causal_lm(str(save_model(make_student(tok), tok, d)), "teacher")
+        >>> model.config.model_type, tokenizer.padding_side
+        ('llama', 'left')
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -49,7 +55,11 @@ def check_causal_lm(path: str, role: str, *, trust_remote_code: bool = False) ->
     """Fail early (one line naming `role`) when `path` is not a causal-LM directory; loads the config only.
 
     Example:
-        >>> # check_causal_lm("prompts.jsonl", "teacher")  # InputError: teacher: ... is not a model directory
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     check_causal_lm(d, "teacher")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        distill_ortho_merge.cli.InputError: teacher: '...' is not a model directory (...)
     """
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
