@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 import torch
-from run_record import git_commit, machine
+
+from distill_ortho_merge.run_record import git_commit, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 

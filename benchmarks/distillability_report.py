@@ -39,11 +39,11 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
-from run_record import git_commit, machine  # noqa: E402
 from transformers import LlamaForCausalLM, Qwen2ForCausalLM  # noqa: E402
 
 from distill_ortho_merge import testing as tiny  # noqa: E402
 from distill_ortho_merge.outputs import json_safe  # noqa: E402
+from distill_ortho_merge.run_record import git_commit, machine  # noqa: E402
 from trl_distillguard.diagnose import DiagnoseConfig, diagnose  # noqa: E402
 from trl_distillguard.distill import distill  # noqa: E402
 from trl_distillguard.distill_config import DistillConfig  # noqa: E402

@@ -63,7 +63,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")  # progress is this script's own log lines
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
@@ -93,11 +92,11 @@ from efficacy_knob_task import (  # noqa: E402
     tokenizers,  # noqa: E402
     write_jsonl,
 )
-from run_record import git_commit, machine  # noqa: E402
 
 from distill_ortho_merge.cli import InputError  # noqa: E402
 from distill_ortho_merge.evaluate import evaluate  # noqa: E402
 from distill_ortho_merge.outputs import json_safe  # noqa: E402
+from distill_ortho_merge.run_record import git_commit, machine  # noqa: E402
 from trl_distillguard.diagnose import DiagnoseConfig, diagnose  # noqa: E402
 from trl_distillguard.distill import check_byte_level, check_shared_vocab, distill  # noqa: E402
 from trl_distillguard.distill_config import DistillConfig  # noqa: E402

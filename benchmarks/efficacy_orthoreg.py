@@ -31,12 +31,11 @@ import sys
 import time
 from pathlib import Path
 
+import efficacy_report
+import efficacy_toy
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import efficacy_report  # noqa: E402
-import efficacy_toy  # noqa: E402
-from run_record import git_commit, machine  # noqa: E402
+from distill_ortho_merge.run_record import git_commit, machine
 
 toy = efficacy_toy  # the setting module (`efficacy_toy` or `efficacy_smollm2`), chosen by --setting in main()
 

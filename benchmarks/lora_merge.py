@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 
 import torch
-from run_record import git_commit, machine
 
+from distill_ortho_merge.run_record import git_commit, machine
 from mergekit_plugins import core
 from mergekit_plugins.lora import merge_factors
 

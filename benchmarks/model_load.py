@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run_record import git_commit, machine
+from distill_ortho_merge.run_record import git_commit, machine
 
 CHILD = r"""
 import json, os, resource, sys, time

@@ -23,12 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+import efficacy_orthoreg as driver
+import efficacy_smollm2 as setting
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import efficacy_orthoreg as driver  # noqa: E402
-import efficacy_smollm2 as setting  # noqa: E402
-from run_record import git_commit, machine  # noqa: E402
+from distill_ortho_merge.run_record import git_commit, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "efficacy_orthoreg" / "task_pilot"

@@ -82,7 +82,6 @@ def test_loaders_warn_on_a_mismatch(tokenizer_b, tmp_path, caplog):
 
 def test_example_builders_round_trip(tmp_path, monkeypatch):
     """examples/data/*.py (the quick start builds its models with calibrate_tiny.py)."""
-    monkeypatch.syspath_prepend(str(ROOT / "tests"))
     calibrate = runpy.run_path(str(ROOT / "examples" / "data" / "calibrate_tiny.py"))["build"]
     report = runpy.run_path(str(ROOT / "examples" / "data" / "report_tiny.py"))["build"]
     root = calibrate(tmp_path / "calibrate", steps=1)
@@ -95,8 +94,6 @@ def test_example_builders_round_trip(tmp_path, monkeypatch):
 
 
 def test_benchmark_tokenizers_round_trip(tmp_path, monkeypatch):
-    """benchmarks/distillability_report.py: A through tiny (Qwen2's pipeline), B with explicit digit splitting."""
-    source = (ROOT / "benchmarks" / "distillability_report.py").read_text()
-    assert "tok_b = tiny.digit_tokenizer(640, tiny.corpus(2, mix=(0.1, 0.6, 0.3)))" in source
-    tok_b = tiny.digit_tokenizer(640, tiny.corpus(2, mix=(0.1, 0.6, 0.3)))  # what the benchmark builds
+    """A digit-splitting tokenizer (what benchmarks/distillability_report.py gives its Llama student) round-trips."""
+    tok_b = tiny.digit_tokenizer(640, tiny.corpus(2, mix=(0.1, 0.6, 0.3)))
     assert_round_trip(tiny.save_model(tiny.make_student(tok_b), tok_b, tmp_path / "b"), tok_b)

@@ -314,7 +314,8 @@ def main(argv: list[str]) -> int:
     """`distillguard report --config report.yaml [--seeds 3] [--field value ...]`.
 
     Example:
-        >>> # main(["--config", "examples/configs/report_tiny.yaml", "--seeds", "3"])  # 0, or 2 on bad input
+        >>> main(["--config", "no/such/report.yaml"])  # bad input: one line on stderr, exit status 2
+        2
     """
     from trl import TrlParser
 

@@ -1,4 +1,5 @@
-"""What every benchmark's `run.json` records about the code and the machine that produced it.
+"""What every benchmark's `run.json` records about the code and the machine that produced it (the code: the git
+checkout this package is imported from).
 
 Example:
     >>> len(git_commit().removesuffix("+dirty")) in (0, 40)
@@ -17,7 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def git_commit() -> str:
     """HEAD's full hash, with `+dirty` when tracked code differs from it (the run is then not reproducible from the
-    hash alone; rendered results under `benchmarks/results/` do not count); "" outside a git checkout."""
+    hash alone; rendered results under `benchmarks/results/` do not count); "" outside a git checkout.
+
+    Example:
+        >>> git_commit() == "" or len(git_commit().removesuffix("+dirty")) == 40
+        True
+    """
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
         status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", ".",
