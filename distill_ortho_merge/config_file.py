@@ -36,7 +36,12 @@ def read_yaml_config(path: str) -> dict[str, Any]:
     """The YAML mapping in `path`; `InputError` with file:line:col when it is not YAML.
 
     Example:
-        >>> # read_yaml_config("notes.txt")  # InputError: notes.txt:3:1: could not find expected ':' ...
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     _ = (Path(d) / "c.yaml").write_text("learning_rate: 0.001")
+        ...     read_yaml_config(f"{d}/c.yaml")
+        {'learning_rate': 0.001}
     """
     config = read_yaml(path)
     if not isinstance(config, dict):
@@ -55,7 +60,16 @@ def parse_config(parser: Any, argv: Sequence[str], *, cpu_defaults: bool = False
     """`parser.parse_args_and_config(argv)` (a TRL `TrlParser`) after the checks of the module docstring.
 
     Example:
-        >>> # (cfg,) = parse_config(TrlParser((DistillConfig,)), ["--config", "distill.yaml"])
+        >>> import dataclasses
+        >>> from trl import TrlParser
+        >>> @dataclasses.dataclass
+        ... class Args:
+        ...     output_dir: str = "out"
+        >>> parse_config(TrlParser((Args,)), ["--output_dir", "x"])
+        (Args(output_dir='x'),)
+        >>> parse_config(TrlParser((Args,)), ["--output_dri", "x"])
+        Traceback (most recent call last):
+        distill_ortho_merge.cli.InputError: command line: unknown key 'output_dri' (did you mean 'output_dir'?)
     """
     argv = list(argv)
     config: dict[str, Any] = {}
