@@ -7,7 +7,10 @@
   `evaluate`, `tokenization`, and its plugin registry (`plugins`, `hookspecs`: verifiers, datasets, checks);
 - `sharding`: which engine shards a model's parameters;
 - `cli`: one command-line convention (`InputError` → one line, exit 2; runtime failure → one line, exit 1;
-  Ctrl-C → one line, exit 130) and the one `plugins` listing.
+  Ctrl-C → one line, exit 130) and the one `plugins` listing;
+- `tokenizer_check`: does a loaded tokenizer tokenize like the `tokenizer.json` saved beside it;
+- for tests, examples and benchmarks: `testing` (tiny offline models and tokenizers) and `run_record` (the code
+  and machine a benchmark's results record).
 
 `trl_distillguard`, `peft_orthoreg` and `mergekit_plugins` import from here; nothing here imports them.
 
