@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run_record import git_commit, machine
+from distill_ortho_merge.run_record import git_commit, machine
 
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TRL_EXPERIMENTAL_SILENCE"):
     os.environ.setdefault(_var, "1")

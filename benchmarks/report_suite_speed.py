@@ -92,8 +92,7 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/report_suite_speed")
     ap.add_argument("--seeds", type=int, default=3)
     a = ap.parse_args()
-    record = runpy.run_path(str(ROOT / "benchmarks/run_record.py"))  # beside this script
-    git_commit, machine = record["git_commit"], record["machine"]
+    from distill_ortho_merge.run_record import git_commit, machine
 
     torch.set_num_threads(1)
     started, commit = time.strftime("%Y-%m-%d %H:%M:%S"), git_commit()  # the code this run imported
