@@ -31,7 +31,8 @@ from pathlib import Path
 
 import torch
 import yaml
-from run_record import git_commit, machine
+
+from distill_ortho_merge.run_record import git_commit, machine
 
 HERE = Path(__file__).resolve().parent
 METHOD = "tsv"
