@@ -25,7 +25,13 @@ _FORM = re.compile(r"(?:greedy|t(?P<t>\d+(?:[.p]\d+)?))(?P<correct>_correct)?(?:
 
 
 class AttackData(Protocol):
-    """What an attacker sees of one (teacher, seed): the prompts, the teacher's samples, the verifier."""
+    """What an attacker sees of one (teacher, seed): the prompts, the teacher's samples, the verifier
+    (`trl_distillguard.report_cells.TeacherSamples` in a report).
+
+    Example:
+        >>> sorted(m for m in vars(AttackData) if not m.startswith("_"))
+        ['prompt_rows', 'teacher_samples', 'verify']
+    """
 
     seed: int
     n_prompts: int

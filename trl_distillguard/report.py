@@ -82,7 +82,14 @@ def heldout_warnings(cfg: ReportConfig) -> list[str]:
 @contextlib.contextmanager
 def only_our_progress_bar() -> Iterator[None]:
     """Within the block, transformers' and datasets' own bars (loading weights, writing shards, dataset maps) are
-    off, so a report shows one bar; their previous state is restored after."""
+    off, so a report shows one bar; their previous state is restored after.
+
+    Example:
+        >>> from transformers.utils import logging as hf_logging
+        >>> with only_our_progress_bar():
+        ...     hf_logging.is_progress_bar_enabled()
+        False
+    """
     import datasets
     from transformers.utils import logging as hf_logging
 
@@ -272,7 +279,15 @@ def run_report(cfg: ReportConfig, cell_extras: CellExtras | None = None) -> dict
 
 
 def build_report(cfg: ReportConfig, out: Path, cells: list[Cell], notes: list[str]) -> dict[str, Any]:
-    """The report of every cell of `cells` cached under `out` (a partial report until every shard is done)."""
+    """The report of every cell of `cells` cached under `out` (a partial report until every shard is done).
+
+    Example:
+        >>> import tempfile
+        >>> cfg = ReportConfig(teachers={"a": "x"}, students={"s": "y"})
+        >>> report = build_report(cfg, Path(tempfile.mkdtemp()), grid(cfg), [])
+        >>> report["complete"], report["cells_missing"], report["verdict"]
+        (False, 1, [])
+    """
     done = [c for c in (read_json(out / cell.relpath) for cell in cells) if c is not None]
     teachers: dict[str, Any] = {}
     for name in cfg.teachers:
@@ -296,7 +311,16 @@ def build_report(cfg: ReportConfig, out: Path, cells: list[Cell], notes: list[st
 
 
 def write_report(report: dict[str, Any], out: Path) -> None:
-    """`report.json`, `report.md`, `report.png` and (attackers differing only in budget) `budget.png`."""
+    """`report.json`, `report.md`, `report.png` and (attackers differing only in budget) `budget.png`.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> cfg = ReportConfig(teachers={"a": "x"}, students={"s": "y"}, eval_dataset="e.jsonl")
+        >>> write_report(build_report(cfg, out, grid(cfg), []), out)
+        >>> sorted(p.name for p in out.iterdir())
+        ['report.json', 'report.md', 'report.png']
+    """
     with staged_file(out / "report.json") as tmp:
         tmp.write_text(json.dumps(json_safe(report), indent=2, allow_nan=False))
     with staged_file(out / "report.md") as tmp:

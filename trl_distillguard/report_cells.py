@@ -79,12 +79,24 @@ def shard(cells: list[Cell], index: int, count: int) -> list[Cell]:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A cached result, or None when it is not there yet."""
+    """A cached result, or None when it is not there yet.
+
+    Example:
+        >>> read_json(Path("/no/such/cell.json")) is None
+        True
+    """
     return json.loads(path.read_text()) if path.exists() else None
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write a result atomically (a reader never sees half a file; concurrent shards may write the same one)."""
+    """Write a result atomically (a reader never sees half a file; concurrent shards may write the same one).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "cells" / "c.json"
+        >>> write_json(path, {"score": float("nan")}); read_json(path)
+        {'score': None}
+    """
     with staged_file(path) as tmp:
         tmp.write_text(json.dumps(json_safe(data), indent=1, allow_nan=False))
 

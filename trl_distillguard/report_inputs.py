@@ -39,7 +39,12 @@ def settings_of(cfg: ReportConfig) -> dict[str, Any]:
 
 @dataclass
 class Inputs:
-    """What the checks resolved: model paths per seed, rows, verifier, attackers."""
+    """What the checks resolved: model paths per seed, rows, verifier, attackers.
+
+    Example:
+        >>> Inputs({"t": {0: "t0"}}, {"s": "s0"}, [], [], None, {}, 8, False).n_prompts
+        8
+    """
 
     teacher_paths: dict[str, dict[int, str]]
     student_paths: dict[str, str]
@@ -110,7 +115,15 @@ def _check_recipes(
 
 
 def check_inputs(cfg: ReportConfig) -> Inputs:
-    """Resolve and check every input; a one-line `InputError` names the first bad one. Loads no weights."""
+    """Resolve and check every input; a one-line `InputError` names the first bad one. Loads no weights.
+
+    Example:
+        >>> check_inputs(ReportConfig(teachers={"a": "x"}, attackers="t1,best_of_4", students={"s": "y"},
+        ...              train_dataset="t.jsonl", eval_dataset="e.jsonl", output_dir="out"))
+        Traceback (most recent call last):
+        ...
+        distill_ortho_merge.cli.InputError: attackers: unknown attacker 'best_of_4' (built-in: greedy, t07, t1, t1_correct, t1_2x, t1_3x, or t<T>[_correct][_<k>x])
+    """
     for name in ("teachers", "students", "train_dataset", "eval_dataset", "output_dir"):
         if not getattr(cfg, name):
             raise InputError(f"{name}: required")
@@ -154,7 +167,12 @@ def check_inputs(cfg: ReportConfig) -> Inputs:
 
 def check_output_dir(cfg: ReportConfig, inputs: Inputs, cells: list[Cell]) -> str:
     """`fresh`, `resume` (the same settings: cached cells are kept) or `overwrite`; a one-line `InputError` when
-    `output_dir` holds something else and overwriting was not asked for. Writes nothing."""
+    `output_dir` holds something else and overwriting was not asked for. Writes nothing.
+
+    Example:
+        >>> check_output_dir(ReportConfig(output_dir="/no/such/report"), None, [])
+        'fresh'
+    """
     out = Path(cfg.output_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"output_dir: {out} is a file")
@@ -191,7 +209,14 @@ def check_output_dir(cfg: ReportConfig, inputs: Inputs, cells: list[Cell]) -> st
 
 
 def start_output_dir(cfg: ReportConfig, state: str) -> Path:
-    """Create (or, for `overwrite`, empty) `output_dir` and record its settings."""
+    """Create (or, for `overwrite`, empty) `output_dir` and record its settings.
+
+    Example:
+        >>> import tempfile
+        >>> out = start_output_dir(ReportConfig(output_dir=tempfile.mkdtemp() + "/rep"), "fresh")
+        >>> sorted(p.name for p in out.iterdir())
+        ['suite.json']
+    """
     out = Path(cfg.output_dir)
     if state == "overwrite":
         shutil.rmtree(out)

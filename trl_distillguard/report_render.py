@@ -133,7 +133,14 @@ def _pyplot():
 
 def plot_report(report: dict[str, Any], path: Path) -> None:
     """Grouped bars: one group per (student, recipe, attacker) plus the teachers' own scores, one bar per teacher
-    (gold references included); error bars are the seed std, black dots the single seeds."""
+    (gold references included); error bars are the seed std, black dots the single seeds.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "report.png"
+        >>> plot_report({"summary": [], "teachers": {"a": {"score": 0.5}}, "students": {}}, path); path.exists()
+        True
+    """
     plt = _pyplot()
     rows = report["summary"]
     teachers = list(dict.fromkeys(r["teacher"] for r in rows)) or list(report["teachers"])
@@ -188,7 +195,12 @@ def budget_families(report: dict[str, Any]) -> dict[tuple, list[tuple[int, str]]
 
 def plot_budget(report: dict[str, Any], path: Path) -> bool:
     """Student score against the attacker's budget (× prompts and steps), one line per teacher, one panel per
-    (student, recipe, attacker family); False (nothing drawn) when no attackers differ only in budget."""
+    (student, recipe, attacker family); False (nothing drawn) when no attackers differ only in budget.
+
+    Example:
+        >>> plot_budget({"cells": [], "summary": []}, Path("budget.png"))
+        False
+    """
     fams = budget_families(report)
     if not fams:
         return False
