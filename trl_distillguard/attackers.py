@@ -59,14 +59,26 @@ class Attacker:
     budget: int = 1
 
     def train_samples(self, data: AttackData) -> list[dict[str, Any]]:
-        """The student's prompt-completion training rows (an empty list: the student is not trained)."""
+        """The student's prompt-completion training rows (an empty list: the student is not trained).
+
+        Example:
+            >>> from trl_distillguard.report_cells import TeacherSamples
+            >>> data = TeacherSamples(None, [{"prompt": "p"}], 2, 0, verifier=None, sample=None, gold=lambda r: "x")
+            >>> len(Attacker("t1_2x", budget=2).train_samples(data))
+            4
+        """
         samples = data.teacher_samples(self.temperature, data.n_prompts * self.budget)
         if not self.correct_only:
             return samples
         return [s for s, ok in zip(samples, data.verify(samples), strict=True) if ok]
 
     def settings(self) -> dict[str, Any]:
-        """What the report records of the attacker in every cell."""
+        """What the report records of the attacker in every cell.
+
+        Example:
+            >>> Attacker("greedy", 0.0).settings()["temperature"]
+            0.0
+        """
         return {"temperature": self.temperature, "correct_only": self.correct_only, "budget": self.budget}
 
 

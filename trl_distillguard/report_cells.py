@@ -138,10 +138,17 @@ class TeacherSamples:
         self._by_prompt = {_prompt_key(r[prompt_column]): r for r in rows}
 
     def prompt_rows(self, n: int) -> list[dict[str, Any]]:
+        """The seed's first `n` prompt rows (`attackers.prompt_order`).
+
+        Example:
+            >>> TeacherSamples(None, [{"prompt": "p"}], 1, 0, verifier=None, sample=None).prompt_rows(2)
+            [{'prompt': 'p'}, {'prompt': 'p'}]
+        """
         return prompt_order(self.rows, n, self.seed)
 
     def teacher_samples(self, temperature: float, n: int) -> list[dict[str, Any]]:
-        """`n` prompt-completion rows sampled at `temperature` (shared: do not modify them)."""
+        """`n` prompt-completion rows sampled at `temperature` (shared: do not modify them); the class example
+        shows a gold reference's."""
         if self.gold is not None:
             return [
                 {"prompt": r[self.prompt_column], "completion": self.gold(r)} for r in self.prompt_rows(n)
@@ -158,12 +165,26 @@ class TeacherSamples:
         return self._pool[(temperature, n)]
 
     def prefetch(self, needs: list[tuple[float, int]]) -> None:
-        """Sample the largest set per temperature first, so that smaller ones can reuse it."""
+        """Sample the largest set per temperature first, so that smaller ones can reuse it.
+
+        Example:
+            >>> data = TeacherSamples(None, [{"prompt": "p"}], 1, 0, verifier=None, batch_size=1,
+            ...                       sample=lambda ps, temperature, seed: [{"prompt": p, "completion": ""} for p in ps])
+            >>> data.prefetch([(1.0, 1), (1.0, 3)]); data.passes
+            1
+        """
         for temperature, n in sorted(set(needs), key=lambda tn: -tn[1]):
             self.teacher_samples(temperature, n)
 
     def verify(self, samples: list[dict[str, Any]]) -> list[float | None]:
-        """The verifier's score of each sample against its prompt's row (gold answers etc.)."""
+        """The verifier's score of each sample against its prompt's row (gold answers etc.).
+
+        Example:
+            >>> from distill_ortho_merge.verifiers import math_answer
+            >>> data = TeacherSamples(None, [{"prompt": "p", "answer": "4"}], 1, 0, verifier=math_answer, sample=None)
+            >>> data.verify([{"prompt": "p", "completion": " #### 4"}, {"prompt": "p", "completion": " #### 5"}])
+            [1.0, 0.0]
+        """
         rows = [self._by_prompt[_prompt_key(s["prompt"])] for s in samples]
         columns = {
             k: [r.get(k) for r in rows] for k in sorted({k for r in rows for k in r} - {self.prompt_column})
