@@ -103,3 +103,31 @@ def test_the_benchmark_import_scan_catches_the_usual_forms(tmp_path):
     )
     found = benchmark_imports(path)
     assert found[:2] == ["lora_merge", "merge_speed"] and len(found) == 3 and "model_load.py" in found[2]
+
+
+def unresolved_imports(path: Path) -> list[str]:
+    """Module-level imports of a script that neither a sibling file nor the environment provides."""
+    import importlib.util
+
+    siblings = {p.stem for p in path.parent.glob("*.py")}
+    names = []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            names += [a.name.split(".")[0] for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.append(node.module.split(".")[0])
+    return [n for n in names if n not in siblings and importlib.util.find_spec(n) is None]
+
+
+def test_every_script_import_resolves():
+    # Scripts run as `python benchmarks/x.py` import their siblings by name and everything else from the
+    # installed packages: a module moved into distill_ortho_merge must not leave a stale import behind.
+    scripts = [*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "examples").rglob("*.py")]
+    found = {p.name: unresolved_imports(p) for p in scripts}
+    assert not {k: v for k, v in found.items() if v}
+
+
+def test_the_import_resolution_check_catches_a_stale_import(tmp_path):
+    (tmp_path / "sibling.py").write_text("")
+    (tmp_path / "script.py").write_text("import json\nimport sibling\nfrom run_record import git_commit\n")
+    assert unresolved_imports(tmp_path / "script.py") == ["run_record"]
