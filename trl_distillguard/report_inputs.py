@@ -21,7 +21,7 @@ from trl_distillguard.attackers import Attacker, resolve_attacker
 from trl_distillguard.distill import check_byte_level, check_shared_vocab
 from trl_distillguard.loading import check_causal_lm, resolve_model_path
 from trl_distillguard.plugins import resolve_reward
-from trl_distillguard.report_cells import Cell, read_json
+from trl_distillguard.report_cells import Cell, read_json, write_json
 from trl_distillguard.report_config import ReportConfig
 
 SUITE = "suite.json"
@@ -221,6 +221,6 @@ def start_output_dir(cfg: ReportConfig, state: str) -> Path:
     if state == "overwrite":
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / SUITE).exists():
-        (out / SUITE).write_text(json.dumps({"settings": settings_of(cfg)}, indent=1))
+    if not (out / SUITE).exists():  # shards starting together write the same content, each atomically
+        write_json(out / SUITE, {"settings": settings_of(cfg)})
     return out
