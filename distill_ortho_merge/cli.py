@@ -19,25 +19,21 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from distill_ortho_merge.errors import InputError
 
-class InputError(ValueError):
-    """Bad user input: the CLI prints its one-line message and exits with status 2.
-
-    Example:
-        >>> str(InputError("eval dataset: the prompt set is empty"))
-        'eval dataset: the prompt set is empty'
-    """
+__all__ = ["InputError", "one_line", "print_plugins", "run_cli"]
 
 
 def run_cli(
     fn: Callable[[], int],
     prog: str,
     on_interrupt: Callable[[], str] | None = None,
-    runtime_errors: tuple[type[BaseException], ...] = (),
+    runtime_errors: tuple[type[BaseException], ...] = (Exception,),
 ) -> int:
     """Run a command body under the convention above; `prog` is the full command name (e.g. "mergekit-plugins
-    yaml"). `on_interrupt()` may add a hint to the Ctrl-C line (e.g. the resume command). Exceptions of
-    `runtime_errors` become one line and status 1; anything else propagates (a bug deserves its traceback).
+    yaml"). `on_interrupt()` may add a hint to the Ctrl-C line (e.g. the resume command). `InputError` (and its
+    subclasses) alone is bad input (status 2); exceptions of `runtime_errors` (default: any other `Exception`,
+    a `ValueError` from inside torch included) become one line and status 1.
 
     Example:
         >>> run_cli(lambda: 0, "peft-orthoreg plugins")
@@ -55,9 +51,27 @@ def run_cli(
     except runtime_errors as err:
         if os.environ.get("DOM_TRACEBACK") == "1":
             traceback.print_exc()
-        first = (str(err).strip().splitlines() or [""])[0]
-        print(f"{prog}: error: {type(err).__name__}: {first}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(err)} (DOM_TRACEBACK=1 shows the traceback)", file=sys.stderr)
         return 1
+
+
+def one_line(exc: BaseException) -> str:
+    """A short, single-line description of an exception (pydantic errors condensed to their first message).
+
+    Example:
+        >>> one_line(RuntimeError("CUDA out of memory." + chr(10) + "Tried to allocate 2 GiB"))
+        'RuntimeError: CUDA out of memory.'
+    """
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            loc = ".".join(str(x) for x in first.get("loc", ()))
+            return f"{loc + ': ' if loc else ''}{first.get('msg')}"
+        except Exception:  # noqa: BLE001 - fall back to the plain text
+            pass
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def print_plugins(items: Mapping[str, Any], details: Callable[[Any], str] | None = None) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from distill_ortho_merge.cli import InputError
+from distill_ortho_merge.errors import InputError
 from distill_ortho_merge.generation import generate
 
 

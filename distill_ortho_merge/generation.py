@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from distill_ortho_merge.cli import InputError
+from distill_ortho_merge.errors import InputError
 from distill_ortho_merge.progress import progress
 from distill_ortho_merge.tokenization import eos_token_ids, prompt_token_ids
 

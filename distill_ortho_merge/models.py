@@ -37,12 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distill_ortho_merge.errors import InputError
 from distill_ortho_merge.outputs import staged_dir
 
 CACHE_ENV = "DISTILL_ORTHO_MERGE_CACHE"
 
 
-class ModelError(ValueError):
+class ModelError(InputError):
     """A model spec that cannot be resolved; the message is one line naming the role and what to do."""
 
 

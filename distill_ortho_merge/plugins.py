@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from distill_ortho_merge import hookspecs
-from distill_ortho_merge.cli import InputError
+from distill_ortho_merge.errors import InputError
 from distill_ortho_merge.registry import PluginItem, PluginRegistry
 
 GROUP = "distill_ortho_merge"

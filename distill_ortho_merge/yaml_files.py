@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from distill_ortho_merge.cli import InputError
+from distill_ortho_merge.errors import InputError
 
 
 def yaml_error(path: str | os.PathLike, exc: Exception) -> str:
@@ -34,7 +34,7 @@ def read_yaml(path: str | os.PathLike, error: type[Exception] = InputError) -> A
         >>> read_yaml("/no/such.yaml")
         Traceback (most recent call last):
         ...
-        distill_ortho_merge.cli.InputError: /no/such.yaml: cannot read (No such file or directory)
+        distill_ortho_merge.errors.InputError: /no/such.yaml: cannot read (No such file or directory)
     """
     import yaml
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from distill_ortho_merge.errors import InputError
 
-class EvalSpecError(ValueError):
+
+class EvalSpecError(InputError):
     """A bad `--eval` / `--eval-data`; the message is one line naming the option."""
 
 

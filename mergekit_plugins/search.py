@@ -26,8 +26,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from distill_ortho_merge.outputs import staged_dir, staged_file
-from distill_ortho_merge.yaml_files import yaml_error
+from distill_ortho_merge.errors import InputError
+from distill_ortho_merge.outputs import (
+    MERGEKIT_OVERWRITE,
+    check_not_input,
+    check_output_dir,
+    staged_dir,
+    staged_file,
+)
+from distill_ortho_merge.yaml_files import read_yaml, yaml_error
 from mergekit_plugins.search_config import (
     DEFAULT_GRID_ALPHA,
     DEFAULT_GRID_LAMBDA,
@@ -37,13 +44,14 @@ from mergekit_plugins.search_config import (
 from mergekit_plugins.yaml_command import (
     ConfigError,
     check_config,
+    config_inputs,
     one_line,
     quiet_torch_dtype_warning,
     resolve_config_models,
 )
 
 
-class SearchError(ValueError):
+class SearchError(InputError):
     """Bad input to search-alpha; the message is one line naming the offending option, file or tensor."""
 
 
@@ -193,6 +201,20 @@ def read_merge_config(path: str) -> dict[str, Any]:
     return config
 
 
+def check_outputs(cfg: SearchAlphaConfig, config: dict[str, Any]) -> None:
+    """The output rule, before any merge: `--save-best` is refused when occupied (unless `--overwrite`) and, like
+    the JSON and PNG files, whenever it is, lies inside or contains a path the run reads (config, models, data)."""
+    eval_files = [item.partition("=")[2] for item in cfg.eval_data or []]
+    inputs = [cfg.config, *config_inputs(config), cfg.single_task_scores, *eval_files]
+    if cfg.save_best:
+        check_output_dir(
+            cfg.save_best, cfg.overwrite, inputs=inputs, flag=MERGEKIT_OVERWRITE, what="--save-best"
+        )
+    png = cfg.output_png or Path(str(cfg.output_json)).with_suffix(".png")
+    for what, path in (("--output-json", cfg.output_json), ("--output-png", png)):
+        check_not_input(str(path), inputs, what=what)
+
+
 def _unit_delta(unit_dir: str, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """θ₀ and merged = θ(1) − θ₀ (float32) for every tensor of mergekit's output."""
     import torch
@@ -261,11 +283,13 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
     from mergekit_plugins.lora.sweep import is_lora_config, search_alpha_lora
 
     if is_lora_config(cfg.config):
+        check_outputs(cfg, read_yaml(cfg.config, SearchError))
         return search_alpha_lora(cfg)
     from mergekit_plugins.plugins import load_plugins
 
     load_plugins()
     config = read_merge_config(cfg.config)
+    check_outputs(cfg, config)
     method = config.get("merge_method")
     param = scale_parameter(method)
     grid = _grid(cfg, param, method)

@@ -1,6 +1,7 @@
 """The command lines of the α sweep: `mergekit-plugins search-alpha` and `mergekit-plugins single-scores`.
 
-One option per `SearchAlphaConfig` field; bad input exits 2 with one line (`SearchError`), a runtime failure 1.
+One option per `SearchAlphaConfig` field (kebab-case, as `mergekit-yaml`); under `run_cli`, bad input exits 2 with
+one line (`SearchError`, an `InputError`), a runtime failure 1.
 
 Example:
     $ mergekit-plugins search-alpha merge.yaml --eval math_answer --eval-data task_math=val.jsonl
@@ -9,14 +10,15 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from distill_ortho_merge.outputs import check_not_input
+from distill_ortho_merge.yaml_files import read_yaml
 from mergekit_plugins.search import SearchError, make_evaluator, read_merge_config, search_alpha, write_json
 from mergekit_plugins.search_config import CRITERIA, SearchAlphaConfig
-from mergekit_plugins.yaml_command import one_line
+from mergekit_plugins.yaml_command import config_inputs
 
 
 def add_search_parser(sub: Any) -> None:
@@ -42,23 +44,17 @@ def add_search_parser(sub: Any) -> None:
         q.add_argument("--criterion", default="mean_score", choices=CRITERIA, help=helps["criterion"])
         q.add_argument("--device", default="cpu", help=helps["device"])
         q.add_argument("--trust-remote-code", action="store_true", help=helps["trust_remote_code"])
+    p.add_argument("--overwrite", action="store_true", help=helps["overwrite"])
     p.add_argument("--num-threads", type=int, default=None, help=helps["num_threads"])
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
 
 def run_search_from_args(args: argparse.Namespace) -> int:
-    """CLI entry: one-line errors; exit 2 on bad input (`SearchError`), 1 on a runtime failure."""
+    """CLI entry, under `run_cli`: exit 2 on bad input (`SearchError`), 1 on a runtime failure."""
     if getattr(args, "single_scores", False):
         return run_single_scores(args)
     cfg = SearchAlphaConfig(**{f.name: getattr(args, f.name) for f in fields(SearchAlphaConfig)})
-    try:
-        report = search_alpha(cfg)
-    except SearchError as exc:
-        print(f"mergekit-plugins search-alpha: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - mergekit / model errors: one actionable line
-        print(f"mergekit-plugins search-alpha: error: {one_line(exc)}", file=sys.stderr)
-        return 1
+    report = search_alpha(cfg)
     best = report["best"]
     both = "".join(
         f", {name} {best['task_mean'][name]:.4f}" for name in ("exact_accuracy", "mean_score")
@@ -74,7 +70,7 @@ def run_search_from_args(args: argparse.Namespace) -> int:
 def run_single_scores(args: argparse.Namespace) -> int:
     """`mergekit-plugins single-scores`: evaluate every model (or adapter) of the merge, write {task: its
     model's score} (exact accuracy and mean score for a verifier --eval)."""
-    from mergekit_plugins.evals import EvalSpecError, single_task_scores
+    from mergekit_plugins.evals import single_task_scores
     from mergekit_plugins.lora.sweep import is_lora_config, single_scores_lora
 
     cfg = SearchAlphaConfig(
@@ -82,18 +78,18 @@ def run_single_scores(args: argparse.Namespace) -> int:
         output_dir=args.output_dir, output_json=args.output_json or str(Path(args.output_dir) / "single.json"),
         device=args.device, trust_remote_code=args.trust_remote_code, criterion=args.criterion,
     )  # fmt: skip
-    try:
-        if is_lora_config(cfg.config):
-            scores = single_scores_lora(cfg, make_evaluator(cfg))
-        else:
-            config = read_merge_config(cfg.config)
-            models = {Path(str(m["model"])).name: str(m["model"]) for m in config.get("models") or []}
-            scores = single_task_scores(
-                models, make_evaluator(cfg), device=cfg.device, trust_remote_code=cfg.trust_remote_code
-            )
-    except (SearchError, EvalSpecError) as exc:
-        print(f"mergekit-plugins single-scores: error: {exc}", file=sys.stderr)
-        return 2
+    eval_files = [item.partition("=")[2] for item in cfg.eval_data or []]
+    if is_lora_config(cfg.config):
+        inputs = config_inputs(read_yaml(cfg.config, SearchError))
+        check_not_input(cfg.output_json, [cfg.config, *inputs, *eval_files], what="--output-json")
+        scores = single_scores_lora(cfg, make_evaluator(cfg))
+    else:
+        config = read_merge_config(cfg.config)
+        check_not_input(cfg.output_json, [cfg.config, *config_inputs(config), *eval_files], what="--output-json")
+        models = {Path(str(m["model"])).name: str(m["model"]) for m in config.get("models") or []}
+        scores = single_task_scores(
+            models, make_evaluator(cfg), device=cfg.device, trust_remote_code=cfg.trust_remote_code
+        )
     write_json(Path(cfg.output_json), scores)
     shown = {
         task: {k: round(v[k], 4) for k in ("exact_accuracy", "mean_score")} if isinstance(v, dict) else v

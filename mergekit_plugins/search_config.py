@@ -69,6 +69,10 @@ class SearchAlphaConfig:
     save_best: str | None = field(
         default=None, metadata={"help": "If set, the merge at the best α is written here by mergekit."}
     )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace a non-empty --save-best directory (never one the merge reads)."},
+    )
     device: str = field(
         default="cpu", metadata={"help": "Device for merging and evaluation (e.g. cpu, cuda)."}
     )

@@ -1,7 +1,8 @@
 """`mergekit-plugins yaml CONFIG OUT [mergekit-yaml options] [--overwrite]`: load the plugins, then run mergekit's
 own `mergekit-yaml` command (same options, same behaviour, same exit codes), writing to a temporary sibling of OUT
 that is renamed into place only when the merge succeeded. A non-empty OUT is refused (exit 2) unless `--overwrite`
-is given; a CONFIG that is not YAML is one line with its file, line and column (exit 2).
+is given, and OUT may never be, lie inside or contain the CONFIG or a model the merge reads (`--overwrite` or not);
+a CONFIG that is not YAML is one line with its file, line and column (exit 2).
 
 Example:
     >>> run_yaml(["--help"])  # doctest: +SKIP
@@ -9,16 +10,17 @@ Example:
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
+from distill_ortho_merge.cli import one_line
+from distill_ortho_merge.errors import InputError
 from distill_ortho_merge.offline import set_offline_env
-from distill_ortho_merge.outputs import staged_dir
+from distill_ortho_merge.outputs import MERGEKIT_OVERWRITE, check_not_input, check_output_dir, staged_dir
 from distill_ortho_merge.yaml_files import yaml_error
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A merge configuration our methods cannot run; the message is one line naming the field."""
 
 
@@ -96,22 +98,26 @@ def resolve_config_models(config: Any, where: str = "config") -> Any:
     return config
 
 
+def config_inputs(config: Any) -> list[str]:
+    """Every model reference a merge config reads (``base_model``, ``models[].model``, slice sources,
+    ``tokenizer_source``): what its output directory must never replace.
+
+    Example:
+        >>> config_inputs({"base_model": "b", "models": [{"model": "m+lora"}], "tokenizer_source": "base"})
+        ['b', 'm+lora', 'base']
+    """
+    if not isinstance(config, dict):
+        return []
+    refs = [config.get("base_model")]
+    refs += [(m or {}).get("model") for m in config.get("models") or [] if isinstance(m, dict)]
+    for sl in config.get("slices") or []:
+        refs += [(src or {}).get("model") for src in (sl or {}).get("sources") or [] if isinstance(src, dict)]
+    refs.append(config.get("tokenizer_source"))
+    return [r for r in refs if isinstance(r, str) and r]
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def one_line(exc: BaseException) -> str:
-    """A short, single-line description of an exception (pydantic errors condensed to their first message)."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            first = errors()[0]
-            loc = ".".join(str(x) for x in first.get("loc", ()))
-            return f"{loc + ': ' if loc else ''}{first.get('msg')}"
-        except Exception:  # noqa: BLE001 - fall back to the plain text
-            pass
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def quiet_torch_dtype_warning() -> None:
@@ -155,25 +161,17 @@ def run_yaml(argv: list[str]) -> int:
         exc.show()
         return exc.exit_code
     config_file, out = ctx.params["config_file"], Path(ctx.params["out_path"])
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        print(
-            f"mergekit-plugins yaml: error: {out} exists and is not empty (pass --overwrite)", file=sys.stderr
-        )
-        return 2
+    check_output_dir(out, overwrite, flag=MERGEKIT_OVERWRITE, what="OUT")  # before any work
     try:
         with open(config_file, encoding="utf-8") as fh:
             config = yaml.safe_load(fh)
         check_config(config, where=config_file)
         resolved = resolve_config_models(config, where=config_file)
+        check_not_input(out, [config_file, *config_inputs(config), *config_inputs(resolved)], what="OUT")
     except yaml.YAMLError as exc:
-        print(f"mergekit-plugins yaml: error: {yaml_error(config_file, exc)}", file=sys.stderr)
-        return 2
-    except (OSError, ConfigError) as exc:
-        print(
-            f"mergekit-plugins yaml: error: {one_line(exc) if not isinstance(exc, ConfigError) else exc}",
-            file=sys.stderr,
-        )
-        return 2  # an unreadable or invalid config is bad input, as in every other command
+        raise InputError(yaml_error(config_file, exc)) from None
+    except OSError as exc:  # an unreadable config is bad input, as in every other command
+        raise InputError(one_line(exc)) from None
     try:
         with staged_dir(out) as staging:
             # built-in names / GGUF files: mergekit reads a copy naming the directories (removed with the stage)
@@ -189,6 +187,3 @@ def run_yaml(argv: list[str]) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - one actionable line instead of a traceback
-        print(f"mergekit-plugins yaml: error: {one_line(exc)}", file=sys.stderr)
-        return 1

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from distill_ortho_merge.outputs import staged_dir
+from peft_orthoreg.errors import MissingInputError, OrthoRegInputError, OutputExistsError
 from peft_orthoreg.task_vector import TaskVector
 
 
@@ -95,7 +96,7 @@ def diagnose(
             for i, tv in enumerate(task_vectors)
         ]
     if len(names) != len(tvs):
-        raise ValueError(f"names: {len(names)} names for {len(tvs)} task vectors")
+        raise OrthoRegInputError(f"names: {len(names)} names for {len(tvs)} task vectors")
     for tv in tvs[1:]:
         tvs[0]._check_same_base(tv)
     keys = sorted(set().union(*(tv.deltas for tv in tvs)))
@@ -142,13 +143,16 @@ def load_input(path: str | os.PathLike, base: str | os.PathLike | None = None) -
         return TaskVector.from_peft(p, base=base)
     if p.is_dir() and any(p.glob("*.safetensors")):
         if base is None:
-            raise ValueError(f"{p}: a full model directory; pass --base so its task vector can be computed")
+            raise OrthoRegInputError(
+                f"{p}: a full model directory; pass --base so its task vector can be computed"
+            )
         return TaskVector.from_models(base, p)
-    raise FileNotFoundError(f"{p}: not a task vector, PEFT adapter or safetensors model directory")
+    raise MissingInputError(f"{p}: not a task vector, PEFT adapter or safetensors model directory")
 
 
-def write_report(report: dict[str, Any], out_dir: str | os.PathLike) -> Path:
-    """Write ``diagnose.json`` and ``cosine.png`` (global + one panel per layer type) into `out_dir`, atomically."""
+def write_report(report: dict[str, Any], out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``diagnose.json`` and ``cosine.png`` (global + one panel per layer type) into `out_dir`, atomically;
+    a directory holding other files than an earlier report's is replaced only with `overwrite`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -156,8 +160,9 @@ def write_report(report: dict[str, Any], out_dir: str | os.PathLike) -> Path:
 
     out_dir = Path(out_dir)
     ours = {"diagnose.json", "cosine.png"}
-    if out_dir.exists() and (not out_dir.is_dir() or {f.name for f in out_dir.iterdir()} - ours):
-        raise FileExistsError(f"{out_dir} exists and holds other files; choose a new --out directory")
+    taken = out_dir.exists() and (not out_dir.is_dir() or {f.name for f in out_dir.iterdir()} - ours)
+    if taken and not overwrite:
+        raise OutputExistsError(f"{out_dir} exists and holds other files; choose a new --out directory")
     panels = ["global", *report["layer_types"]]
     cols = min(4, len(panels))
     rows = math.ceil(len(panels) / cols)

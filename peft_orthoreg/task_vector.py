@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from distill_ortho_merge.outputs import staged_dir
+from peft_orthoreg.errors import MissingInputError, OrthoRegInputError, OutputExistsError
 
 FORMAT = "peft_orthoreg.task_vector"
 FORMAT_VERSION = "1"
@@ -75,7 +76,7 @@ def load_weights(path_or_model: str | os.PathLike | nn.Module) -> tuple[dict[str
         p for p in path.glob("*.safetensors") if not p.name.startswith(("adapter_", "task_vector"))
     )
     if not path.is_dir() or not files:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{path}: no *.safetensors model weights there (pickled .bin weights are not read)"
         )
     state = {}
@@ -135,9 +136,9 @@ class TaskVector:
         for key in sorted(set(b) | set(f)):
             if key not in b or key not in f:
                 where = "base" if key not in b else "fine-tuned model"
-                raise ValueError(f"TaskVector.from_models: key {key!r} is missing from the {where}")
+                raise OrthoRegInputError(f"TaskVector.from_models: key {key!r} is missing from the {where}")
             if b[key].shape != f[key].shape:
-                raise ValueError(
+                raise OrthoRegInputError(
                     f"TaskVector.from_models: key {key!r} has shape {tuple(f[key].shape)} in the fine-tuned model "
                     f"but {tuple(b[key].shape)} in the base"
                 )
@@ -161,13 +162,13 @@ class TaskVector:
         path = Path(path_or_model)
         cfg_file, weights_file = path / "adapter_config.json", path / "adapter_model.safetensors"
         if not cfg_file.is_file() or not weights_file.is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"{path}: not a PEFT adapter (need adapter_config.json + adapter_model.safetensors)"
             )
         cfg = json.loads(cfg_file.read_text())
         if cfg.get("peft_type") != "LORA" or cfg.get("use_dora"):
             kind = "DoRA" if cfg.get("peft_type") == "LORA" else cfg.get("peft_type")
-            raise ValueError(f"{cfg_file}: the adapter is {kind}; plain LoRA is required")
+            raise OrthoRegInputError(f"{cfg_file}: the adapter is {kind}; plain LoRA is required")
         from safetensors.torch import load_file
 
         saved = load_file(weights_file)
@@ -191,21 +192,23 @@ class TaskVector:
             elif any(m in name for m in _LORA_MARKERS) or ".base_layer." in name:
                 continue  # the other factor, or a frozen copy of the base layer saved alongside
             elif "lora_" in name:
-                raise ValueError(f"{weights_file}: tensor {key!r} is not plain LoRA (DoRA or a variant?)")
+                raise OrthoRegInputError(
+                    f"{weights_file}: tensor {key!r} is not plain LoRA (DoRA or a variant?)"
+                )
             elif "trainable_tokens" in name:  # stored rows of `trainable_token_indices`, not a whole module
-                raise ValueError(
+                raise OrthoRegInputError(
                     f"{weights_file}: {key!r} comes from trainable_token_indices, which cannot be densified from "
                     "the adapter file; load the adapter with PEFT, merge_and_unload() it and use "
                     "TaskVector.from_models(base, merged)"
                 )
             else:  # a fully trained module (modules_to_save / trainable tokens): needs the base weight
                 if name not in base_state:
-                    raise ValueError(
+                    raise OrthoRegInputError(
                         f"{weights_file}: {key!r} is a fully trained module; pass base=... so its delta can be computed"
                     )
                 deltas[name] = saved[key].float() - base_state[name].float()
         if not deltas:
-            raise ValueError(f"{weights_file}: no LoRA weights found")
+            raise OrthoRegInputError(f"{weights_file}: no LoRA weights found")
         return cls(
             deltas,
             base_model=base_name or str(cfg.get("base_model_name_or_path") or ""),
@@ -223,7 +226,7 @@ class TaskVector:
         for name, module in inner.named_modules():
             if isinstance(module, LoraLayer) and adapter_name in module.scaling:
                 if adapter_name in module.lora_variant:
-                    raise ValueError(
+                    raise OrthoRegInputError(
                         f"TaskVector.from_peft: layer {name!r} uses a LoRA variant (DoRA?); not s·B·A"
                     )
                 deltas[f"{name}.weight"] = module.get_delta_weight(adapter_name).detach().float()
@@ -242,7 +245,7 @@ class TaskVector:
                 continue
             base_state[key.replace(".base_layer.", ".").replace(".original_module.", ".")] = t
         if not deltas:
-            raise ValueError(
+            raise OrthoRegInputError(
                 f"TaskVector.from_peft: the model has no LoRA layers for adapter {adapter_name!r}"
             )
         name = getattr(getattr(inner, "config", None), "_name_or_path", "") or ""
@@ -271,7 +274,7 @@ class TaskVector:
         else:
             same = not (self.base_model and other.base_model) or self.base_model == other.base_model
         if not same:
-            raise ValueError(
+            raise OrthoRegInputError(
                 f"TaskVector arithmetic across different bases: {self.base_model!r} ({self.base_fingerprint or '?'}) "
                 f"vs {other.base_model!r} ({other.base_fingerprint or '?'})"
             )
@@ -284,7 +287,7 @@ class TaskVector:
         for key, d in other.deltas.items():  # a key missing on one side counts as a zero delta
             if key in out:
                 if out[key].shape != d.shape:
-                    raise ValueError(
+                    raise OrthoRegInputError(
                         f"TaskVector +: key {key!r} has shapes {tuple(out[key].shape)} and {tuple(d.shape)}"
                     )
                 out[key] = out[key] + d.to(out[key].dtype)
@@ -324,9 +327,9 @@ class TaskVector:
         state = model.state_dict(keep_vars=True)
         for key, d in self.deltas.items():
             if key not in state:
-                raise ValueError(f"TaskVector.apply_to: key {key!r} is not in the model's state dict")
+                raise OrthoRegInputError(f"TaskVector.apply_to: key {key!r} is not in the model's state dict")
             if tuple(state[key].shape) != tuple(d.shape):
-                raise ValueError(
+                raise OrthoRegInputError(
                     f"TaskVector.apply_to: key {key!r} has shape {tuple(d.shape)}, the model's is {tuple(state[key].shape)}"
                 )
         done: dict[int, str] = {}
@@ -336,7 +339,7 @@ class TaskVector:
                 ptr = target.data_ptr()
                 if ptr in done:  # tied weights: apply once, and only if both keys agree
                     if not torch.equal(d, self.deltas[done[ptr]]):
-                        raise ValueError(
+                        raise OrthoRegInputError(
                             f"TaskVector.apply_to: tied keys {done[ptr]!r} and {key!r} have different deltas"
                         )
                     continue
@@ -350,7 +353,7 @@ class TaskVector:
 
         directory = Path(directory)
         if directory.exists() and not overwrite:
-            raise FileExistsError(f"{directory} exists; pass overwrite=True to replace it")
+            raise OutputExistsError(f"{directory} exists; pass overwrite=True to replace it")
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -373,19 +376,21 @@ class TaskVector:
         path = Path(directory)
         file = path / FILE if path.is_dir() else path
         if not file.is_file():
-            raise FileNotFoundError(f"{path}: no {FILE} there")
+            raise MissingInputError(f"{path}: no {FILE} there")
         try:
             with safe_open(str(file), framework="pt") as f:
                 meta = f.metadata() or {}
                 if meta.get("format") != FORMAT:
-                    raise ValueError(
+                    raise OrthoRegInputError(
                         f"{file}: not a peft_orthoreg task vector (metadata format={meta.get('format')!r})"
                     )
                 deltas = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
-        except ValueError:
+        except OrthoRegInputError:
             raise
         except Exception as exc:  # safetensors raises its own error types for truncated / foreign files
-            raise ValueError(f"{file}: unreadable safetensors file ({type(exc).__name__}: {exc})") from None
+            raise OrthoRegInputError(
+                f"{file}: unreadable safetensors file ({type(exc).__name__}: {exc})"
+            ) from None
         return cls(
             deltas,
             base_model=meta.get("base_model", ""),
@@ -394,16 +399,21 @@ class TaskVector:
         )
 
     def export_model(
-        self, base: str | os.PathLike | nn.Module, out_dir: str | os.PathLike, alpha: float = 1.0
+        self,
+        base: str | os.PathLike | nn.Module,
+        out_dir: str | os.PathLike,
+        alpha: float = 1.0,
+        overwrite: bool = False,
     ) -> Path:
         """Write θ₀ + α·τ as a full ``save_pretrained`` directory that ``mergekit-yaml`` accepts as a model.
 
         ``base`` is a directory (loaded with `AutoModelForCausalLM`; its tokenizer files are copied) or a
-        `PreTrainedModel` (copied, so the caller's model is left untouched). Written to a temporary sibling first.
+        `PreTrainedModel` (copied, so the caller's model is left untouched). Written to a temporary sibling first;
+        an existing `out_dir` is replaced only with `overwrite`.
         """
         out_dir = Path(out_dir)
-        if out_dir.exists():
-            raise FileExistsError(f"{out_dir} exists; choose a new output directory")
+        if out_dir.exists() and not overwrite:
+            raise OutputExistsError(f"{out_dir} exists; choose a new output directory")
         if isinstance(base, nn.Module):
             model, base_dir = copy.deepcopy(base), None
         else:
@@ -416,7 +426,7 @@ class TaskVector:
         if self.base_fingerprint:
             state, _ = load_weights(model)
             if fingerprint(state) != self.base_fingerprint:
-                raise ValueError(
+                raise OrthoRegInputError(
                     f"TaskVector.export_model: {base} is not this task vector's base ({self.base_model!r})"
                 )
         self.apply_to(model, alpha=alpha)

@@ -162,10 +162,11 @@ def train(args: OrthoRegTrainArguments, sft: Any, model_args: Any) -> Path:
 
     if not sft.output_dir:
         raise InputError("give --output_dir (the adapter's directory)")
-    out = check_output_dir(sft.output_dir, args.overwrite_output_dir)
     if not model_args.model_name_or_path:
         raise InputError("give --model_name_or_path (a model directory, a *.gguf file or a built-in name)")
     refs = list(args.orthoreg_reference_adapters or [])
+    inputs = [model_args.model_name_or_path, args.dataset, *refs]
+    out = check_output_dir(sft.output_dir, args.overwrite_output_dir, inputs=inputs)  # before any work
     for ref in refs:
         adapter_shapes(ref, "orthoreg_reference_adapters:")
     names = [f"reference_{i}" for i in range(len(refs))]

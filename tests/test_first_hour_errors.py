@@ -118,7 +118,9 @@ def test_ia3_adapter_is_named(tmp_path, capsys):
     shutil.copy(
         Path(__file__), adapter / "adapter_model.safetensors"
     )  # never read: the config is refused first
-    assert main(["export", str(adapter), "--base", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert (
+        main(["export", str(adapter), "--base", str(tmp_path / "base"), "--out", str(tmp_path / "out")]) == 2
+    )
     assert "the adapter is IA3; plain LoRA is required" in one_error_line(capsys, "peft-orthoreg")
     assert not (tmp_path / "out").exists()
 

@@ -134,7 +134,7 @@ def test_refusal(case, tiny, tmp_path, capsys):
     (tmp_path / "out").mkdir()  # an existing output is left as it was
     (tmp_path / "out" / "keep.txt").write_text("x")
     make, message = CASES[case]
-    code, err = run(tmp_path, capsys, make(base, adapters, tmp_path))
+    code, err = run(tmp_path, capsys, make(base, adapters, tmp_path), "--overwrite")
     assert code == 2 and message in err, err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
 
@@ -160,8 +160,8 @@ def test_allow_base_mismatch_accepts_a_differently_named_base(tiny, tmp_path, ca
 
 def test_output_over_an_input_is_refused(tiny, tmp_path, capsys):
     base, adapters = tiny
-    code, err = run(tmp_path, capsys, config(base, adapters, "tsv"), out=adapters[1])
-    assert code == 2 and "is one of the inputs" in err
+    code, err = run(tmp_path, capsys, config(base, adapters, "tsv"), "--overwrite", out=adapters[1])
+    assert code == 2 and f"OUT_DIR: {adapters[1]} is input {adapters[1]}; choose another directory" in err
     assert (adapters[1] / "adapter_model.safetensors").is_file()
 
 

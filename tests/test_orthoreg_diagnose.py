@@ -140,7 +140,7 @@ def test_cli_diagnose_and_export(three_tvs, teacher_dir, tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "keep.txt").write_text("x")
     res = run_cli("diagnose", tmp_path / "tv_a", "--out", tmp_path / "busy")
-    assert res.returncode == 2 and "holds other files" in res.stderr
+    assert res.returncode == 2 and "exists and is not empty (pass --overwrite_output_dir true)" in res.stderr
 
 
 def test_builtin_regularisers_are_registered(teacher_dir):

@@ -65,8 +65,8 @@ class CalibrateArguments:
     )
 
 
-def _check_output_dir(out: Path, resume: str | None, overwrite: bool = False) -> Path:
-    check_output_dir(out, overwrite)
+def _check_output_dir(out: Path, resume: str | None, overwrite: bool = False, inputs: Any = ()) -> Path:
+    check_output_dir(out, overwrite, inputs=[*inputs, resume])
     partial = out.with_name(out.name + ".partial")
     if partial.exists() and not resume:
         raise InputError(
@@ -89,8 +89,10 @@ def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
     if not script.dataset_name:
         raise InputError("dataset_name: a prompt dataset (path or built-in name) is required")
     out = Path(args.output_dir)
+    inputs = [model_args.model_name_or_path, script.dataset_name]
+    inputs += [args.proxy_model_name_or_path, args.proxy_tokenizer_name_or_path]
     partial = _check_output_dir(
-        out, args.resume_from_checkpoint, script.overwrite_output_dir
+        out, args.resume_from_checkpoint, script.overwrite_output_dir, inputs
     )  # before any work
     rewards = [resolve_reward(name, "reward_funcs") for name in script.reward_funcs]
     try:
@@ -206,10 +208,10 @@ def main(argv: list[str]) -> int:
     def body() -> int:
         try:
             script, args, model_args = parse_config(parser, argv, cpu_defaults=True)
-            outputs.append(Path(args.output_dir))
-            out = calibrate(script, args, model_args)
-        except ValueError as exc:  # config validation and TRL errors too, not only InputError
+        except ValueError as exc:  # the config dataclasses' own validation (TRL's too): bad input
             raise InputError(str(exc).splitlines()[0]) from None
+        outputs.append(Path(args.output_dir))
+        out = calibrate(script, args, model_args)  # a ValueError from training is a runtime failure (exit 1)
         if args.process_index != 0:
             return 0
         summary = json.loads((out / "calibration.json").read_text(encoding="utf-8"))

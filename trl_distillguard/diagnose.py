@@ -211,7 +211,8 @@ def diagnose(cfg: DiagnoseConfig) -> dict[str, Any]:
     ):
         if not getattr(cfg, name):
             raise InputError(f"{name}: required")
-    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)  # before any work
+    inputs = [cfg.teacher_model_name_or_path, cfg.student_model_name_or_path, cfg.dataset_name_or_path]
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, inputs=inputs)  # before any work
     rows = load_rows(cfg.dataset_name_or_path, "dataset_name_or_path")[: cfg.max_prompts]
     prompts = prompts_of(rows, cfg.prompt_column, "dataset")
     verifier = resolve_reward(cfg.verifier, "verifier") if cfg.verifier else None

@@ -281,7 +281,8 @@ def distill(
             raise InputError(f"{name}: required")
     if samples is None and not cfg.dataset_name_or_path:
         raise InputError("dataset_name_or_path: required")
-    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir)  # before loading anything
+    inputs = [cfg.teacher_model_name_or_path, cfg.student_model_name_or_path, cfg.dataset_name_or_path]
+    check_output_dir(cfg.output_dir, cfg.overwrite_output_dir, inputs=inputs)  # before loading anything
     started = time.perf_counter()
     t_model, t_tok = teacher or load_causal_lm(cfg.teacher_model_name_or_path, "teacher_model_name_or_path")
     student, s_tok = load_causal_lm(cfg.student_model_name_or_path, "student_model_name_or_path")

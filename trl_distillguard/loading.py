@@ -81,7 +81,7 @@ def resolve_model_path(spec: str | os.PathLike, role: str) -> str:
         >>> resolve_model_path("./no/such/dir", "teacher")
         Traceback (most recent call last):
         ...
-        distill_ortho_merge.cli.InputError: teacher: ./no/such/dir does not exist
+        distill_ortho_merge.errors.InputError: teacher: ./no/such/dir does not exist
     """
     from distill_ortho_merge.models import ModelError, resolve_model
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from distill_ortho_merge.cli import InputError
 from distill_ortho_merge.evaluate import check_gold, load_rows, prompts_of
+from distill_ortho_merge.outputs import check_not_input
 from trl_distillguard.attackers import Attacker, resolve_attacker
 from trl_distillguard.distill import check_byte_level, check_shared_vocab
 from trl_distillguard.loading import check_causal_lm, resolve_model_path
@@ -153,14 +154,9 @@ def check_inputs(cfg: ReportConfig) -> Inputs:
             cfg.proxy_model_name_or_path, "proxy_model_name_or_path"
         )
     _check_recipes(cfg, teacher_paths, student_paths)
-    out = Path(cfg.output_dir).resolve()
-    inputs = [cfg.train_dataset, cfg.eval_dataset, *student_paths.values()]
+    inputs = [cfg.train_dataset, cfg.eval_dataset, cfg.proxy_model_name_or_path, *student_paths.values()]
     inputs += [p for by_seed in teacher_paths.values() for p in by_seed.values()]
-    inside = [p for p in inputs if Path(p).resolve().is_relative_to(out)]
-    if inside:
-        raise InputError(
-            f"output_dir: {cfg.output_dir} holds an input ({inside[0]}): choose another output_dir"
-        )
+    check_not_input(cfg.output_dir, inputs, what="output_dir")  # the output-directory rule, resume or not
     return Inputs(teacher_paths, student_paths, train_rows, eval_rows, verifier, attackers,
                   cfg.attack_prompts or len(train_rows), train_has_gold)  # fmt: skip
 

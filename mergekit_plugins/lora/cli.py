@@ -1,4 +1,4 @@
-"""`mergekit-plugins lora-merge CONFIG OUT_DIR [--merge-into-base] [--allow-base-mismatch]` (argparse glue;
+"""`mergekit-plugins lora-merge CONFIG OUT_DIR [--merge-into-base] [--allow-base-mismatch] [--overwrite]` (argparse glue;
 importing it imports no torch).
 
 Exit codes: 0 done, 2 refused input (one line on stderr, nothing written), 1 runtime failure.
@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 
@@ -34,29 +33,25 @@ def add_lora_parser(sub: Any) -> None:
         action="store_true",
         help="accept adapters whose base_model_name_or_path names another model (shapes are still checked)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty OUT_DIR (never one of the merge's inputs)",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
 
 def run_lora_from_args(args: argparse.Namespace) -> int:
-    """CLI entry: exit 2 with one line for refused input, 1 for runtime failures."""
-    from mergekit_plugins.lora.config import LoraMergeError
-    from mergekit_plugins.yaml_command import one_line
+    """CLI entry (under `run_cli`: `LoraMergeError` is exit 2 with one line, a runtime failure 1)."""
+    from mergekit_plugins.lora.merge import lora_merge
 
-    try:
-        from mergekit_plugins.lora.merge import lora_merge
-
-        summary = lora_merge(
-            args.config,
-            args.out_dir,
-            merge_into_base=args.merge_into_base,
-            allow_base_mismatch=args.allow_base_mismatch,
-            progress=args.progress,
-        )
-    except LoraMergeError as exc:
-        print(f"mergekit-plugins lora-merge: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - one actionable line instead of a traceback
-        print(f"mergekit-plugins lora-merge: error: {one_line(exc)}", file=sys.stderr)
-        return 1
+    summary = lora_merge(
+        args.config,
+        args.out_dir,
+        merge_into_base=args.merge_into_base,
+        allow_base_mismatch=args.allow_base_mismatch,
+        progress=args.progress,
+        overwrite=args.overwrite,
+    )
     print(summary["line"])
     return 0

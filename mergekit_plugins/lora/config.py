@@ -35,12 +35,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from distill_ortho_merge.errors import InputError
 from distill_ortho_merge.yaml_files import read_yaml
 
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 
 
-class LoraMergeError(ValueError):
+class LoraMergeError(InputError):
     """Input `lora-merge` refuses; the message is one line naming the offending adapter, file or field."""
 
 

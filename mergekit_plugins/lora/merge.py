@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from distill_ortho_merge.outputs import staged_dir
+from distill_ortho_merge.outputs import MERGEKIT_OVERWRITE, check_not_input, check_output_dir, staged_dir
 from mergekit_plugins.lora.adapters import (
     ADAPTER_WEIGHTS,
     PREFIX,
@@ -165,29 +165,30 @@ def lora_merge(
     merge_into_base: bool = False,
     allow_base_mismatch: bool = False,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Merge the adapters of `config` (a mapping in mergekit's YAML schema or the path of such a YAML) into
     `out_dir`: a PEFT LoRA adapter, or with `merge_into_base` a full model (the base's files with every targeted
     weight replaced by base + α·merged). Every check runs before anything is written; the output appears only
-    when complete. Returns a summary (``summary["line"]`` is one printable line).
+    when complete. A non-empty `out_dir` is refused unless `overwrite`; one that is, lies inside or contains the
+    config, the base model or an adapter is always refused. Returns a summary (``summary["line"]`` is one printable line).
 
     Example:
         >>> lora_merge({"merge_method": "iso_c", "base_model": "./base",
         ...             "models": [{"model": "./lora_a"}, {"model": "./lora_b"}]}, "./merged")  # doctest: +SKIP
     """
     start = time.perf_counter()
+    out = check_output_dir(out_dir, overwrite, flag=MERGEKIT_OVERWRITE, what="OUT_DIR")
     cfg = parse_config(config)
     base = read_base(cfg.base_model)
     adapters = [read_adapter(entry.model, entry.weight) for entry in cfg.models]
     check_adapters(adapters, cfg.base_model, base, allow_base_mismatch)
-    out = Path(out_dir)
     if merge_into_base and not base.files:
         raise LoraMergeError(
             f"base_model {cfg.base_model!r}: --merge-into-base needs its safetensors weights"
         )
-    for protected in [base.path, *(a.path for a in adapters)]:
-        if out.resolve() == protected.resolve():
-            raise LoraMergeError(f"output directory {out} is one of the inputs; choose another")
+    config_file = [config] if isinstance(config, (str, os.PathLike)) else []
+    check_not_input(out, [*config_file, base.path, *(a.path for a in adapters)], what="OUT_DIR")
     tensors = [t for a in adapters for b, a_, _ in a.modules.values() for t in (b, a_)]
     all64 = all(t.dtype == torch.float64 for t in tensors)
     compute = torch.float64 if cfg.dtype == "float64" or all64 else torch.float32
