@@ -1,8 +1,17 @@
 """One command-line convention for `distillguard`, `peft-orthoreg` and `mergekit-plugins`.
 
-Bad input or usage raises `InputError` and ends as one line on stderr with exit status 2; any other failure ends
-as one line with exit status 1 (the traceback only with `DOM_TRACEBACK=1`); Ctrl-C ends as one line with status
-130 (outputs are staged, so nothing partial is left). `--help` / `--version` are each parser's own.
+Flag styles follow each command's framework. `distillguard` follows TRL (`TrlParser`: snake_case options, a YAML
+`--config`, `--output_dir`); `peft-orthoreg` follows TRL too (PEFT has no command line and trains with TRL), the
+kebab-case spellings accepted as `TrlParser` accepts them; `mergekit-plugins` follows `mergekit-yaml`
+(kebab-case options, positional CONFIG and OUT). The same concepts behave the same in all three: `--help` and
+`--version` exit 0; the overwrite flag is `--overwrite_output_dir` in the TRL-style commands (as TRL and
+transformers name it) and `--overwrite` in `mergekit-plugins`; every command that writes a directory follows one
+output-directory rule (`distill_ortho_merge.outputs.check_output_dir`: an occupied output is refused unless the
+overwrite flag is given, a path the run reads is never replaced).
+
+Bad input or usage raises `InputError` (`distill_ortho_merge.errors`; each package subclasses it) and ends as one
+line on stderr with exit status 2; any other failure ends as one line with exit status 1 (the traceback only
+with `DOM_TRACEBACK=1`); Ctrl-C ends as one line with status 130 (outputs are staged, so nothing partial is left). `--help` / `--version` are each parser's own.
 
 Example:
     >>> def body():

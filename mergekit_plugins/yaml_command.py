@@ -156,6 +156,9 @@ def run_yaml(argv: list[str]) -> int:
     try:
         ctx = mergekit_yaml.make_context("mergekit-plugins yaml", list(argv))
     except click.exceptions.Exit as exc:  # --help
+        print(
+            "\nAdded by mergekit-plugins yaml:\n  --overwrite  Replace a non-empty OUT (never a path the merge reads)."
+        )
         return exc.exit_code
     except click.ClickException as exc:
         exc.show()
