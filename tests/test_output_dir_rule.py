@@ -7,7 +7,9 @@ stderr, nothing on disk changed.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,13 +29,17 @@ TRL = "--overwrite_output_dir true"
 
 def snapshot(root: Path) -> dict[str, str]:
     """Every file under `root` with its content: what a refused command must leave as it was."""
-    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 @pytest.fixture
-def world(tmp_path) -> Path:
-    """Stand-ins for the inputs (the refusals come before anything is loaded) and an occupied directory."""
-    for name in ("teacher", "student", "proxy", "adapter_a", "adapter_b", "busy"):
+def world(tmp_path, teacher_dir, student_dir) -> Path:
+    """Tiny models, stand-ins for the adapters (refused before they are read), data and an occupied directory."""
+    shutil.copytree(teacher_dir, tmp_path / "teacher")
+    shutil.copytree(student_dir, tmp_path / "student")
+    shutil.copytree(student_dir, tmp_path / "proxy")
+    for name in ("adapter_a", "adapter_b", "busy"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(f'{{"name": "{name}"}}')
     (tmp_path / "data").mkdir()
@@ -63,6 +69,20 @@ def command_line(command: str, w: Path, out: Path, overwrite: bool) -> tuple[obj
         sub = command.split()[1]
         argv = [sub, *guard_args(sub, w), "--output_dir", str(out), "--overwrite_output_dir", str(overwrite)]
         return guard_cli.main, argv, command, TRL
+    if command == "peft-orthoreg train":
+        argv = [
+            "train",
+            "--model_name_or_path",
+            str(w / "teacher"),
+            "--dataset",
+            str(w / "data" / "prompts.jsonl"),
+        ]
+        return (
+            orthoreg_cli.main,
+            [*argv, "--output_dir", str(out), "--overwrite_output_dir", str(overwrite)],
+            command,
+            TRL,
+        )
     if command.startswith("peft-orthoreg "):
         sub = command.split()[1]
         argv = [sub, str(w / "adapter_a"), "--base", str(w / "teacher"), "--output_dir", str(out)]
@@ -82,12 +102,13 @@ COMMANDS = [
     "distillguard diagnose",
     "peft-orthoreg diagnose",
     "peft-orthoreg export",
+    "peft-orthoreg train",
     "mergekit-plugins yaml",
     "mergekit-plugins search-alpha",  # --save-best
 ]
 # (output, overwrite flag, expected message): occupied; the model it reads, inside it, a folder holding its inputs
 CASES = {
-    "occupied": ("busy", False, "exists and is not empty (pass {flag})"),
+    "occupied": ("busy", False, "pass {flag}"),
     "is an input": ("teacher", True, "is input"),
     "inside an input": ("teacher/sub", True, "lies inside input"),
     "contains an input": (".", True, "contains input"),
