@@ -85,7 +85,9 @@ def run_single_scores(args: argparse.Namespace) -> int:
         scores = single_scores_lora(cfg, make_evaluator(cfg))
     else:
         config = read_merge_config(cfg.config)
-        check_not_input(cfg.output_json, [cfg.config, *config_inputs(config), *eval_files], what="--output-json")
+        check_not_input(
+            cfg.output_json, [cfg.config, *config_inputs(config), *eval_files], what="--output-json"
+        )
         models = {Path(str(m["model"])).name: str(m["model"]) for m in config.get("models") or []}
         scores = single_task_scores(
             models, make_evaluator(cfg), device=cfg.device, trust_remote_code=cfg.trust_remote_code
