@@ -3,7 +3,7 @@
 The trainer classes import TRL (seconds), so they load on first use; `load_plugins`/`registry` stay cheap.
 
 Example:
-    >>> from trl_distillguard import CalibrationReward, DistillGuardConfig, DistillGuardTrainer  # doctest: +SKIP
+    >>> from trl_distillguard import CalibrationReward, DistillGuardConfig, DistillGuardTrainer
 """
 
 from __future__ import annotations

@@ -18,8 +18,10 @@ the canonical one: this removes that bias at the cost of one no-grad policy forw
 tokenizer-independent), by the proxy's completion-token count (EOS included), or not at all.
 
 Example:
-    >>> reward = CalibrationReward("path/to/proxy", mode="proxy_logprob")  # doctest: +SKIP
-    >>> reward(prompts=["2+2="], completions=["4"], completion_ids=[[17]])  # doctest: +SKIP
+    >>> from distill_ortho_merge.testing import make_student, tokenizer_b
+    >>> tok = tokenizer_b()  # a proxy is a causal LM or the path of one
+    >>> reward = CalibrationReward(make_student(tok), tok, mode="proxy_logprob")
+    >>> [round(r, 1) for r in reward(prompts=["2+2="], completions=[" 4"], completion_ids=[[17]])]
     [-3.2]
 """
 
@@ -143,10 +145,13 @@ class CalibrationReward:
     building the trainer; ``DistillGuardTrainer`` feeds it GRPO's own policy log-probs instead.
 
     Example:
-        >>> from trl import GRPOTrainer  # doctest: +SKIP
-        >>> cal = CalibrationReward("proxy_dir")  # doctest: +SKIP
-        >>> trainer = GRPOTrainer("teacher_dir", reward_funcs=[math_answer, cal], args=args, ...)  # doctest: +SKIP
-        >>> cal.bind_policy(trainer)  # doctest: +SKIP
+        >>> from distill_ortho_merge.testing import make_student, make_teacher, tokenizer_a, tokenizer_b
+        >>> tok_a, tok_b = tokenizer_a(), tokenizer_b()
+        >>> cal = CalibrationReward(make_student(tok_b), tok_b)
+        >>> cal.bind_policy(make_teacher(tok_a), tok_a)  # in a stock GRPOTrainer: cal.bind_policy(trainer)
+        >>> ids = tok_a(" 4", add_special_tokens=False)["input_ids"]
+        >>> len(cal(prompts=["2+2="], completions=[" 4"], completion_ids=[ids]))
+        1
     """
 
     def __init__(

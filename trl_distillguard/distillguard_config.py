@@ -3,8 +3,8 @@
 Example:
     >>> from trl_distillguard import DistillGuardConfig
     >>> args = DistillGuardConfig(output_dir="out", proxy_model_name_or_path="proxy_dir", distillability=-1.0,
-    ...                           use_cpu=True, report_to=[])  # doctest: +SKIP
-    >>> args.multi_objective_aggregation, args.beta  # doctest: +SKIP
+    ...                           use_cpu=True, report_to=[])
+    >>> args.multi_objective_aggregation, args.beta
     ('normalize_then_sum', 0.1)
 """
 

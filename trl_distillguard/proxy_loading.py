@@ -62,8 +62,9 @@ def load_proxy_model(
     """The proxy as a frozen causal LM in eval mode; a path is loaded with ``AutoModelForCausalLM``.
 
     Example:
-        >>> load_proxy_model("/no/such/dir")  # doctest: +SKIP
-        ValueError: proxy_model_name_or_path: /no/such/dir does not exist ...
+        >>> load_proxy_model("/no/such/dir")
+        Traceback (most recent call last):
+        distill_ortho_merge.models.ModelError: proxy_model_name_or_path: /no/such/dir does not exist
     """
     if isinstance(proxy, (str, Path)):
         from transformers import AutoModelForCausalLM
