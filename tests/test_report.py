@@ -384,3 +384,33 @@ def test_cli_runs_the_example_config(tmp_path, monkeypatch, capsys):
     assert main(["--config", "examples/configs/report_tiny.yaml", "--seeds", "0"]) == 2
     assert main(["--config", "examples/configs/report_tiny.yaml", "--attackers", "t9_zz"]) == 2
     assert "unknown attacker 't9_zz'" in capsys.readouterr().err
+
+
+def test_verdict_is_worded_from_the_comparisons():
+    from trl_distillguard.report_stats import verdict
+
+    def cells_of(teacher, scores, attacker):
+        return [{"teacher": teacher, "student": "s", "recipe": "sft", "attacker": attacker, "seed": k,
+                 "student_score": v, "teacher_score": None if teacher.startswith("gold-") else 0.9}
+                for k, v in enumerate(scores)]  # fmt: skip
+
+    cells = cells_of("base", [0.6, 0.62, 0.58], "t1") + cells_of("base", [0.7, 0.7, 0.72], "t1_3x")
+    cells += cells_of("cal", [0.2, 0.22, 0.18], "t1") + cells_of("cal", [0.5, 0.45, 0.4], "t1_3x")
+    cells += cells_of("gold-answers", [0.3, 0.3, 0.3], "t1") + cells_of(
+        "gold-answers", [0.3, 0.3, 0.3], "t1_3x"
+    )
+    lines = verdict(comparisons(cells, "base"), {"base": {"score": 0.9}, "cal": {"score": 0.85}}, "base", 0.5)
+    cal, gold = lines
+    assert cal.startswith(
+        "`cal` (teacher score 0.850 vs 0.900): its students reach 33 %–64 %"
+    )  # 0.2/0.6, 0.45/0.7067
+    assert (
+        "≤ 50 % under every attacker: **no**" in cal
+        and "strongest attacker against it: t1_3x (s, sft), 64 %" in cal
+    )
+    assert "below the gold-answers floor in 1 of 2" in cal and gold.startswith(
+        "`gold-answers` (students of the gold"
+    )
+    # the weaker attacker alone: the defence holds
+    (only_t1, _) = verdict(comparisons([c for c in cells if c["attacker"] == "t1"], "base"), {}, "base", 0.5)
+    assert "under every attacker: **yes**" in only_t1

@@ -104,7 +104,8 @@ def verdict(
 ) -> list[str]:
     """One sentence per compared teacher, worded from the comparisons: the share of the baseline's student score
     its students reach under each attacker, whether that stays ≤ `threshold` under every one, the attacker that
-    does best against it, and how many differences are significant.
+    does best against it, how many differences are significant, and (with `gold-answers`) in how many its students
+    fall below the students of the bare gold answers.
 
     Example:
         >>> comps = [{"teacher": "cal", "student": "s", "recipe": "sft", "attacker": a, "ratio": r, "diff": -0.3,
@@ -115,11 +116,21 @@ def verdict(
     by_teacher: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in comps:
         by_teacher[c["teacher"]].append(c)
+    floor = {
+        (c["student"], c["recipe"], c["attacker"]): c["mean"] for c in by_teacher.get("gold-answers", [])
+    }
     lines = []
     for teacher, rows in by_teacher.items():
         ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
         if not ratios:
             lines.append(f"`{teacher}`: no ratio (the baseline's students score 0).")
+            continue
+        reach = (
+            f"its students reach {_pct(min(ratios))}–{_pct(max(ratios))} of the `{baseline}` students' score"
+        )
+        if teacher.startswith("gold-"):
+            what = "the gold answers" if teacher == "gold-answers" else "the dataset's gold completions"
+            lines.append(f"`{teacher}` (students of {what}, not of a teacher): {reach}.")
             continue
         strongest = max((r for r in rows if r["ratio"] is not None), key=lambda r: r["ratio"])
         every = all(r <= threshold for r in ratios)
@@ -130,10 +141,14 @@ def verdict(
         )
         scores = f" (teacher score {t_score:.3f} vs {b_score:.3f})" if t_score is not None and b_score else ""
         where = f"{strongest['attacker']} ({strongest['student']}, {strongest['recipe']})"
+        keys = [(r["student"], r["recipe"], r["attacker"]) for r in rows]
+        below = [k for k, r in zip(keys, rows, strict=True) if k in floor and r["mean"] < floor[k]]
+        gold = (f"; below the gold-answers floor in {len(below)} of {sum(k in floor for k in keys)}"
+                if any(k in floor for k in keys) else "")  # fmt: skip
         lines.append(
-            f"`{teacher}`{scores}: its students reach {_pct(min(ratios))}–{_pct(max(ratios))} of the `{baseline}` "
-            f"students' score over {len(rows)} (student, recipe, attacker) comparisons; ≤ {_pct(threshold)} under "
-            f"every attacker: **{'yes' if every else 'no'}**; strongest attacker against it: {where}, "
-            f"{_pct(strongest['ratio'])}; differences significant at p < 0.05 (Welch): {sig} of {len(rows)}."
+            f"`{teacher}`{scores}: {reach} over {len(rows)} (student, recipe, attacker) comparisons; "
+            f"≤ {_pct(threshold)} under every attacker: **{'yes' if every else 'no'}**; strongest attacker against "
+            f"it: {where}, {_pct(strongest['ratio'])}; differences significant at p < 0.05 (Welch): {sig} of "
+            f"{len(rows)}{gold}."
         )
     return lines
