@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,11 @@ def load_scored_model(
         from peft import PeftModel
 
         check_adapter_fits(adapter, loaded)
-        loaded = PeftModel.from_pretrained(loaded, adapter).merge_and_unload()
+        with (
+            warnings.catch_warnings()
+        ):  # OrthoReg adapters keep orthoreg_* keys that plain LoraConfig ignores
+            warnings.filterwarnings("ignore", message=r"Unexpected keyword arguments \['orthoreg_")
+            loaded = PeftModel.from_pretrained(loaded, adapter).merge_and_unload()
     if tokenizer.pad_token is None:  # batched generation pads; EOS is the standard safe pad
         tokenizer.pad_token = tokenizer.eos_token
     return loaded.to(device).eval(), tokenizer

@@ -295,6 +295,10 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
     grid = _grid(cfg, param, method)
     evaluate = make_evaluator(cfg)
     single = read_single(cfg.single_task_scores, cfg.criterion)
+    if cfg.save_best_merged:
+        raise SearchError(
+            "--save-best-merged is for lora-merge configs; a dense config's --save-best is a full model"
+        )
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

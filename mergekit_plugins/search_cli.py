@@ -45,6 +45,7 @@ def add_search_parser(sub: Any) -> None:
         q.add_argument("--device", default="cpu", help=helps["device"])
         q.add_argument("--trust-remote-code", action="store_true", help=helps["trust_remote_code"])
     p.add_argument("--overwrite", action="store_true", help=helps["overwrite"])
+    p.add_argument("--save-best-merged", action="store_true", help=helps["save_best_merged"])
     p.add_argument("--num-threads", type=int, default=None, help=helps["num_threads"])
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 

@@ -67,7 +67,17 @@ class SearchAlphaConfig:
         default=None, metadata={"help": "Where the α curve is drawn (default: output_json with .png)."}
     )
     save_best: str | None = field(
-        default=None, metadata={"help": "If set, the merge at the best α is written here by mergekit."}
+        default=None,
+        metadata={
+            "help": "If set, the merge at the best α is written here: by mergekit for a dense config, as the "
+            "lora-merge adapter for a lora-merge config (a full model with save_best_merged)."
+        },
+    )
+    save_best_merged: bool = field(
+        default=False,
+        metadata={
+            "help": "lora-merge config: write --save-best as base + α·merged (a full model), not an adapter."
+        },
     )
     overwrite: bool = field(
         default=False,

@@ -70,6 +70,10 @@ def test_factor_sweep_equals_lora_merge_then_peft(lora_setup, tmp_path, capsys):
     saved = state_dict(base, tmp_path / "best")[PROBE]
     assert torch.allclose(saved, state_dict(base, tmp_path / f"ref{best}")[PROBE], atol=1e-6)
     assert "best alpha" in capsys.readouterr().out
+    # --save-best-merged: the full model base + α·merged at the best α
+    argv[argv.index("--save-best") + 1] = str(tmp_path / "best_full")
+    assert cli.main([*argv, "--save-best-merged"]) == 0, capsys.readouterr().err
+    assert torch.allclose(state_dict(tmp_path / "best_full")[PROBE], saved, atol=1e-5)
 
 
 def test_verifier_sweep_and_single_scores_report_both_numbers(lora_setup, tmp_path, capsys):

@@ -152,6 +152,20 @@ def search_alpha_lora(cfg: SearchAlphaConfig) -> dict[str, Any]:
     grid = _grid(cfg, param, lora_cfg.merge_method)
     evaluate = make_evaluator(cfg)
     single = read_single(cfg.single_task_scores, cfg.criterion)
+    if cfg.save_best_merged:
+        from mergekit_plugins.lora.adapters import read_base
+        from mergekit_plugins.search import SearchError
+
+        if not cfg.save_best:
+            raise SearchError("--save-best-merged: give --save-best DIR (where the full model goes)")
+        try:
+            has_weights = bool(read_base(lora_cfg.base_model).files)
+        except LoraMergeError as exc:
+            raise SearchError(str(exc)) from None
+        if not has_weights:
+            raise SearchError(
+                f"--save-best-merged: base_model {lora_cfg.base_model!r} has no safetensors weights"
+            )
     t0 = time.perf_counter()
     state = FactorSweep(cfg, lora_cfg)
     unit_s = time.perf_counter() - t0
@@ -164,9 +178,10 @@ def search_alpha_lora(cfg: SearchAlphaConfig) -> dict[str, Any]:
     if cfg.save_best:
         best = dataclasses.replace(lora_cfg, alpha=report["best"]["alpha"])
         with staged_dir(cfg.save_best) as staging:
-            lora_merge(best, staging, progress=False)
+            lora_merge(best, staging, merge_into_base=cfg.save_best_merged, progress=False)
         report["saved"] = str(Path(cfg.save_best))
-        report["saved_as"] = "PEFT LoRA adapter (lora-merge at the best α)"
+        what = "full model (base + α·merged)" if cfg.save_best_merged else "PEFT LoRA adapter"
+        report["saved_as"] = f"{what}, lora-merge at the best α"
     write_outputs(cfg, report)
     return report
 
