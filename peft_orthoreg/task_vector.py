@@ -31,7 +31,6 @@ from peft_orthoreg.errors import MissingInputError, OrthoRegInputError, OutputEx
 FORMAT = "peft_orthoreg.task_vector"
 FORMAT_VERSION = "1"
 FILE = "task_vector.safetensors"
-_LORA_MARKERS = (".lora_A.", ".lora_B.", ".lora_embedding_A", ".lora_embedding_B")
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
@@ -83,14 +82,6 @@ def load_weights(path_or_model: str | os.PathLike | nn.Module) -> tuple[dict[str
     for f in files:
         state.update({k: v for k, v in load_file(f).items() if v.is_floating_point()})
     return state, str(path)
-
-
-def _scaling(cfg: dict, module: str, r: int) -> float:
-    from peft.utils.other import get_pattern_key
-
-    alpha_pattern = cfg.get("alpha_pattern") or {}
-    alpha = alpha_pattern.get(get_pattern_key(alpha_pattern.keys(), module), cfg.get("lora_alpha", 8))
-    return alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
 
 
 class TaskVector:
@@ -152,68 +143,37 @@ class TaskVector:
         adapter_name: str = "default",
         base: str | os.PathLike | nn.Module | None = None,
     ) -> TaskVector:
-        """Densify a LoRA adapter: ΔW = s·B·A per layer (also rsLoRA, alpha/rank patterns, Embedding LoRA).
+        """Densify a LoRA adapter: ΔW = s·B·A per layer (also rsLoRA, alpha/rank patterns, Embedding LoRA,
+        ``lora_bias``).
 
-        ``path_or_model`` is a saved adapter directory or a `PeftModel`. Fully trained modules
-        (``modules_to_save``) need the base weights: pass ``base`` for a directory. DoRA is refused.
+        ``path_or_model`` is a saved adapter directory (read by `distill_ortho_merge.adapters.read_peft_adapter`,
+        which refuses DoRA and the other variants in one line) or a `PeftModel`. Fully trained modules
+        (``modules_to_save``) need the base weights: pass ``base`` for a directory.
         """
         if isinstance(path_or_model, nn.Module):
             return cls._from_peft_model(path_or_model, adapter_name)
-        path = Path(path_or_model)
-        cfg_file, weights_file = path / "adapter_config.json", path / "adapter_model.safetensors"
-        if not cfg_file.is_file() or not weights_file.is_file():
-            raise MissingInputError(
-                f"{path}: not a PEFT adapter (need adapter_config.json + adapter_model.safetensors)"
-            )
-        cfg = json.loads(cfg_file.read_text())
-        if cfg.get("peft_type") != "LORA" or cfg.get("use_dora"):
-            kind = "DoRA" if cfg.get("peft_type") == "LORA" else cfg.get("peft_type")
-            raise OrthoRegInputError(f"{cfg_file}: the adapter is {kind}; plain LoRA is required")
-        from safetensors.torch import load_file
+        from distill_ortho_merge.adapters import read_peft_adapter
 
-        saved = load_file(weights_file)
+        adapter = read_peft_adapter(path_or_model)  # the shared reader: refusals are one-line AdapterErrors
         base_state, base_name = load_weights(base) if base is not None else ({}, "")
         deltas: dict[str, torch.Tensor] = {}
-        for key in sorted(saved):
-            name = key.removeprefix("base_model.model.")
-            if ".lora_A." in name or name.endswith(".lora_embedding_A"):
-                module = name.split(".lora_")[0]
-                embedding = name.endswith(".lora_embedding_A")
-                a = saved[key].float()
-                b = saved[
-                    key.replace("lora_embedding_A", "lora_embedding_B").replace(".lora_A.", ".lora_B.")
-                ].float()
-                delta = _scaling(cfg, module, a.shape[0]) * (b @ a)
-                deltas[f"{module}.weight"] = delta.T if embedding or cfg.get("fan_in_fan_out") else delta
-            elif name.endswith(".lora_B.bias"):
-                module = name.split(".lora_B.")[0]
-                a_key = key.replace(".lora_B.bias", ".lora_A.weight")
-                deltas[f"{module}.bias"] = _scaling(cfg, module, saved[a_key].shape[0]) * saved[key].float()
-            elif any(m in name for m in _LORA_MARKERS) or ".base_layer." in name:
-                continue  # the other factor, or a frozen copy of the base layer saved alongside
-            elif "lora_" in name:
+        for module, lora in sorted(adapter.modules.items()):
+            deltas[f"{module}.weight"] = lora.delta(adapter.fan_in_fan_out).float()
+            if lora.bias is not None:
+                deltas[f"{module}.bias"] = lora.scale * lora.bias.float()
+        for name, trained in sorted(adapter.trained.items()):  # modules_to_save: needs the base weight
+            if name not in base_state:
                 raise OrthoRegInputError(
-                    f"{weights_file}: tensor {key!r} is not plain LoRA (DoRA or a variant?)"
+                    f"{adapter.label}: {name!r} is a fully trained module; pass base=... so its delta can be computed"
                 )
-            elif "trainable_tokens" in name:  # stored rows of `trainable_token_indices`, not a whole module
-                raise OrthoRegInputError(
-                    f"{weights_file}: {key!r} comes from trainable_token_indices, which cannot be densified from "
-                    "the adapter file; load the adapter with PEFT, merge_and_unload() it and use "
-                    "TaskVector.from_models(base, merged)"
-                )
-            else:  # a fully trained module (modules_to_save / trainable tokens): needs the base weight
-                if name not in base_state:
-                    raise OrthoRegInputError(
-                        f"{weights_file}: {key!r} is a fully trained module; pass base=... so its delta can be computed"
-                    )
-                deltas[name] = saved[key].float() - base_state[name].float()
+            deltas[name] = trained.float() - base_state[name].float()
         if not deltas:
-            raise OrthoRegInputError(f"{weights_file}: no LoRA weights found")
+            raise OrthoRegInputError(f"{adapter.label}: no LoRA weights found")
         return cls(
             deltas,
-            base_model=base_name or str(cfg.get("base_model_name_or_path") or ""),
+            base_model=base_name or str(adapter.base_name or ""),
             base_fingerprint=fingerprint(base_state) if base_state else "",
-            source=str(path),
+            source=str(adapter.path),
         )
 
     @classmethod

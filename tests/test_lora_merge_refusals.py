@@ -48,11 +48,12 @@ def _adapter_edit(**changes):
     )
 
 
-def _adapter_tensor(key, shape):
+def _adapter_tensor(key, shape, *more):
     def make(base, ads, tmp):
         bad = shutil.copytree(ads[0], tmp / "bad")
         tensors = load_file(bad / "adapter_model.safetensors")
-        tensors[key] = torch.zeros(shape)
+        for k, s in [(key, shape), *zip(more[::2], more[1::2], strict=True)]:
+            tensors[k] = torch.zeros(s)
         save_file(tensors, bad / "adapter_model.safetensors")
         return config(base, [bad], "tsv")
 
@@ -116,8 +117,25 @@ CASES = {
     ),
     "conv LoRA": (_adapter_tensor("base_model.model.model.conv.lora_A.weight", (4, 3, 3, 3)), "conv LoRA"),
     "embedding LoRA": (
+        _adapter_tensor(
+            "base_model.model.model.embed_tokens.lora_embedding_A",
+            (4, 640),
+            "base_model.model.model.embed_tokens.lora_embedding_B",
+            (32, 4),
+        ),
+        "module model.embed_tokens is an embedding LoRA",
+    ),
+    "lone embedding factor": (
         _adapter_tensor("base_model.model.model.embed_tokens.lora_embedding_A", (4, 640)),
-        "embedding LoRA",
+        "has lora_embedding_A without its partner",
+    ),
+    "DoRA tensor": (
+        _adapter_tensor("base_model.model.model.layers.0.mlp.up_proj.lora_magnitude_vector", (64,)),
+        "is not a plain LoRA factor",
+    ),
+    "fully trained module": (
+        _adapter_tensor("base_model.model.lm_head.weight", (640, 32)),
+        "a fully trained module",
     ),
     "lone lora_A": (
         _adapter_tensor("base_model.model.model.layers.0.mlp.gate_proj.lora_A.weight", (4, 32)),

@@ -202,5 +202,7 @@ def test_trainable_tokens_adapter_gets_a_clear_error(teacher_dir, tmp_path):
         trainable_token_indices=[3, 4],
     )
     model.save_pretrained(tmp_path / "adapter")
-    with pytest.raises(ValueError, match="comes from trainable_token_indices.*merge_and_unload"):
+    with pytest.raises(
+        ValueError, match="trainable_token_indices is set: trainable tokens .*merge_and_unload"
+    ):
         TaskVector.from_peft(tmp_path / "adapter", base=teacher_dir)

@@ -1,4 +1,5 @@
-"""Reading PEFT LoRA adapters and the base model's shapes for `lora-merge` (safetensors only, nothing unpickled).
+"""Reading PEFT LoRA adapters (through the shared reader, `distill_ortho_merge.adapters`) and the base model's
+shapes for `lora-merge` (safetensors only, nothing unpickled).
 
 Every refusal is a `LoraMergeError` with one line naming the adapter (or base) and the field or tensor.
 
@@ -10,47 +11,26 @@ Example:
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from distill_ortho_merge.adapters import AdapterError, factor_key, read_peft_adapter
 from mergekit_plugins.lora.config import LoraMergeError
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-PREFIX = "base_model.model."
-_FACTOR_KEY = re.compile(
-    r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<which>[AB])(?:\.[^.]+)?\.weight$"
-)
-
-#: LoraConfig fields whose update is not s·B·A, or that add more than LoRA factors: refused when set.
-VARIANTS = {
-    "use_dora": "DoRA (a learned magnitude rescales the update; it is not s·B·A)",
+#: What `lora-merge` refuses on top of what the shared reader refuses: it merges plain Linear LoRA factors only.
+UNSUPPORTED = {
     "lora_bias": "lora_bias (a bias on lora_B; the update is not s·B·A)",
-    "use_qalora": "QALoRA (pooled inputs; the update is not s·B·A)",
-    "velora_config": "VeLoRA",
-    "alora_invocation_tokens": "aLoRA (the update applies only after invocation tokens)",
-    "monteclora_config": "MonteCLoRA",
-    "arrow_config": "Arrow routing",
-    "kasa_config": "KaSA (a learned diagonal between B and A)",
-    "use_bdlora": "block-diagonal LoRA",
-    "target_parameters": "LoRA on nn.Parameter targets",
-    "layer_replication": "layer_replication (it changes the base's layers)",
-    "megatron_config": "Megatron-parallel LoRA",
     "modules_to_save": "modules_to_save (full module copies, not LoRA factors; merge with `mergekit-plugins yaml`)",
-    "trainable_token_indices": "trainable tokens (embedding rows, not LoRA factors)",
 }
-#: init_lora_weights values that change the base weights (an unconverted adapter is not a delta of the base).
-BASE_CHANGING_INIT = ("pissa", "olora", "corda", "loftq", "lora_ga")
 
 
 def module_of(key: str) -> tuple[str, str] | None:
-    """(module name, "A" or "B") of a saved LoRA factor's key, None for any other key."""
-    match = _FACTOR_KEY.match(key)
-    return (match["module"], match["which"]) if match else None
+    """(module name, "A" or "B") of a saved Linear LoRA factor's key, None for any other key."""
+    parsed = factor_key(key)
+    return (parsed[0], parsed[1]) if parsed is not None and not parsed[2] else None
 
 
 @dataclass
@@ -74,79 +54,28 @@ class Adapter:
 
 
 def read_adapter(path: str | Path, weight: float = 1.0) -> Adapter:
-    """Load and check one PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors)."""
-    from peft.utils.other import get_pattern_key  # PEFT's own rank_pattern / alpha_pattern matching
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    label = f"adapter {path}"
-    if not (path / ADAPTER_CONFIG).is_file():
-        raise LoraMergeError(f"{label}: no {ADAPTER_CONFIG} (expected a PEFT LoRA adapter directory)")
+    """Load and check one PEFT LoRA adapter directory with the shared reader
+    (`distill_ortho_merge.adapters.read_peft_adapter`), then refuse what lora-merge cannot merge."""
     try:
-        config = json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise LoraMergeError(f"{label}: {ADAPTER_CONFIG} is not readable JSON ({exc})") from None
-    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
-        raise LoraMergeError(
-            f"{label}: peft_type is {config.get('peft_type')!r}, lora-merge merges LORA adapters"
-        )
-    for name, what in VARIANTS.items():
-        if config.get(name):
+        read = read_peft_adapter(path)
+    except AdapterError as exc:
+        raise LoraMergeError(str(exc)) from None
+    label = read.label
+    for name, what in UNSUPPORTED.items():
+        if read.config.get(name):
             raise LoraMergeError(f"{label}: {name} is set: {what} is not supported by lora-merge")
-    init = config.get("init_lora_weights")
-    if isinstance(init, str) and init.lower().startswith(BASE_CHANGING_INIT):
+    for module, lora in read.modules.items():
+        if lora.embedding:
+            raise LoraMergeError(
+                f"{label}: module {module} is an embedding LoRA (lora_embedding_A/B), not supported by lora-merge"
+            )
+    if read.trained:
         raise LoraMergeError(
-            f"{label}: init_lora_weights={init!r} changes the base weights; save the adapter converted to a plain "
-            "LoRA (PEFT's path_initial_model_for_weight_conversion) first"
+            f"{label}: tensor {next(iter(read.trained))} is not a LoRA factor (a fully trained module); "
+            "it is not supported by lora-merge"
         )
-    weights_file = path / ADAPTER_WEIGHTS
-    if not weights_file.is_file():
-        other = "adapter_model.bin exists, but no" if (path / "adapter_model.bin").exists() else "no"
-        raise LoraMergeError(f"{label}: {other} {ADAPTER_WEIGHTS} (lora-merge reads safetensors only)")
-    try:
-        tensors = load_file(weights_file)
-    except Exception as exc:  # noqa: BLE001 - a corrupt file is the user's input
-        raise LoraMergeError(f"{label}: {ADAPTER_WEIGHTS} cannot be read ({exc})") from None
-    factors: dict[str, dict[str, torch.Tensor]] = {}
-    copies = {}
-    for key, tensor in tensors.items():
-        if key.endswith(".base_layer.weight"):  # PEFT's save_embedding_layers: a copy of a base weight
-            copies[
-                key[len(PREFIX) if key.startswith(PREFIX) else 0 : -len(".base_layer.weight")] + ".weight"
-            ] = tensor
-            continue
-        parsed = module_of(key)
-        if parsed is None:
-            kind = "embedding LoRA" if "lora_embedding" in key else "not a LoRA factor"
-            raise LoraMergeError(f"{label}: tensor {key} ({kind}) is not supported by lora-merge")
-        if tensor.ndim != 2:
-            raise LoraMergeError(
-                f"{label}: tensor {key} is {tensor.ndim}-D: conv LoRA is not supported by lora-merge"
-            )
-        if not tensor.is_floating_point():
-            raise LoraMergeError(
-                f"{label}: tensor {key} is {tensor.dtype}; quantized factors are not supported"
-            )
-        factors.setdefault(parsed[0], {})[parsed[1]] = tensor
-    if not factors:
-        raise LoraMergeError(f"{label}: {ADAPTER_WEIGHTS} holds no LoRA factors")
-    adapter = Adapter(path, weight, config, base_copies=copies)
-    rank_pattern, alpha_pattern = config.get("rank_pattern") or {}, config.get("alpha_pattern") or {}
-    for module, pair in sorted(factors.items()):
-        if set(pair) != {"A", "B"}:
-            raise LoraMergeError(f"{label}: module {module} has lora_{next(iter(pair))} without its partner")
-        b, a = pair["B"], pair["A"]
-        r = int(rank_pattern.get(get_pattern_key(rank_pattern.keys(), module), config.get("r", 8)))
-        if b.shape[1] != a.shape[0] or a.shape[0] != r:
-            raise LoraMergeError(
-                f"{label}: module {module}: lora_B {tuple(b.shape)} and lora_A {tuple(a.shape)} do not match r={r}"
-            )
-        lora_alpha = float(
-            alpha_pattern.get(get_pattern_key(alpha_pattern.keys(), module), config.get("lora_alpha", 8))
-        )
-        scale = lora_alpha / (r**0.5 if config.get("use_rslora") else r)
-        adapter.modules[module] = (b, a, scale)
-    return adapter
+    modules = {module: (lora.b, lora.a, lora.scale) for module, lora in sorted(read.modules.items())}
+    return Adapter(read.path, weight, read.config, modules, base_copies=read.base_copies)
 
 
 @dataclass

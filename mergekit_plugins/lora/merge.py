@@ -25,10 +25,9 @@ from typing import Any
 
 import torch
 
+from distill_ortho_merge.adapters import ADAPTER_WEIGHTS, PREFIX
 from distill_ortho_merge.outputs import MERGEKIT_OVERWRITE, check_not_input, check_output_dir, staged_dir
 from mergekit_plugins.lora.adapters import (
-    ADAPTER_WEIGHTS,
-    PREFIX,
     BaseModel,
     check_adapters,
     read_adapter,
