@@ -131,15 +131,22 @@ class PeftAdapter:
         return bool(self.config.get("fan_in_fan_out"))
 
 
-def read_adapter_config(path: str | Path) -> dict[str, Any]:
-    """``adapter_config.json`` of a PEFT LoRA adapter directory, checked (what `read_peft_adapter` refuses
-    before it reads any weight)."""
+def read_adapter_config(path: str | Path, *, label: str | None = None, strict: bool = True) -> dict[str, Any]:
+    """``adapter_config.json`` of a PEFT LoRA adapter directory, checked: it exists, is JSON and says LORA; with
+    `strict` (what `read_peft_adapter` refuses before it reads any weight) no variant and no base-changing
+    initialisation either (a caller that loads the adapter with PEFT itself passes ``strict=False``). `label`
+    starts every error line (default ``adapter PATH``).
+
+    Example:
+        >>> read_adapter_config("no/such/dir", label="--adapter no/such/dir")
+        Traceback (most recent call last):
+        ...
+        distill_ortho_merge.adapters.AdapterNotFoundError: --adapter no/such/dir: not a PEFT adapter directory (no adapter_config.json)
+    """
     path = Path(path)
-    label = f"adapter {path}"
+    label = label or f"adapter {path}"
     if not (path / ADAPTER_CONFIG).is_file():
-        raise AdapterNotFoundError(
-            f"{label}: no {ADAPTER_CONFIG} (not a PEFT adapter: expected a PEFT LoRA adapter directory)"
-        )
+        raise AdapterNotFoundError(f"{label}: not a PEFT adapter directory (no {ADAPTER_CONFIG})")
     try:
         config = json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -147,6 +154,8 @@ def read_adapter_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("peft_type") != "LORA":
         kind = config.get("peft_type") if isinstance(config, dict) else None
         raise AdapterError(f"{label}: peft_type is {kind!r}; only LORA adapters are read")
+    if not strict:
+        return config
     for name, what in VARIANTS.items():
         if config.get(name):
             raise AdapterError(f"{label}: {name} is set: {what} is not supported")

@@ -10,22 +10,16 @@ Example:
     >>> adapter_shapes("no/such/adapter")
     Traceback (most recent call last):
     ...
-    distill_ortho_merge.cli.InputError: --adapter no/such/adapter: not a PEFT adapter directory (no adapter_config.json)
+    distill_ortho_merge.adapters.AdapterNotFoundError: --adapter no/such/adapter: not a PEFT adapter directory (no adapter_config.json)
 """
 
 from __future__ import annotations
 
-import json
-import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 from distill_ortho_merge.cli import InputError
-
-_FACTOR = re.compile(
-    r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?:embedding_)?(?P<which>[AB])(?:\.[^.]+)?(?:\.weight)?$"
-)
 
 
 def adapter_shapes(adapter: str | Path, role: str = "--adapter") -> dict[str, dict[str, tuple[int, ...]]]:
@@ -44,25 +38,19 @@ def adapter_shapes(adapter: str | Path, role: str = "--adapter") -> dict[str, di
     """
     from safetensors import safe_open
 
+    from distill_ortho_merge.adapters import factor_key, read_adapter_config
+
     path = Path(adapter)
-    if not (path / "adapter_config.json").is_file():
-        raise InputError(f"{role} {adapter}: not a PEFT adapter directory (no adapter_config.json)")
-    try:
-        config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{role} {adapter}: adapter_config.json is not readable JSON ({exc})") from None
-    if config.get("peft_type") != "LORA":
-        raise InputError(f"{role} {adapter}: peft_type is {config.get('peft_type')!r}; LoRA adapters only")
+    read_adapter_config(path, label=f"{role} {adapter}", strict=False)  # PEFT itself loads the variants
     weights = path / "adapter_model.safetensors"
     if not weights.is_file():
         raise InputError(f"{role} {adapter}: no adapter_model.safetensors")
     shapes: dict[str, dict[str, tuple[int, ...]]] = {}
     with safe_open(str(weights), framework="pt") as fh:
         for key in fh.keys():  # noqa: SIM118 - safe_open has no __iter__
-            match = _FACTOR.match(key)
-            if match:
-                shape = tuple(fh.get_slice(key).get_shape())
-                shapes.setdefault(match["module"], {})[match["which"]] = shape
+            parsed = factor_key(key)
+            if parsed:
+                shapes.setdefault(parsed[0], {})[parsed[1]] = tuple(fh.get_slice(key).get_shape())
     if not shapes:
         raise InputError(f"{role} {adapter}: adapter_model.safetensors holds no LoRA factors")
     return shapes
@@ -81,7 +69,7 @@ def check_adapter_fits(adapter: str | Path, model: Any, role: str = "--adapter")
         >>> check_adapter_fits(d, torch.nn.Sequential(torch.nn.Linear(4, 3)))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        distill_ortho_merge.cli.InputError: --adapter ...: module 0 updates a 3×5 weight, the model's is 3×4 (an adapter of another base model?)
+        distill_ortho_merge.errors.InputError: --adapter ...: module 0 updates a 3×5 weight, the model's is 3×4 (an adapter of another base model?)
     """
     params = dict(model.named_parameters())
     for module, pair in sorted(adapter_shapes(adapter, role).items()):
@@ -111,7 +99,7 @@ def load_scored_model(
         >>> load_scored_model("no-such-model")
         Traceback (most recent call last):
         ...
-        distill_ortho_merge.cli.InputError: --model: 'no-such-model' is not a local directory, a .gguf file or a built-in model (gemma-3-270m, smollm2-135m-instruct)
+        distill_ortho_merge.errors.InputError: --model: 'no-such-model' is not a local directory, a .gguf file or a built-in model (gemma-3-270m, smollm2-135m-instruct)
     """
     from distill_ortho_merge.models import ModelError, resolve_model
 
@@ -165,7 +153,7 @@ def score_on_data(
         >>> score_on_data("no-such-model", "arithmetic", "no_such_verifier")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        distill_ortho_merge.cli.InputError: --verifier: 'no_such_verifier' is not a registered verifier (...) nor a `module:attr` path
+        distill_ortho_merge.errors.InputError: --verifier: 'no_such_verifier' is not a registered verifier (...) nor a `module:attr` path
     """
     from distill_ortho_merge.data import load_dataset_rows
     from distill_ortho_merge.evaluate import FULL_CREDIT, check_gold, evaluate

@@ -33,7 +33,7 @@ def write_adapter(path, tensors=None, weights_file="adapter_model.safetensors", 
 
 
 REFUSALS = {
-    "not an adapter": (lambda d: d.mkdir(), "no adapter_config.json (not a PEFT adapter"),
+    "not an adapter": (lambda d: d.mkdir(), "not a PEFT adapter directory (no adapter_config.json)"),
     "not JSON": (
         lambda d: (d.mkdir(), (d / "adapter_config.json").write_text("{")),
         "adapter_config.json is not readable JSON",
