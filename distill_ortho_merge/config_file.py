@@ -69,7 +69,7 @@ def parse_config(parser: Any, argv: Sequence[str], *, cpu_defaults: bool = False
         (Args(output_dir='x'),)
         >>> parse_config(TrlParser((Args,)), ["--output_dri", "x"])
         Traceback (most recent call last):
-        distill_ortho_merge.cli.InputError: command line: unknown key 'output_dri' (did you mean 'output_dir'?)
+        distill_ortho_merge.errors.InputError: command line: unknown key 'output_dri' (did you mean 'output_dir'?)
     """
     argv = list(argv)
     config: dict[str, Any] = {}

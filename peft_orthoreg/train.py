@@ -115,7 +115,7 @@ def sft_rows(rows: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
         >>> sft_rows([{"question": "1 + 1?"}], "data.jsonl")
         Traceback (most recent call last):
         ...
-        distill_ortho_merge.cli.InputError: --dataset data.jsonl: needs the columns messages, text, prompt + completion or prompt + answer; it has question
+        distill_ortho_merge.errors.InputError: --dataset data.jsonl: needs the columns messages, text, prompt + completion or prompt + answer; it has question
     """
     columns = {k for r in rows for k in r}
     for keep in (("messages",), ("prompt", "completion"), ("text",)):

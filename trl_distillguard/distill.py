@@ -90,7 +90,7 @@ def check_shared_vocab(teacher_tok, student_tok, teacher_model=None, student_mod
         >>> from distill_ortho_merge.testing import tokenizer_a, tokenizer_b
         >>> check_shared_vocab(tokenizer_a(), tokenizer_b())  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        distill_ortho_merge.cli.InputError: recipe kd needs a shared vocabulary, but the teacher's ...
+        distill_ortho_merge.errors.InputError: recipe kd needs a shared vocabulary, but the teacher's ...
     """
     same = teacher_tok.get_vocab() == student_tok.get_vocab()
     if same and teacher_model is not None and student_model is not None:
@@ -114,7 +114,7 @@ def check_byte_level(tokenizer, role: str) -> None:
         >>> word_level = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0}, "a")))
         >>> check_byte_level(word_level, "student")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        distill_ortho_merge.cli.InputError: recipe uld needs ByteLevel-BPE tokenizers, ... use recipe sft ...
+        distill_ortho_merge.errors.InputError: recipe uld needs ByteLevel-BPE tokenizers, ... use recipe sft ...
     """
     from trl.experimental.utils import is_byte_level_tokenizer
 

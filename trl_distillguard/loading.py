@@ -59,7 +59,7 @@ def check_causal_lm(path: str, role: str, *, trust_remote_code: bool = False) ->
         >>> with tempfile.TemporaryDirectory() as d:
         ...     check_causal_lm(d, "teacher")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        distill_ortho_merge.cli.InputError: teacher: '...' is not a model directory (...)
+        distill_ortho_merge.errors.InputError: teacher: '...' is not a model directory (...)
     """
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES

@@ -247,7 +247,7 @@ def run_report(cfg: ReportConfig, cell_extras: CellExtras | None = None) -> dict
         >>> run_report(ReportConfig(teachers={"a": "x"}))
         Traceback (most recent call last):
         ...
-        distill_ortho_merge.cli.InputError: students: required
+        distill_ortho_merge.errors.InputError: students: required
     """
     from tqdm.auto import tqdm
 

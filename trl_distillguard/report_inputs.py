@@ -123,7 +123,7 @@ def check_inputs(cfg: ReportConfig) -> Inputs:
         ...              train_dataset="t.jsonl", eval_dataset="e.jsonl", output_dir="out"))
         Traceback (most recent call last):
         ...
-        distill_ortho_merge.cli.InputError: attackers: unknown attacker 'best_of_4' (built-in: greedy, t07, t1, t1_correct, t1_2x, t1_3x, or t<T>[_correct][_<k>x])
+        distill_ortho_merge.errors.InputError: attackers: unknown attacker 'best_of_4' (built-in: greedy, t07, t1, t1_correct, t1_2x, t1_3x, or t<T>[_correct][_<k>x])
     """
     for name in ("teachers", "students", "train_dataset", "eval_dataset", "output_dir"):
         if not getattr(cfg, name):
