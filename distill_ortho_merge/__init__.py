@@ -6,6 +6,7 @@
 - the task layer every package evaluates with: `data` and `task_data` (dataset specs), `verifiers`, `generation`,
   `evaluate`, `tokenization`, and its plugin registry (`plugins`, `hookspecs`: verifiers, datasets, checks);
 - `sharding`: which engine shards a model's parameters;
+- `adapters`: the one reader of PEFT LoRA adapter directories (`read_peft_adapter`);
 - `cli`: one command-line convention (`InputError` → one line, exit 2; runtime failure → one line, exit 1;
   Ctrl-C → one line, exit 130) and the one `plugins` listing;
 - `tokenizer_check`: does a loaded tokenizer tokenize like the `tokenizer.json` saved beside it;
