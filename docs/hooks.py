@@ -55,13 +55,18 @@ def api_names(package: str) -> list[tuple[str, str | None]]:
 def api_markdown(package: str) -> str:
     module = importlib.import_module(package)
     lines = []
+    lines += [
+        f"Every name below is importable from the package (`from {package} import NAME`); each heading says",
+        "where it is defined.",
+        "",
+    ]
     if "__version__" in module.__all__:
         lines += [f"`{package}.__version__`: the installed distribution's version string.", ""]
     for name, path in api_names(package):
         if path is None:  # a constant: no docstring of its own
             lines += [f"`{package}.{name}` = `{getattr(module, name)!r}`", ""]
             continue
-        lines += [f"`from {package} import {name}`", "", f"::: {path}", ""]
+        lines += [f"::: {path}", ""]
     return "\n".join(lines)
 
 
