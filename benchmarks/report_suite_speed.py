@@ -87,6 +87,20 @@ def one_by_one(cfg: ReportConfig, work: Path) -> dict[tuple, float]:
     return scores
 
 
+def render_markdown(results: dict) -> str:
+    """results.md from results.json (`benchmarks/selfcheck.py` renders the committed one again)."""
+    r = results
+    return (
+        f"# Attack suite vs one command per cell (tiny, CPU)\n\n"
+        f"{r['cells']} cells (2 teachers × 2 students × {len(r['attackers'])} attackers × {r['seeds']} seeds, sft): "
+        f"`distillguard report` {r['suite_seconds']} s with {r['suite_sampling_passes']} teacher "
+        f"sampling passes; one `distill` + evaluation per cell {r['separate_seconds']} s with "
+        f"{r['separate_sampling_passes']} (start-up of the commands not counted) — "
+        f"{r['speedup']}× faster. Same score in {r['cells_with_the_same_score']} of "
+        f"{r['separate_sampling_passes']} cells.\n"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results/report_suite_speed")
@@ -114,21 +128,15 @@ def main() -> None:
         "cells": len(report["cells"]), "suite_seconds": round(suite_s, 1), "separate_seconds": round(separate_s, 1),
         "speedup": round(separate_s / suite_s, 2), "suite_sampling_passes": report["run"]["sampling_passes"],
         "separate_sampling_passes": len(separate), "cells_with_the_same_score": same,
-        "attackers": ATTACKERS, "distill": DISTILL, "eval": EVAL,
+        "attackers": ATTACKERS, "seeds": a.seeds, "distill": DISTILL, "eval": EVAL,
     }  # fmt: skip
+    run = {"git_commit": commit, "command": "python " + " ".join(sys.argv), "machine": machine(1),
+           "started": started, "wall_s": round(suite_s + separate_s, 1)}  # fmt: skip
+    results["run"] = run
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    (out / "results.md").write_text(
-        f"# Attack suite vs one command per cell (tiny, CPU)\n\n"
-        f"{results['cells']} cells (2 teachers × 2 students × {len(ATTACKERS)} attackers × {a.seeds} seeds, sft): "
-        f"`distillguard report` {results['suite_seconds']} s with {results['suite_sampling_passes']} teacher "
-        f"sampling passes; one `distill` + evaluation per cell {results['separate_seconds']} s with "
-        f"{results['separate_sampling_passes']} (start-up of the commands not counted) — "
-        f"{results['speedup']}× faster. Same score in {same} of {len(separate)} cells.\n"
-    )
-    run = {"git_commit": commit, "command": "python " + " ".join(sys.argv), "machine": machine(1),
-           "started": started, "wall_s": round(suite_s + separate_s, 1)}  # fmt: skip
+    (out / "results.md").write_text(render_markdown(results))
     (out / "run.json").write_text(json.dumps(run, indent=1))
     print((out / "results.md").read_text())
 

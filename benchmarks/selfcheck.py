@@ -36,6 +36,7 @@ RENDERED_BY_SCRIPT = {
     "merge_speed": "merge_speed",
     "multiprocess": "multiprocess_equivalence",
     "orthoreg_cost": "orthoreg_cost",
+    "report_suite_speed/results": "report_suite_speed",
 }
 EFFICACY_FOLDERS = ("efficacy_orthoreg", "efficacy_orthoreg/smollm2", "efficacy_orthoreg/smollm2-open")
 
