@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from distill_ortho_merge.run_record import git_commit, machine
+
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = ("score", "n_train", "teacher_sample_accuracy", "final_loss", "format_mix_train")
 
@@ -28,14 +30,13 @@ def main() -> None:
     ap.add_argument("--workdir", default=None, help="default: a temporary folder")
     ap.add_argument("--out", default="benchmarks/results/efficacy_knob_reproduce")
     a = ap.parse_args()
-    record = runpy.run_path(str(ROOT / "benchmarks/run_record.py"))
-    started, commit, t0 = time.strftime("%Y-%m-%d %H:%M:%S"), record["git_commit"](), time.perf_counter()
+    started, commit, t0 = time.strftime("%Y-%m-%d %H:%M:%S"), git_commit(), time.perf_counter()
     work = Path(a.workdir or tempfile.mkdtemp(prefix="knob-repro-"))
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # the study's modules import each other by name
-    import efficacy_knob as ek
-    from efficacy_knob_suite import run_cells
-
-    knob = ek.Knob(ek.parse_args(["--seeds", "0", "--etas=", "--attackers", "t1", "--students", "b",
+    ek = runpy.run_path(
+        str(ROOT / "benchmarks/efficacy_knob.py"), run_name="efficacy_knob"
+    )  # the study's module
+    run_cells = ek["run_cells"]
+    knob = ek["Knob"](ek["parse_args"](["--seeds", "0", "--etas=", "--attackers", "t1", "--students", "b",
                                   "--out", str(work / "out"), "--workdir", str(work)]))  # fmt: skip
     knob._setup_tiny()  # the original teacher and the students' initial weights (no proxy: not needed here)
     (new,) = run_cells(knob, "t1", 0, ["original"], ["b"], ["sft"], [])
@@ -51,7 +52,7 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    run = {"git_commit": commit, "command": "python " + " ".join(sys.argv), "machine": record["machine"](1),
+    run = {"git_commit": commit, "command": "python " + " ".join(sys.argv), "machine": machine(1),
            "started": started, "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
     (out / "run.json").write_text(json.dumps(run, indent=1))
     print(json.dumps(results, indent=1))

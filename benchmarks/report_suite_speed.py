@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import torch  # noqa: E402
 
 from distill_ortho_merge.evaluate import evaluate, load_rows  # noqa: E402
+from distill_ortho_merge.run_record import git_commit, machine  # noqa: E402
 from trl_distillguard.attackers import prompt_order, resolve_attacker  # noqa: E402
 from trl_distillguard.distill import distill  # noqa: E402
 from trl_distillguard.distill_config import DistillConfig  # noqa: E402
@@ -106,7 +107,6 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/report_suite_speed")
     ap.add_argument("--seeds", type=int, default=3)
     a = ap.parse_args()
-    from distill_ortho_merge.run_record import git_commit, machine
 
     torch.set_num_threads(1)
     started, commit = time.strftime("%Y-%m-%d %H:%M:%S"), git_commit()  # the code this run imported
