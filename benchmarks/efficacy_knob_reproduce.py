@@ -49,11 +49,11 @@ def main() -> None:
         "identical": {k: new.get(k) == committed.get(k) for k in FIELDS},
         "teacher_score": {"new": teacher, "committed": json.loads((cache / "original/all/teacher.json").read_text())["teacher_score"]},
     }  # fmt: skip
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
     run = {"git_commit": commit, "command": "python " + " ".join(sys.argv), "machine": machine(1),
            "started": started, "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results | {"run": run}, indent=1))
     (out / "run.json").write_text(json.dumps(run, indent=1))
     print(json.dumps(results, indent=1))
 

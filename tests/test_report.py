@@ -202,7 +202,7 @@ def test_seed_templates_name_one_teacher_per_seed_and_overwrite_is_checked_first
     )
     shutil.copytree(teacher_dir, out / "inside")  # an output_dir holding an input is never emptied
     per_seed.teachers["cal"] = str(out / "inside")
-    with pytest.raises(InputError, match="holds an input"):
+    with pytest.raises(InputError, match="contains input"):
         check_inputs(per_seed)
     shutil.rmtree(out / "inside")
 
