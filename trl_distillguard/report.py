@@ -130,7 +130,8 @@ class _Suite:
             file = self.out / "initial" / f"{name}.json"
             if read_json(file) is None:
                 res = self.evaluate(*load_causal_lm(path, f"student {name}"))
-                write_json(file, {"path": path, "initial_score": res.score})
+                write_json(file, {"path": path, "initial_score": res.score,
+                                  "initial_exact_accuracy": res.exact_accuracy})  # fmt: skip
 
     def teacher_score(self, name: str, seed: int, path: str, teacher) -> dict[str, Any]:
         file = self.out / "teachers" / name / f"seed{seed}.json"
@@ -140,7 +141,8 @@ class _Suite:
                 res = self.evaluate(*teacher)
                 self._teacher_scores[path] = {
                     "path": path,
-                    "score": res.score,
+                    "score": res.score,  # the mean verifier score; exact_accuracy: full credit only
+                    "exact_accuracy": res.exact_accuracy,
                     "examples": res.completions[:3],
                 }
             cached = self._teacher_scores[path]
@@ -227,7 +229,8 @@ class _Suite:
             accuracy = sum(bool(x) for x in ok) / len(ok) if ok else None
         extras = self.cell_extras(cell, train) if self.cell_extras else {}
         return extras | {
-            **cell.key(), "student_score": res.score, "score": res.score, "train_samples": len(train),
+            **cell.key(), "student_score": res.score, "score": res.score,
+            "student_exact_accuracy": res.exact_accuracy, "train_samples": len(train),
             **attacker.settings(), "prompts": data.n_prompts * attacker.budget, "steps": steps if train else 0,
             "teacher_sample_accuracy": accuracy, "final_loss": summary.get("final_loss"),
             "train_seconds": summary.get("seconds"), "seconds": round(time.perf_counter() - started, 2),
