@@ -11,8 +11,8 @@ verifier evaluation (`math_answer`, greedy, on K small arithmetic tasks):
   (what a user without `search-alpha` does).
 
 Scores must be equal across routes (up to float32 rounding; the report lists the largest difference). The default
-evaluation, `digit_share`, is greedy generation on each task's prompts scored by the share of digit characters:
-on a random model a verifier scores 0 everywhere, which would make "equal scores" say nothing.
+evaluation, `text_checksum`, is greedy generation on each task's prompts scored by a checksum of the completion's
+characters: on a random model a verifier scores 0 everywhere, which would make "equal scores" say nothing.
 
 The model is a random Llama built here (`--hidden`, `--layers`; a character-level tokenizer) because the built-in
 SmolLM2 may not be installed; the report says which model ran.
@@ -95,9 +95,10 @@ def eval_data(root: Path, k: int, n: int) -> list[str]:
     return out
 
 
-def digit_share(model, tokenizer) -> dict[str, float]:
-    """The evaluation every route runs: greedy completions of each task's prompts, scored by the share of digit
-    characters (a number that moves with any change of the weights, unlike exact match on a random model)."""
+def text_checksum(model, tokenizer) -> dict[str, float]:
+    """The evaluation every route runs: greedy completions of each task's prompts, each scored by a checksum of its
+    characters in [0, 1] (a number that moves with any change of a completion, unlike exact match on a random
+    model, where every verifier gives 0)."""
     from distill_ortho_merge.generation import generate
 
     root = Path(os.environ["ALPHA_SWEEP_DATA"])
@@ -108,7 +109,7 @@ def digit_share(model, tokenizer) -> dict[str, float]:
             g[0].text
             for g in generate(model, tokenizer, prompts, max_new_tokens=int(os.environ["ALPHA_SWEEP_TOKENS"]))
         ]
-        out[path.stem] = sum(sum(c.isdigit() for c in t) / max(len(t), 1) for t in texts) / len(texts)
+        out[path.stem] = sum(sum(map(ord, t)) % 101 / 100 for t in texts) / len(texts)
     return out
 
 
@@ -133,8 +134,8 @@ def run(args: argparse.Namespace) -> dict:
     base, adapters = build(root, args.k, args.hidden, args.layers, args.rank)
     data = eval_data(root, args.k, args.items)
     os.environ["ALPHA_SWEEP_DATA"], os.environ["ALPHA_SWEEP_TOKENS"] = str(root), str(args.max_new_tokens)
-    if args.eval == "digit_share":
-        common = dict(eval="adapter_alpha_sweep:digit_share", grid=args.grid, progress=False)
+    if args.eval == "text_checksum":
+        common = dict(eval="adapter_alpha_sweep:text_checksum", grid=args.grid, progress=False)
     else:  # a verifier: exact accuracy and mean score (0 on the random model: equal scores then say little)
         common = dict(eval=args.eval, eval_data=data, max_new_tokens=args.max_new_tokens, grid=args.grid,
                       progress=False)  # fmt: skip
@@ -219,7 +220,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=8, help="eval rows per task")
     parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--grid", default="0.2:1.0:0.2")
-    parser.add_argument("--eval", default="digit_share", help="digit_share, or a verifier (math_answer)")
+    parser.add_argument("--eval", default="text_checksum", help="text_checksum, or a verifier (math_answer)")
     parser.add_argument(
         "--repeats", type=int, default=2, help="runs per route (order alternated); min reported"
     )
