@@ -162,3 +162,27 @@ def test_every_package_error_is_an_input_error():
     errors = (ModelError, EvalSpecError, LoraMergeError, SearchError, ConfigError, OrthoRegInputError)
     assert all(issubclass(e, InputError) for e in (*errors, MissingInputError, OutputExistsError))
     assert issubclass(MissingInputError, FileNotFoundError) and issubclass(OutputExistsError, FileExistsError)
+
+
+def test_a_value_error_from_training_or_merging_is_exit_1_not_2(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from mergekit_plugins.lora import merge
+    from trl_distillguard import calibrate
+
+    def broken(*args, **kwargs):
+        raise ValueError("Expected input batch_size (4) to match target batch_size (3).")  # torch's wording
+
+    monkeypatch.setattr(calibrate, "calibrate", broken)
+    tiny = Path(__file__).resolve().parents[1] / "examples" / "configs" / "tiny.yaml"
+    assert guard_cli.main(["calibrate", "--config", str(tiny), "--output_dir", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "distillguard calibrate: error: ValueError: Expected input batch_size"
+    )
+    monkeypatch.setattr(merge, "lora_merge", broken)
+    assert merge_cli.main(["lora-merge", str(tmp_path / "c.yaml"), str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "mergekit-plugins lora-merge: error: ValueError: Expected input"
+    )

