@@ -39,6 +39,7 @@ RENDERED_BY_SCRIPT = {
     "report_suite_speed/results": "report_suite_speed",
 }
 EFFICACY_FOLDERS = ("efficacy_orthoreg", "efficacy_orthoreg/smollm2", "efficacy_orthoreg/smollm2-open")
+KNOB_FOLDERS = ("efficacy_knob", "efficacy_knob/real")
 
 
 def _efficacy_md(results: dict) -> str:
@@ -57,6 +58,8 @@ def tables() -> Iterator[tuple[Path, Callable[[dict], str]]]:
     for folder in EFFICACY_FOLDERS:
         yield RESULTS / folder / "results.md", _efficacy_md
     yield RESULTS / "efficacy_orthoreg/task_pilot/results.md", _renderer("smollm2_task_pilot", "render_md")
+    for folder in KNOB_FOLDERS:  # the knob study's tables (its figures are drawn from the same summary)
+        yield RESULTS / folder / "results.md", _renderer("efficacy_knob_render", "markdown")
 
 
 def table_matches(md: Path, render: Callable[[dict], str], write: bool) -> None:
