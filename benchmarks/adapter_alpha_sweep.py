@@ -230,23 +230,30 @@ def main() -> None:
     result = run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    result["run"] = {
+        "git_commit": git_commit(), "command": "python " + " ".join(sys.argv),
+        "machine": machine(torch.get_num_threads()), "wall_seconds": round(time.perf_counter() - start, 1),
+    }  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "run.json").write_text(json.dumps(result["run"], indent=1) + "\n")
+    (out / "results.md").write_text(render_markdown(result))
+    print(render_markdown(result))
+
+
+def render_markdown(result: dict) -> str:
+    """The results table (benchmarks/selfcheck.py checks the committed one against its JSON)."""
     s, x = result["seconds"], result["speedup"]
-    (out / "results.md").write_text(
+    return (
         f"# α sweep for {result['k']} LoRA adapters ({result['method']}, {len(result['grid'])} α values)\n\n"
         f"Model: {result['model']}; rank {result['rank']}; {result['items_per_task']} items per task, "
-        f"{result['max_new_tokens']} new tokens; evaluation {result['eval']}.\n\n| route | seconds | factor route faster by |\n|---|---|---|\n"
+        f"{result['max_new_tokens']} new tokens; evaluation {result['eval']}; {result['run']['machine']}.\n\n"
+        "| route | seconds | factor route faster by |\n|---|---|---|\n"
         f"| factor (search-alpha on the lora-merge config) | {s['factor']} | — |\n"
         f"| dense_once (export K + search-alpha dense) | {s['dense_once']} | {x['dense_once']}× |\n"
         f"| dense_per_alpha (export K + mergekit per α) | {s['dense_per_alpha']} | {x['dense_per_alpha']}× |\n\n"
         f"Seconds: the fastest of {result['repeats']} runs per route (order alternated; all runs in results.json). "
         f"Largest score difference between routes: {result['max_score_difference']:.3g}.\n"
     )  # fmt: skip
-    (out / "run.json").write_text(json.dumps({
-        "git_commit": git_commit(), "command": "python " + " ".join(sys.argv),
-        "machine": machine(torch.get_num_threads()), "wall_seconds": round(time.perf_counter() - start, 1),
-    }, indent=1) + "\n")  # fmt: skip
-    print((out / "results.md").read_text())
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 # results file stem -> the benchmark script whose `render_markdown(report)` wrote its .md
 RENDERED_BY_SCRIPT = {
+    "adapter_alpha_sweep/results": "adapter_alpha_sweep",
     "calibration_overhead": "calibration_overhead",
     "canonical_bias": "canonical_bias",
     "lora_merge": "lora_merge",
