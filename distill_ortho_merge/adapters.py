@@ -106,8 +106,24 @@ class LoraModule:
         return d.T if self.embedding or fan_in_fan_out else d
 
 
+class AdapterConfigFields:
+    """What callers read from an adapter's ``config`` (a mapping attribute), under one name each."""
+
+    config: dict[str, Any]
+
+    @property
+    def base_name(self) -> str | None:
+        """``base_model_name_or_path``: the base the adapter was trained on, if recorded."""
+        return self.config.get("base_model_name_or_path")
+
+    @property
+    def fan_in_fan_out(self) -> bool:
+        """Whether the base weights are stored transposed (``Conv1D``), so ΔW = (s·B·A)ᵀ."""
+        return bool(self.config.get("fan_in_fan_out"))
+
+
 @dataclass
-class PeftAdapter:
+class PeftAdapter(AdapterConfigFields):
     """A read and checked PEFT LoRA adapter directory."""
 
     path: Path
@@ -121,14 +137,6 @@ class PeftAdapter:
     @property
     def label(self) -> str:
         return f"adapter {self.path}"
-
-    @property
-    def base_name(self) -> str | None:
-        return self.config.get("base_model_name_or_path")
-
-    @property
-    def fan_in_fan_out(self) -> bool:
-        return bool(self.config.get("fan_in_fan_out"))
 
 
 def read_adapter_config(path: str | Path, *, label: str | None = None, strict: bool = True) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from distill_ortho_merge.adapters import AdapterError, factor_key, read_peft_adapter
+from distill_ortho_merge.adapters import AdapterConfigFields, AdapterError, factor_key, read_peft_adapter
 from mergekit_plugins.lora.config import LoraMergeError
 
 #: What `lora-merge` refuses on top of what the shared reader refuses: it merges plain Linear LoRA factors only.
@@ -34,7 +34,7 @@ def module_of(key: str) -> tuple[str, str] | None:
 
 
 @dataclass
-class Adapter:
+class Adapter(AdapterConfigFields):
     """One adapter: per module (B, A, scale) with Δ = scale · B A (scale = lora_alpha / r, or / √r with rsLoRA)."""
 
     path: Path
@@ -43,14 +43,6 @@ class Adapter:
     modules: dict[str, tuple[torch.Tensor, torch.Tensor, float]] = field(default_factory=dict)
     #: base weights saved along (PEFT's save_embedding_layers); they must equal the base's
     base_copies: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    @property
-    def base_name(self) -> str | None:
-        return self.config.get("base_model_name_or_path")
-
-    @property
-    def fan_in_fan_out(self) -> bool:
-        return bool(self.config.get("fan_in_fan_out"))
 
 
 def read_adapter(path: str | Path, weight: float = 1.0) -> Adapter:
