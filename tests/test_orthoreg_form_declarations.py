@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 from datasets import Dataset
+from test_orthoreg_trainer import GradCapture, perturb  # the same capture and the same seeded move
 from transformers import (
     AutoModelForCausalLM,
     DataCollatorForLanguageModeling,
     Trainer,
-    TrainerCallback,
     TrainingArguments,
 )
 
@@ -63,22 +63,6 @@ def third_party(monkeypatch):
     ):
         fresh.load_plugins()
     return fresh
-
-
-class GradCapture(TrainerCallback):
-    def __init__(self):
-        self.grads = {}
-
-    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-        self.grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
-
-
-def perturb(model):
-    gen = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
-    return model
 
 
 def test_full_finetuning_runs_a_third_party_dense_form(third_party, teacher_dir, tokenizer_a, tmp_path):
