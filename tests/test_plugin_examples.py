@@ -41,20 +41,28 @@ net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Linear(5, 4))
 model = get_peft_model(net, OrthoLoraConfig(r=2, lora_alpha=4, target_modules=["0", "1"], orthoreg_form="l2"))
 for p in model.parameters():
     torch.nn.init.normal_(p)
-reference = sum(  # the dense delta s·B A, built explicitly
-    (m.scaling["default"] * m.lora_B["default"].weight @ m.lora_A["default"].weight).norm()
+deltas = [  # the dense updates s·B A, built explicitly
+    m.scaling["default"] * m.lora_B["default"].weight @ m.lora_A["default"].weight
     for m in model.modules() if hasattr(m, "lora_A") and "default" in m.lora_A
-)
-value = form_loss(model, "default")
-out["orthoreg_form"] = [peft_orthoreg.registry()["l2"].distribution, value.item(), reference.item()]
+]
+form = peft_orthoreg.registry()["l2"]
+out["orthoreg_form"] = [form.distribution, form_loss(model, "default").item(), sum(d.norm() for d in deltas).item(),
+                        form.obj.dense_loss(deltas).item(), form.obj.dense_loss(deltas, squared=True).item(),
+                        sum(d.pow(2).sum() for d in deltas).item()]
 
 mergekit_plugins.load_plugins()
 import mergekit.merge_methods as mm
+from mergekit_plugins.lora import merge_factors
 from merge_mean.plugin import mean_merge
 base, a, b = torch.randn(3, 4, 5).unbind()
-merged = mean_merge(base, [a, b], alpha=0.5)
+merged = mean_merge(base, [a, b], [1.0, -0.5], alpha=0.5)
+factors = [(torch.randn(4, 2), torch.randn(2, 5)), (torch.randn(4, 3), torch.randn(3, 5))]
+fb, fa = merge_factors("mean_delta", factors, [1.0, -0.5])
+dense = (factors[0][0] @ factors[0][1] - 0.5 * factors[1][0] @ factors[1][1]) / 2
+declared = mergekit_plugins.plugins.declarations()["mean_delta"]
 out["merge_method"] = [mergekit_plugins.registry()["mean_delta"].distribution, mm.get("mean_delta").spec.name,
-                       (merged - (base + 0.5 * ((a - base) + (b - base)) / 2)).abs().max().item()]
+                       (merged - (base + 0.5 * ((a - base) - 0.5 * (b - base)) / 2)).abs().max().item(),
+                       (fb @ fa - dense).abs().max().item(), declared.capabilities()]
 print(json.dumps(out))
 """
 
@@ -87,7 +95,10 @@ def test_installed_examples_are_discovered_and_run(installed):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["verifier"] == ["last-word-verifier", [1.0, 0.0, None]]
     assert out["dataset"] == ["countdown-dataset", True, True, 4]
-    dist, value, reference = out["orthoreg_form"]
-    assert dist == "orthoreg-l2" and reference > 0 and value == pytest.approx(reference, rel=1e-5)
-    dist, name, err = out["merge_method"]
-    assert (dist, name) == ("merge-mean", "mean_delta") and err < 1e-6
+    dist, factor, reference, dense, dense_squared, reference_squared = out["orthoreg_form"]
+    assert dist == "orthoreg-l2" and reference > 0
+    assert factor == pytest.approx(reference, rel=1e-5) and dense == pytest.approx(reference, rel=1e-6)
+    assert dense_squared == pytest.approx(reference_squared, rel=1e-6)
+    dist, name, dense_err, factor_err, capabilities = out["merge_method"]
+    assert (dist, name) == ("merge-mean", "mean_delta") and dense_err < 1e-6 and factor_err < 1e-5
+    assert capabilities == ["θ₀ + alpha·merged", "factor kernel"]
