@@ -121,7 +121,7 @@ def test_ia3_adapter_is_named(tmp_path, capsys):
     assert (
         main(["export", str(adapter), "--base", str(tmp_path / "base"), "--out", str(tmp_path / "out")]) == 2
     )
-    assert "the adapter is IA3; plain LoRA is required" in one_error_line(capsys, "peft-orthoreg")
+    assert "peft_type is 'IA3'; only LORA adapters are read" in one_error_line(capsys, "peft-orthoreg")
     assert not (tmp_path / "out").exists()
 
 
