@@ -202,3 +202,24 @@ def test_other_guide_scripts_run_as_written(tmp_path):
     run_script(work, "examples/data/merge_tiny.py")
     out = run_script(work, "examples/guides/orthoreg_full.py")
     assert "orthoreg per step" in out and "‖τ‖" in out
+
+
+# Guides whose every command runs offline on the tiny fixtures, in order, in a fresh copy of examples/.
+RUNNABLE_GUIDES = ("calibrate", "distil-report", "orthoreg", "merging", "lora-merge")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("guide", RUNNABLE_GUIDES)
+def test_guide_commands_run_as_written(guide, tmp_path):
+    work = workdir(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    for lang, body in blocks(DOCS / "guides" / f"{guide}.md"):
+        if lang != "bash":
+            continue
+        for line in body.replace("\\\n", " ").splitlines():
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            proc = subprocess.run(
+                ["bash", "-c", line], cwd=work, env=env, capture_output=True, text=True, timeout=900
+            )
+            assert proc.returncode == 0, f"{guide}.md: `{line}` fails:\n{proc.stderr[-3000:]}"
