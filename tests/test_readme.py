@@ -1,4 +1,5 @@
-"""README code blocks that quote a project file (first line `# path/of/the/file`) are that file, verbatim."""
+"""README code blocks that quote a project file (first line `# path/of/the/file`) are that file, verbatim (a file
+whose own first line is that path line, as under examples/snippets/, is quoted whole)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ def quoted_blocks() -> list[tuple[str, str]]:
         first, _, rest = block.partition("\n")
         match = re.fullmatch(r"# (\S+\.(?:yaml|yml|py|toml|json))", first.strip())
         if match and (ROOT / match.group(1)).is_file():
-            out.append((match.group(1), rest))
+            # A file that starts with its own path line (examples/snippets/) is quoted whole.
+            whole = (ROOT / match.group(1)).read_text(encoding="utf-8").startswith(first + "\n")
+            out.append((match.group(1), block if whole else rest))
     return out
 
 
