@@ -62,9 +62,6 @@ os.environ.setdefault("WANDB_DISABLED", "true")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")  # progress is this script's own log lines
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
@@ -108,10 +105,8 @@ def atomic(path: Path, build) -> Path:
     """Build a model directory at `path` via a temporary sibling (a directory at `path` is always complete).
 
     Several sweeps may share the workdir: a `.lock` file holding the builder's pid makes the others wait for it
-    (a lock whose process is gone is taken over).
-
-    Example:
-        >>> # atomic(Path("work/teacher"), lambda tmp: train_into(tmp))
+    (a lock whose process is gone is taken over). `build(tmp)` creates and fills the folder `tmp`, e.g.
+    `atomic(work / "teacher", lambda tmp: sft_teacher(tok, pairs, tmp, steps=1000))`.
     """
     lock = path.with_name(path.name + ".lock")
     # the sweep's folder may not exist yet: a fresh workdir holds only the shared base models when the first
@@ -218,11 +213,8 @@ def exposure(diag: dict) -> dict:
 
 
 class Knob:
-    """One setting's models, data and cached results (`key -> JSON`).
-
-    Example:
-        >>> # knob = Knob(args); knob.setup(); knob.student_result("eta-1", 0, "t1", "b")["score"]
-    """
+    """One setting's models, data and cached results (`key -> JSON`): `Knob(parse_args(argv))`, then `setup()`
+    builds the base models and `student_result("eta-1", 0, "t1", "b")` one cached student result."""
 
     def __init__(self, a: argparse.Namespace) -> None:
         self.a = a

@@ -118,11 +118,7 @@ def split_rows(n_test: int, n_val: int) -> dict[str, list[dict]]:
 
 
 def write_jsonl(items, path: Path) -> Path:
-    """Write rows as JSON lines (parents created).
-
-    Example:
-        >>> # write_jsonl(rows([(12, 3)]), Path("val.jsonl"))
-    """
+    """Write rows as JSON lines (parents created), e.g. `write_jsonl(rows([(12, 3)]), work / "val.jsonl")`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in items))
     return path
@@ -131,10 +127,8 @@ def write_jsonl(items, path: Path) -> Path:
 # ------------------------------------------------------------------------------------------------ models
 def tokenizers(train_pairs) -> tuple:
     """Tokenizer A (the teacher's: trained mostly on the traces, 320 tokens) and B (the proxy's: mostly prose,
-    480 tokens); both split digits one by one so that sums are compositional.
-
-    Example:
-        >>> # tok_a, tok_b = tokenizers(splits(200, 100)["train"])
+    480 tokens); both split digits one by one so that sums are compositional. Called with the train pairs:
+    `tok_a, tok_b = tokenizers(splits(200, 100)["train"])`.
     """
     traces = [f"What is {x} + {y}?" + trace(x, y, f) for (x, y) in train_pairs[:300] for f in FORMATS]
     tok_a = tiny.digit_tokenizer(320, traces + tiny.corpus(1, mix=(0.2, 0.6, 0.2)))
@@ -175,11 +169,8 @@ def save_model(model, tok, path: Path) -> Path:
 
 
 def new_lm(fam: str, tok, hidden: int, layers: int, seed: int):
-    """A randomly initialised tiny causal LM of family `fam` on tokenizer `tok` (eager attention: faster here).
-
-    Example:
-        >>> # new_lm("llama", tok, 64, 2, seed=3)
-    """
+    """A randomly initialised tiny causal LM of family `fam` on tokenizer `tok` (eager attention: faster here),
+    e.g. `new_lm("llama", tok_a, 64, 2, seed=3)` for student a's initial weights."""
     torch.manual_seed(seed)
     cls = family(fam)
     return cls(
@@ -194,10 +185,8 @@ def new_lm(fam: str, tok, hidden: int, layers: int, seed: int):
 
 def sft_on_traces(model, tok, train_pairs, out: Path, steps: int, lr: float, batch: int) -> None:
     """SFT `model` in place on gold traces of uniformly random format (8 per pair; the formats' mix is the teacher's
-    freedom in *how* it answers). Scratch files go under `out/_sft` and are removed.
-
-    Example:
-        >>> # sft_on_traces(model, tok, splits(200, 100)["train"], Path("teacher"), steps=150, lr=5e-5, batch=16)
+    freedom in *how* it answers). Scratch files go under `out/_sft` and are removed. The real setting's
+    `addition` teacher: `sft_on_traces(model, tok, train_pairs, out, steps=60, lr=1e-4, batch=16)`.
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -215,11 +204,8 @@ def sft_on_traces(model, tok, train_pairs, out: Path, steps: int, lr: float, bat
 
 
 def sft_teacher(tok, train_pairs, out: Path, steps: int) -> None:
-    """The tiny setting's original teacher: a Llama (hidden 128 × 4) SFT'd on gold traces (`sft_on_traces`).
-
-    Example:
-        >>> # sft_teacher(tok_a, splits(200, 100)["train"], Path("teacher"), steps=1000)
-    """
+    """The tiny setting's original teacher: a Llama (hidden 128 × 4) on tokenizer A, SFT'd on gold traces
+    (`sft_on_traces`, lr 3e-3, batch 32) and saved to `out`."""
     model = new_lm("llama", tok, 128, 4, seed=0)
     sft_on_traces(model, tok, train_pairs, out, steps, lr=3e-3, batch=32)
     save_model(model.eval(), tok, out)

@@ -1,8 +1,10 @@
 """Checks of the benchmark scripts themselves: every committed table is what its script renders from the committed
-JSON (no table is edited by hand), and the SmolLM2 setting's task registry and pilot behave as their results assume.
+JSON (no table is edited by hand), the SmolLM2 setting's task registry and pilot behave as their results assume, and
+the distillability-knob study's task, driver and renderer pass their checks (`efficacy_knob_checks.py`).
 
-    python benchmarks/selfcheck.py            # one line per check: `ok NAME`, `skip NAME: why`, `FAIL NAME: what`
-    python benchmarks/selfcheck.py --write    # re-render every table from its JSON (after a renderer change)
+    python benchmarks/selfcheck.py              # one line per check: `ok NAME`, `skip NAME: why`, `FAIL NAME: what`
+    python benchmarks/selfcheck.py --only knob  # the checks whose name contains `knob`
+    python benchmarks/selfcheck.py --write      # re-render every table from its JSON (after a renderer change)
 
 Exits 1 when a check fails. The test suite runs it in a subprocess (`tests/test_benchmark_results.py`): tests never
 import benchmark code, and the scripts import their siblings as they do when run (this folder is on the path).
@@ -137,11 +139,29 @@ def check_pilot_rejects_bad_arguments_in_one_line() -> None:
         assert message in err.getvalue() and err.getvalue().count("\n") == 1, err.getvalue()
 
 
+def knob_checks() -> list[tuple[str, Callable[[], str | None]]]:
+    """The knob study's `check_knob_*` functions; a module that does not import is one failed check."""
+    try:
+        module = importlib.import_module("efficacy_knob_checks")
+    except Exception as err:  # noqa: BLE001 - reported as a failed check like any other
+
+        def failed_import(err: Exception = err) -> None:
+            raise err
+
+        return [("knob_checks_import", failed_import)]
+    return [
+        (name[len("check_") :], fn) for name, fn in vars(module).items() if name.startswith("check_knob_")
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--write", action="store_true", help="re-render every table from its JSON")
+    parser.add_argument(
+        "--only", default="", metavar="TEXT", help="run only the checks whose name contains TEXT"
+    )
     args = parser.parse_args(argv)
     checks: list[tuple[str, Callable[[], str | None]]] = [
         (
@@ -151,13 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         for md, render in tables()
     ]
     checks += [(name[len("check_") :], fn) for name, fn in globals().items() if name.startswith("check_")]
+    checks += knob_checks()
+    checks = [(name, fn) for name, fn in checks if args.only in name]
     failed = 0
     for name, fn in checks:
+        log = io.StringIO()  # what a check prints (trainers' logs) is shown only when it fails
         try:
-            skipped = fn()
+            with contextlib.redirect_stdout(log):
+                skipped = fn()
         except Exception as err:  # noqa: BLE001 - every check runs; each failure is reported
             failed += 1
             where = traceback.extract_tb(err.__traceback__)[-1]
+            print(*log.getvalue().splitlines()[-20:], sep="\n")
             print(f"FAIL {name}: {type(err).__name__}: {err} ({Path(where.filename).name}:{where.lineno})")
             continue
         print(f"skip {name}: {skipped}" if skipped else f"ok {name}", flush=True)

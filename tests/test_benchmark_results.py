@@ -13,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-# Tables rendered by product code (checked below) or by the knob benchmark (checked by test_efficacy_knob.py).
-NOT_RENDERED_BY_SELFCHECK = ("report.md", "efficacy_knob/")
+# Tables rendered by product code (checked below).
+NOT_RENDERED_BY_SELFCHECK = ("report.md",)
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,13 @@ def test_benchmark_selfchecks_pass(selfcheck):
     assert len(selfcheck) >= 15
     failed = [line for line in selfcheck.values() if not line.startswith(("ok ", "skip "))]
     assert not failed, "\n".join(failed)
+
+
+def test_the_knob_study_is_checked(selfcheck):
+    # efficacy_knob_checks.py: the task, flags, cache, logit recipes, gold references and renderer of the
+    # distillability-knob benchmark (its command line is test_efficacy_knob.py)
+    knob = [name for name in selfcheck if name.startswith("knob_")]
+    assert len(knob) >= 15 and "knob_checks_import" not in knob, sorted(selfcheck)
 
 
 def test_every_committed_table_is_checked_against_its_json(selfcheck):

@@ -16,12 +16,6 @@ FOLDERS = (
     "tests",
     "benchmarks",
 )
-# The knob benchmark and its test still import each other's modules; they are the only exceptions.
-KNOB_FILES = {
-    "benchmarks/efficacy_knob.py",
-    "benchmarks/efficacy_knob_task.py",
-    "tests/test_efficacy_knob.py",
-}
 COMMENTED_EXAMPLE = re.compile(r"^\s*>>> #")
 PATH_EDIT = re.compile(r"\bsys\.path\b|syspath_prepend\(.*(ROOT|__file__|tests|benchmarks)")
 
@@ -29,7 +23,7 @@ PATH_EDIT = re.compile(r"\bsys\.path\b|syspath_prepend\(.*(ROOT|__file__|tests|b
 def python_files() -> list[Path]:
     files = [p for folder in FOLDERS for p in (ROOT / folder).rglob("*.py")]
     files += list((ROOT / "examples").rglob("*.py")) + list(ROOT.glob("*.py"))
-    return sorted(p for p in files if p.relative_to(ROOT).as_posix() not in KNOB_FILES)
+    return sorted(files)
 
 
 def offending_lines(pattern: re.Pattern[str], skip: Path | None = None) -> list[str]:
@@ -90,8 +84,7 @@ def benchmark_imports(path: Path) -> list[str]:
 
 
 def test_no_test_imports_benchmark_code():
-    tests = [p for p in (ROOT / "tests").glob("*.py") if p.relative_to(ROOT).as_posix() not in KNOB_FILES]
-    found = {p.name: benchmark_imports(p) for p in tests}
+    found = {p.name: benchmark_imports(p) for p in (ROOT / "tests").glob("*.py")}
     assert not {k: v for k, v in found.items() if v}, "run the script or read its result files instead"
 
 
