@@ -1,4 +1,4 @@
-"""Efficacy of the distillability knob (issue 12): does η-calibration make students learn worse (η < 0) or better
+"""Efficacy of the distillability knob: does η-calibration make students learn worse (η < 0) or better
 (η > 0) than the η = 0 control, against adaptive attackers, when the teacher has freedom in *how* it answers?
 
 Setting `tiny` (CPU, minutes per run): "What is a + b?" with two-digit a, b; every gold completion is a reasoning

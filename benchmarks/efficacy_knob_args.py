@@ -19,7 +19,9 @@ from distill_ortho_merge.models import ModelError, resolve_model
 from trl_distillguard.attackers import parse_attacker
 from trl_distillguard.distill_config import RECIPES, DistillConfig
 
-DESCRIPTION = "Efficacy of the distillability knob (issue 12): students of η-calibrated teachers against adaptive attackers."
+DESCRIPTION = (
+    "Efficacy of the distillability knob: students of η-calibrated teachers against adaptive attackers."
+)
 
 # the study's attackers (name: temperature, keep only verified-correct samples, prompt/step multiplier), as
 # `distillguard report` defines them
