@@ -3,7 +3,8 @@
 
 - a file that is not YAML: ``file:line:col: problem``; not a mapping: says so;
 - an unknown key (YAML or ``--flag``): names it and the closest valid field;
-- no accelerator: ``use_cpu: true`` and ``bf16: false`` unless the config or the command line sets them.
+- no accelerator: ``use_cpu: true`` and ``bf16: false`` unless the config or the command line sets them;
+- ``-h`` / ``--help``: one screen (`short_help`); ``--help_all``: every field.
 
 Example:
     >>> closest("learning_rte", ["learning_rate", "lr_scheduler_type"])
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from distill_ortho_merge.cli import InputError
+from distill_ortho_merge.devices import has_accelerator
 from distill_ortho_merge.yaml_files import read_yaml
 
 
@@ -71,7 +73,10 @@ def parse_config(parser: Any, argv: Sequence[str], *, cpu_defaults: bool = False
         Traceback (most recent call last):
         distill_ortho_merge.errors.InputError: command line: unknown key 'output_dri' (did you mean 'output_dir'?)
     """
+    from distill_ortho_merge.short_help import maybe_print_help
+
     argv = list(argv)
+    maybe_print_help(parser, argv)  # one screen; --help_all prints every inherited field too
     config: dict[str, Any] = {}
     if "--config" in argv:
         i = argv.index("--config")
@@ -88,21 +93,10 @@ def parse_config(parser: Any, argv: Sequence[str], *, cpu_defaults: bool = False
             raise InputError(
                 f"{origin}: unknown key {key!r}" + (f" (did you mean {hint!r}?)" if hint else "")
             )
-    if cpu_defaults and not _has_accelerator():
+    if cpu_defaults and not has_accelerator():
         given = set(config) | {f.replace("-", "_") for f in flags}
         argv += [
             arg for key, arg in (("use_cpu", "--use_cpu=true"), ("bf16", "--bf16=false")) if key not in given
         ]
     return parser.parse_args_and_config(argv)
 
-
-def _has_accelerator() -> bool:
-    import torch
-
-    if torch.cuda.is_available():
-        return True
-    for name in ("mps", "xpu", "npu"):
-        backend = getattr(torch, name, None) or getattr(torch.backends, name, None)
-        if backend is not None and getattr(backend, "is_available", lambda: False)():
-            return True
-    return False

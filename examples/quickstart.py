@@ -98,7 +98,7 @@ def stage_build(work: Path, steps: int) -> tuple[Path, Path]:
     print("\n[1/4] tiny models from configs (offline)")
     # The builder shared with `distillguard calibrate`'s tiny example (it uses `distill_ortho_merge.testing`).
     build = runpy.run_path(str(HERE / "data" / "calibrate_tiny.py"))["build"]
-    root = build(work / "models", steps=steps)
+    root = build(work / "models", steps=steps, sums=False)
     from transformers import AutoConfig, AutoTokenizer
 
     toks = []

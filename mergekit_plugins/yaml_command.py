@@ -36,6 +36,8 @@ def check_config(config: Any, where: str = "config") -> None:
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: expected a YAML mapping at the top level")
     method = config.get("merge_method")
+    if isinstance(method, str):
+        check_method_and_parameters(config, where)
     from mergekit_plugins.methods import PARAMETER_RULES, build_methods  # our methods' own rules (torch)
 
     if not isinstance(method, str) or method not in build_methods():
@@ -55,6 +57,63 @@ def check_config(config: Any, where: str = "config") -> None:
     params = dict(config.get("parameters") or {})
     for key in ("alpha", "common_space_fraction", "rank_rtol"):
         check(f"parameters.{key}", key, params.get(key))
+
+
+def check_method_and_parameters(config: dict[str, Any], where: str = "config") -> None:
+    """`merge_method` must be registered in mergekit (ours loaded first), and every key of `parameters` (top level,
+    per model, per slice source) one of that method's parameters: mergekit would fail later with a traceback on
+    the first, and silently ignore the second.
+
+    Example:
+        >>> check_method_and_parameters({"merge_method": "tsvm"})
+        Traceback (most recent call last):
+        ...
+        mergekit_plugins.yaml_command.ConfigError: config: merge_method 'tsvm' is unknown (closest: tsv, ties; `mergekit-plugins list` shows all)
+    """
+    import difflib
+
+    from mergekit.merge_methods import registry as mk_registry
+
+    from mergekit_plugins.plugins import load_plugins
+
+    load_plugins()
+    specs = {m.spec.name: m.spec for m in mk_registry.registered_methods()}
+    method = config.get("merge_method")
+    if method not in specs:
+        close = difflib.get_close_matches(str(method), list(specs), n=3, cutoff=0.5)
+        hint = f"closest: {', '.join(close)}; " if close else ""
+        raise ConfigError(
+            f"{where}: merge_method {method!r} is unknown ({hint}`mergekit-plugins list` shows all)"
+        )
+    known = [p.name for p in specs[method].parameters]
+    blocks = [("parameters", config.get("parameters"))]
+    for i, model in enumerate(config.get("models") or []):
+        if isinstance(model, dict):
+            blocks.append((f"models[{i}].parameters", model.get("parameters")))
+    for i, sl in enumerate(config.get("slices") or []):
+        for j, src in enumerate((sl or {}).get("sources") or []):
+            if isinstance(src, dict):
+                blocks.append((f"slices[{i}].sources[{j}].parameters", src.get("parameters")))
+    for field, params in blocks:
+        for key in params or {} if isinstance(params, dict) else {}:
+            if key not in known:
+                raise ConfigError(
+                    f"{where}: {field}.{key} is not a parameter of {method} "
+                    f"(its parameters: {', '.join(known) or 'none'})"
+                )
+
+
+def looks_like_path(ref: str) -> bool:
+    """Whether a model reference is meant as a local path rather than a hub id `org/name`: it starts with `.`,
+    `/` or `~`, has more than two components, or its first component is an existing directory.
+
+    Example:
+        >>> looks_like_path("./models/task_cod"), looks_like_path("Qwen/Qwen2-0.5B")
+        (True, False)
+    """
+    if ref.startswith((".", "/", "~")) or ref.count("/") >= 2:
+        return True
+    return "/" in ref and Path(ref.split("/", 1)[0]).is_dir()
 
 
 def resolve_config_models(config: Any, where: str = "config") -> Any:
@@ -78,6 +137,9 @@ def resolve_config_models(config: Any, where: str = "config") -> Any:
         if not isinstance(ref, str):
             return ref
         head, plus, lora = ref.partition("+")
+        for part in (head, lora):
+            if part and looks_like_path(part) and not Path(part).expanduser().exists():
+                raise ConfigError(f"{where}: {field}: {part} does not exist (a local model directory)")
         if head not in BUILTIN_MODELS and not head.endswith(".gguf"):
             return ref
         try:

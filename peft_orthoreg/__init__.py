@@ -3,7 +3,7 @@
 Public API (imported lazily, so `import peft_orthoreg` stays light): `OrthoLoraConfig`, `orthoreg_loss`,
 `scale_free_loss`, `flat_spectrum_loss`, `inter_task_loss`, `form_loss`, `dense_orthoreg_loss`,
 `dense_scale_free_loss`, `dense_flat_spectrum_loss`, `dense_inter_task_loss`, `with_orthoreg`, `TaskVector`,
-`diagnose`, `load_plugins`, `registry`.
+`diagnose`, `OrthoSFTConfig` (TRL's `SFTConfig` with CPU-safe defaults), `load_plugins`, `registry`.
 
 Example:
     >>> import peft_orthoreg
@@ -41,6 +41,7 @@ _LAZY = {
     "factor_inter_task_loss": "peft_orthoreg.orthoreg",
     "factor_orthoreg_loss": "peft_orthoreg.orthoreg",
     "with_orthoreg": "peft_orthoreg.trainer",
+    "OrthoSFTConfig": "peft_orthoreg.training_args",
     "TaskVector": "peft_orthoreg.task_vector",
     "diagnose": "peft_orthoreg.diagnostics",
 }

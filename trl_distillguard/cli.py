@@ -35,6 +35,9 @@ USAGE = "usage: distillguard [--help] [--version] COMMAND [ARGS]"
 
 def list_plugins(argv: list[str]) -> int:
     """Print every registered reward function with the distribution it came from."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(f"usage: distillguard plugins\n\n{SUBCOMMANDS['plugins'][1]}: name, distribution, plugin")
+        return 0
     from distill_ortho_merge.cli import print_plugins
     from trl_distillguard.plugins import registry
 

@@ -3,7 +3,7 @@
 Example:
     >>> from trl_distillguard import DistillGuardConfig
     >>> args = DistillGuardConfig(output_dir="out", proxy_model_name_or_path="proxy_dir", distillability=-1.0,
-    ...                           use_cpu=True, report_to=[])
+    ...                           report_to=[])  # no accelerator: bf16 stays off
     >>> args.multi_objective_aggregation, args.beta
     ('normalize_then_sum', 0.1)
 """
@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
+from distill_ortho_merge.devices import CpuSafeDefaults
 from trl_distillguard.calibration_reward import MODES, NORMALIZATIONS, check_policy_tokenization
 
 
 @dataclass
-class DistillGuardConfig(GRPOConfig):
+class DistillGuardConfig(CpuSafeDefaults, GRPOConfig):
     r"""
-    Configuration of [`DistillGuardTrainer`]: every `GRPOConfig` field, plus the calibration reward.
+    Configuration of [`DistillGuardTrainer`]: every `GRPOConfig` field, plus the calibration reward. On a machine
+    without an accelerator an unset `bf16` defaults to False (`distill_ortho_merge.devices.CpuSafeDefaults`).
 
     The advantage of completion i in its group is z(r_task)_i + η · z(r_cal)_i (each reward normalised within its
     group, TRL's `multi_objective_aggregation="normalize_then_sum"` with `reward_weights=[1, …, 1, η]`), and the loss

@@ -2,10 +2,11 @@
 
     python examples/data/calibrate_tiny.py            # writes examples/data/calibrate_tiny/{teacher,proxy}
 
-Both come from `distill_ortho_merge.testing` (a Qwen2 teacher on tokenizer A, a Llama proxy on tokenizer B:
-different vocabularies) and get a few dozen steps of next-token training on the generated arithmetic text, so that they
-write ASCII text like "The answer is 42" instead of random bytes (a completion that is not valid UTF-8 is
-unscorable). They are toys: the point is that the whole pipeline runs in seconds, not what it learns.
+Both come from `distill_ortho_merge.testing` (a Qwen2 teacher on tokenizer A, a Llama proxy on tokenizer B: different
+vocabularies) and a few hundred steps of next-token training on generated text and on the single-digit additions
+of `toy_tasks.py`, so that they write ASCII text like "The answer is 12" instead of random bytes (a completion
+that is not valid UTF-8 is unscorable) and the teacher answers most of `calibrate_tiny.jsonl` right: `distillguard
+calibrate --config examples/configs/tiny.yaml` then logs a task reward well above 0. They are toys.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # toy_tasks.py beside this file
 
 
 def pretrain(
@@ -36,16 +38,23 @@ def pretrain(
     return model.eval()
 
 
-def build(root: Path = HERE / "calibrate_tiny", steps: int = 60) -> Path:
-    """Write `root/teacher` and `root/proxy` and return `root`."""
+def build(root: Path = HERE / "calibrate_tiny", steps: int = 400, sums: bool = True) -> Path:
+    """Write `root/teacher` and `root/proxy` and return `root`; `sums=False` leaves the single-digit additions out
+    of the training text (the quick start trains its own tasks)."""
+    import toy_tasks
+
     from distill_ortho_merge import testing as tiny
 
     torch.manual_seed(0)
-    lines = tiny.corpus(3, mix=(0.8, 0.1, 0.1))
+    if sums:  # prose and puzzles, and four times as many lines of the addition table (one answer format)
+        lines = tiny.corpus(3, mix=(0.0, 0.5, 0.5)) + toy_tasks.texts(toy_tasks.sums()) * 16
+        train = toy_tasks.train_lm
+    else:
+        lines, train = tiny.corpus(3, mix=(0.8, 0.1, 0.1)), pretrain
     tok_a, tok_b = tiny.tokenizer_a(), tiny.tokenizer_b()
     tok_a.padding_side = tok_b.padding_side = "right"
-    teacher = pretrain(tiny.make_teacher(tok_a), tok_a, lines, steps)
-    proxy = pretrain(tiny.make_student(tok_b), tok_b, lines, steps, seed=1)
+    teacher = train(tiny.make_teacher(tok_a), tok_a, lines, steps)
+    proxy = train(tiny.make_student(tok_b), tok_b, lines, steps, seed=1)
     tok_a.padding_side = tok_b.padding_side = "left"
     tiny.save_model(teacher, tok_a, root / "teacher")
     tiny.save_model(proxy, tok_b, root / "proxy")
