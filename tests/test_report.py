@@ -373,7 +373,7 @@ def test_cli_runs_the_example_config(tmp_path, monkeypatch, capsys):
     for f in (ROOT / "examples/data").glob("report_*.jsonl"):
         (tmp_path / "examples/data").mkdir(parents=True, exist_ok=True)
         shutil.copy(f, tmp_path / "examples/data" / f.name)
-    builder.build(tmp_path / "examples/data/report_tiny")
+    builder.build(tmp_path / "examples/data/report_tiny", steps=8)
     monkeypatch.chdir(tmp_path)
     from trl_distillguard.cli import main as cli_main
 

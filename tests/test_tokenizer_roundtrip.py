@@ -85,7 +85,7 @@ def test_example_builders_round_trip(tmp_path, monkeypatch):
     calibrate = runpy.run_path(str(ROOT / "examples" / "data" / "calibrate_tiny.py"))["build"]
     report = runpy.run_path(str(ROOT / "examples" / "data" / "report_tiny.py"))["build"]
     root = calibrate(tmp_path / "calibrate", steps=1)
-    report(tmp_path / "report")
+    report(tmp_path / "report", steps=1)
     dirs = sorted(p.parent for p in tmp_path.rglob("tokenizer.json"))
     assert len(dirs) == 6
     for d in dirs:

@@ -69,11 +69,28 @@ def _check_output_dir(out: Path, resume: str | None, overwrite: bool = False, in
     check_output_dir(out, overwrite, inputs=[*inputs, resume])
     partial = out.with_name(out.name + ".partial")
     if partial.exists() and not resume:
-        raise InputError(
-            f"output_dir: {partial} holds an interrupted run; resume it with --resume_from_checkpoint "
-            f"{partial}/checkpoint-N, or remove it"
-        )
+        last = latest_checkpoint(partial)
+        if last is None:  # an interrupted run that saved nothing resumable: start again
+            shutil.rmtree(partial)
+        else:
+            raise InputError(
+                f"output_dir: {partial} holds an interrupted run; resume it with --resume_from_checkpoint {last}, "
+                "or remove it"
+            )
     return partial
+
+
+def latest_checkpoint(partial: Path) -> Path | None:
+    """The highest `checkpoint-N` directory of an interrupted run, or None.
+
+    Example:
+        >>> latest_checkpoint(Path("no/such/run.partial")) is None
+        True
+    """
+    if not partial.is_dir():
+        return None
+    found = [p for p in partial.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 def calibrate(script: CalibrateArguments, args: Any, model_args: Any) -> Path:
@@ -194,16 +211,13 @@ def main(argv: list[str]) -> int:
 
     def resume_hint() -> str:
         partial = outputs[0].with_name(outputs[0].name + ".partial") if outputs else None
-        checkpoints = (
-            sorted(partial.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])) if partial else []
-        )
-        if checkpoints:
-            return f"resume with: distillguard calibrate {' '.join(argv)} --resume_from_checkpoint {checkpoints[-1]}"
-        return (
-            f"no checkpoint was saved; remove {partial} to start again"
-            if partial and partial.exists()
-            else ""
-        )
+        last = latest_checkpoint(partial) if partial else None
+        if last is not None:
+            return f"resume with: distillguard calibrate {' '.join(argv)} --resume_from_checkpoint {last}"
+        if partial and partial.is_dir():  # nothing resumable was saved: leave nothing behind
+            shutil.rmtree(partial, ignore_errors=True)
+            return "no checkpoint was saved; run the same command again to start over"
+        return ""
 
     def body() -> int:
         try:

@@ -69,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     module, function = SUBCOMMANDS[command][0].split(":")
-    return int(getattr(importlib.import_module(module), function)(rest) or 0)
+    try:  # Ctrl-C while TRL / transformers / torch are still importing: one line too, not their traceback
+        return int(getattr(importlib.import_module(module), function)(rest) or 0)
+    except KeyboardInterrupt:
+        print(f"distillguard {command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,88 @@
+"""Ctrl-C: one line (exit 130) at any moment, also while the command is still importing its frameworks; an
+interrupted calibration that saved no checkpoint leaves nothing behind, and the same command runs again."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from trl_distillguard import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "examples" / "configs" / "tiny.yaml"
+
+
+def test_ctrl_c_while_importing_is_one_line(monkeypatch, capsys):
+    real = importlib.import_module
+
+    def slow_import(name, *args):
+        if name == "trl_distillguard.calibrate":
+            raise KeyboardInterrupt  # as if Ctrl-C hit inside `import trl`
+        return real(name, *args)
+
+    monkeypatch.setattr(cli.importlib, "import_module", slow_import)
+    assert cli.main(["calibrate", "--config", str(TINY)]) == 130
+    assert capsys.readouterr().err == "distillguard calibrate: interrupted\n"
+
+
+def test_sigint_during_startup_of_the_real_command(tmp_path):
+    """A real process, SIGINT 1.5 s in (TRL and torch take several seconds to import)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trl_distillguard.cli", "calibrate", "--config", str(TINY),
+         "--output_dir", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130 and lines == ["distillguard calibrate: interrupted"], err[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_run_without_checkpoint_is_removed(tmp_path, monkeypatch, capsys):
+    import trl_distillguard.calibrate as calibrate
+
+    out = tmp_path / "cal"
+    partial = out.with_name("cal.partial")
+
+    def interrupted(script, args, model_args):
+        partial.mkdir()
+        (partial / "trainer_state.json.tmp").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(calibrate, "calibrate", interrupted)
+    assert cli.main(["calibrate", "--config", str(TINY), "--output_dir", str(out)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == "distillguard calibrate: interrupted; no checkpoint was saved; run the same command again to start over"
+    )
+    assert not partial.exists()
+
+
+def test_rerun_removes_a_partial_folder_without_checkpoint_and_names_a_real_one(tmp_path):
+    """A partial folder left by a killed process (no Ctrl-C handler ran): without a checkpoint it is removed; with
+    checkpoints the error names the latest one, not `checkpoint-N`."""
+    from distill_ortho_merge.cli import InputError
+    from trl_distillguard.calibrate import _check_output_dir
+
+    out = tmp_path / "cal"
+    partial = tmp_path / "cal.partial"
+    partial.mkdir()
+    assert _check_output_dir(out, None) == partial and not partial.exists()
+    for n in (2, 10):
+        (partial / f"checkpoint-{n}").mkdir(parents=True)
+    try:
+        _check_output_dir(out, None)
+    except InputError as err:
+        assert f"--resume_from_checkpoint {partial}/checkpoint-10," in str(err)
+    else:
+        raise AssertionError("a partial run with checkpoints must not be removed")
+    assert (partial / "checkpoint-2").is_dir()
