@@ -179,7 +179,7 @@ def test_example_builder_then_the_unmodified_tiny_yaml(tmp_path):
     )
     builder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builder)
-    models = builder.build(tmp_path / "models", steps=30)
+    models = builder.build(tmp_path / "models", steps=80)
     argv = [
         "--config", str(TINY_YAML),
         "--model_name_or_path", str(models / "teacher"),

@@ -19,7 +19,9 @@ DATA = ROOT / "examples" / "data" / "calibrate_tiny.jsonl"
 @pytest.fixture(scope="module")
 def merge_config(tmp_path_factory):
     root = tmp_path_factory.mktemp("merge")
-    models = runpy.run_path(str(ROOT / "examples" / "data" / "merge_tiny.py"))["build"](root / "models", steps=12)
+    models = runpy.run_path(str(ROOT / "examples" / "data" / "merge_tiny.py"))["build"](
+        root / "models", steps=12
+    )
     config = yaml.safe_load((ROOT / "examples" / "configs" / "merge_tsv.yaml").read_text())
     config["base_model"] = str(models / "base")
     for m in config["models"]:
