@@ -29,4 +29,4 @@ trainer = GRPOTrainer(
 cal.bind_policy(trainer)  # log pi of the completions comes from the policy being trained
 trainer.train()
 last = [log for log in trainer.state.log_history if "reward" in log][-1]
-print({k: round(v, 3) for k, v in last.items() if k.startswith("rewards/")})
+print({k: v for k, v in last.items() if k.startswith("rewards/")})

@@ -24,4 +24,4 @@ args = DistillGuardConfig(  # GRPOConfig's fields too; bf16 stays off on a machi
 trainer = DistillGuardTrainer(teacher, reward_funcs=[math_answer], args=args, train_dataset=ds)
 trainer.train()
 last = [log for log in trainer.state.log_history if "reward" in log][-1]
-print({k: round(v, 3) for k, v in last.items() if k.startswith(("reward", "calibration/"))})
+print({k: v for k, v in last.items() if k.startswith(("reward", "calibration/"))})
