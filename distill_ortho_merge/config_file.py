@@ -99,4 +99,3 @@ def parse_config(parser: Any, argv: Sequence[str], *, cpu_defaults: bool = False
             arg for key, arg in (("use_cpu", "--use_cpu=true"), ("bf16", "--bf16=false")) if key not in given
         ]
     return parser.parse_args_and_config(argv)
-

@@ -70,7 +70,6 @@ def build(root: Path = Path("models"), adapters: Path | None = None, steps: int 
     import toy_tasks
 
     from distill_ortho_merge import testing as tiny
-
     from distill_ortho_merge.outputs import staged_dir
 
     adapters = root.parent / "adapters" if adapters is None else adapters
