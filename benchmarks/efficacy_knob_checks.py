@@ -6,6 +6,8 @@ The statistics themselves are `distill_ortho_merge.stats` (tested with the packa
 from __future__ import annotations
 
 import contextlib
+import doctest
+import importlib
 import io
 import json
 import math
@@ -54,6 +56,17 @@ def _one_line_exit(fn: Callable, *args) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ the task
+def check_knob_examples_run() -> None:
+    """The docstring examples of the knob's modules run (benchmarks are not collected by pytest's doctests)."""
+    names = ("efficacy_knob_task", "efficacy_knob_args", "efficacy_knob", "efficacy_knob_suite")
+    with contextlib.redirect_stderr(io.StringIO()):  # an example of a one-line error prints that line
+        results = {
+            n: doctest.testmod(importlib.import_module(n), optionflags=doctest.ELLIPSIS) for n in names
+        }
+    assert not any(r.failed for r in results.values()), results
+    assert sum(r.attempted for r in results.values()) >= 10, results
+
+
 def check_knob_every_format_is_correct_and_recognised() -> None:
     pairs = [(a, b) for a in range(10, 100, 7) for b in range(1, 10)]
     for fmt in ek.FORMATS:
