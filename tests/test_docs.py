@@ -182,8 +182,9 @@ def run_script(work: Path, script: str) -> str:
     return proc.stdout
 
 
-def test_readme_examples_run_as_written(tmp_path):
-    """The two guide scripts the README quotes, after the fixture builders the README names."""
+@pytest.mark.slow
+def test_guide_scripts_run_as_written(tmp_path):
+    """The guides' Python programs (examples/guides/), after the fixture builders the guides name."""
     work = workdir(tmp_path)
     run_script(work, "examples/data/calibrate_tiny.py")
     out = run_script(work, "examples/guides/calibrate.py")
@@ -197,7 +198,7 @@ def test_readme_examples_run_as_written(tmp_path):
 
 
 @pytest.mark.slow
-def test_other_guide_scripts_run_as_written(tmp_path):
+def test_more_guide_scripts_run_as_written(tmp_path):
     work = workdir(tmp_path)
     run_script(work, "examples/data/calibrate_tiny.py")
     assert "rewards/calibration/mean" in run_script(work, "examples/guides/calibrate_stock_trl.py")
