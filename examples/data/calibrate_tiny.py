@@ -4,7 +4,7 @@
 
 Both come from `distill_ortho_merge.testing` (a Qwen2 teacher on tokenizer A, a Llama proxy on tokenizer B: different
 vocabularies) and a few hundred steps of next-token training on generated text and on the single-digit additions
-of `toy_tasks.py`, so that they write ASCII text like "The answer is 12" instead of random bytes (a completion
+of `distill_ortho_merge.toy_tasks`, so that they write ASCII text like "The answer is 12" instead of random bytes (a completion
 that is not valid UTF-8 is unscorable) and the teacher answers most of `calibrate_tiny.jsonl` right: `distillguard
 calibrate --config examples/configs/tiny.yaml` then logs a task reward well above 0. They are toys.
 """
@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # toy_tasks.py beside this file
 
 
 def pretrain(
@@ -41,9 +40,8 @@ def pretrain(
 def build(root: Path = HERE / "calibrate_tiny", steps: int = 400, sums: bool = True) -> Path:
     """Write `root/teacher` and `root/proxy` and return `root`; `sums=False` leaves the single-digit additions out
     of the training text (the quick start trains its own tasks)."""
-    import toy_tasks
-
     from distill_ortho_merge import testing as tiny
+    from distill_ortho_merge import toy_tasks
 
     torch.manual_seed(0)
     if sums:  # prose and puzzles, and four times as many lines of the addition table (one answer format)

@@ -3,7 +3,7 @@
     python examples/data/merge_tiny.py     # writes ./models/{base,task_*} and ./adapters/task_*
 
 The base is the tiny Qwen2 of `distill_ortho_merge.testing` (tokenizer A) after a few steps of prose; each task model is the base
-fine-tuned on one toy task of `toy_tasks.py`: `task_math` on the single-digit additions (the `math_answer`
+fine-tuned on one toy task of `distill_ortho_merge.toy_tasks`: `task_math` on the single-digit additions (the `math_answer`
 verifier scores it on `examples/data/calibrate_tiny.jsonl`), `task_code` on reversing letters, `task_chat` on
 sorting them. Each `adapters/task_*` is a rank-8 PEFT LoRA adapter of the base holding the best rank-8
 approximation (truncated SVD) of that task model's update to every linear layer, for `lora-merge`. Every merge
@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # toy_tasks.py beside this file
 
 TASKS = ("task_math", "task_code", "task_chat")
 LORA_RANK = 8
@@ -26,7 +25,7 @@ LORA_RANK = 8
 
 def task_lines(task: str) -> list[str]:
     """The training texts of a task model."""
-    import toy_tasks
+    from distill_ortho_merge import toy_tasks
 
     rows = {"task_math": toy_tasks.sums, "task_code": toy_tasks.reversals, "task_chat": toy_tasks.sorts}[
         task
@@ -67,9 +66,8 @@ def build(root: Path = Path("models"), adapters: Path | None = None, steps: int 
     """Write `root/base`, `root/task_*` and `adapters/task_*` (default: `adapters` beside `root`), each through
     a temporary sibling renamed when complete; `steps` of fine-tuning for task_math (a quarter of it for the
     others, whose scores no demo reads). Returns `root`."""
-    import toy_tasks
-
     from distill_ortho_merge import testing as tiny
+    from distill_ortho_merge import toy_tasks
     from distill_ortho_merge.outputs import staged_dir
 
     adapters = root.parent / "adapters" if adapters is None else adapters

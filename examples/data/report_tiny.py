@@ -2,7 +2,7 @@
 
     python examples/data/report_tiny.py            # writes examples/data/report_tiny/{teacher,...}
 
-Models come from `distill_ortho_merge.testing` and learn the single-digit additions of `toy_tasks.py` (the committed
+Models come from `distill_ortho_merge.testing` and learn the single-digit additions of `distill_ortho_merge.toy_tasks` (the committed
 `report_train.jsonl` / `report_eval.jsonl` next to this file are rows of that table): a Qwen2 teacher on tokenizer A
 trained until it answers nearly all of them, a slightly perturbed copy of it standing in for a calibrated teacher,
 a Llama student on tokenizer B (held out: other architecture and tokenizer) and a Llama student on tokenizer A
@@ -18,15 +18,13 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # toy_tasks.py beside this file
 
 
 def build(root: Path = HERE / "report_tiny", steps: int = 400) -> Path:
     """Write the four tiny models under `root` (`steps` of training for the teacher, a quarter for the students)
     and return it."""
-    import toy_tasks
-
     from distill_ortho_merge import testing as tiny
+    from distill_ortho_merge import toy_tasks
 
     tok_a, tok_b = tiny.tokenizer_a(), tiny.tokenizer_b()
     lines = tiny.corpus(3, mix=(0.0, 0.5, 0.5)) + toy_tasks.texts(toy_tasks.sums()) * 16
