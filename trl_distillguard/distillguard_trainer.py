@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from typing import Any
 
 import torch
@@ -243,13 +244,16 @@ class DistillGuardTrainer(GRPOTrainer):
         batch_size = (
             self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
         )
-        with (
-            torch.no_grad(),
-            disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
-        ):
-            logps, _, _ = super()._get_per_token_logps_and_entropies(
-                self.model, input_ids, attention_mask, completion_ids.size(1), batch_size=batch_size
-            )
+        # TRL's helper reads transformers' deprecated `is_gradient_checkpointing`: not the user's to fix
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+            with (
+                torch.no_grad(),
+                disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+            ):
+                logps, _, _ = super()._get_per_token_logps_and_entropies(
+                    self.model, input_ids, attention_mask, completion_ids.size(1), batch_size=batch_size
+                )
         self.calibration_policy_forwards += 1
         return (logps.float() * completion_mask.to(logps.device)).sum(dim=1).tolist()
 

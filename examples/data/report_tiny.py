@@ -6,7 +6,7 @@ Models come from `distill_ortho_merge.testing` and learn the single-digit additi
 `report_train.jsonl` / `report_eval.jsonl` next to this file are rows of that table): a Qwen2 teacher on tokenizer A
 trained until it answers nearly all of them, a slightly perturbed copy of it standing in for a calibrated teacher,
 a Llama student on tokenizer B (held out: other architecture and tokenizer) and a Llama student on tokenizer A
-(shared vocabulary, for `kd`), both trained a quarter as long (they answer fewer, so distillation can move them);
+(shared vocabulary, for `kd`), both trained half as long (they answer fewer, so distillation can move them);
 `distillguard report` then prints teacher and student scores and a distillability index well away from 0.
 """
 
@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def build(root: Path = HERE / "report_tiny", steps: int = 400) -> Path:
-    """Write the four tiny models under `root` (`steps` of training for the teacher, a quarter for the students)
+    """Write the four tiny models under `root` (`steps` of training for the teacher, half as long for the students)
     and return it."""
     from distill_ortho_merge import testing as tiny
     from distill_ortho_merge import toy_tasks
@@ -31,9 +31,9 @@ def build(root: Path = HERE / "report_tiny", steps: int = 400) -> Path:
     teacher = toy_tasks.train_lm(tiny.make_teacher(tok_a), tok_a, lines, steps)
     tiny.save_model(teacher, tok_a, root / "teacher")
     tiny.save_model(tiny.make_finetuned_copies(teacher, 1, scale=0.005)[0], tok_a, root / "teacher_perturbed")
-    student_b = toy_tasks.train_lm(tiny.make_student(tok_b), tok_b, lines, max(1, steps // 4), seed=1)
+    student_b = toy_tasks.train_lm(tiny.make_student(tok_b), tok_b, lines, max(1, steps // 2), seed=1)
     tiny.save_model(student_b, tok_b, root / "student_llama_b")
-    student_a = toy_tasks.train_lm(tiny.make_student(tok_a, seed=1), tok_a, lines, max(1, steps // 4), seed=2)
+    student_a = toy_tasks.train_lm(tiny.make_student(tok_a, seed=1), tok_a, lines, max(1, steps // 2), seed=2)
     tiny.save_model(student_a, tok_a, root / "student_llama_a")
     return root
 
