@@ -32,23 +32,24 @@ def test_documented_lora_merge_runs_on_the_example_adapters(tmp_path, monkeypatc
 def test_the_toy_sums_are_learned_in_seconds():
     """What every demo fixture relies on: 150 steps take the tiny teacher from 0 to well above 0 on the table."""
     from distill_ortho_merge import testing as tiny
+    from distill_ortho_merge import toy_tasks
     from distill_ortho_merge.evaluate import evaluate
     from distill_ortho_merge.verifiers import math_answer
 
-    toy = runpy.run_path(str(DATA / "toy_tasks.py"))
-    rows = toy["sums"]()[::5]
+    rows = toy_tasks.sums()[::5]
     tok = tiny.tokenizer_a()
     model = tiny.make_teacher(tok)
     assert evaluate(model, tok, rows, math_answer, max_new_tokens=8, batch_size=20, desc=None).score == 0.0
-    toy["train_lm"](model, tok, toy["texts"](toy["sums"]()), 150)
+    toy_tasks.train_lm(model, tok, toy_tasks.texts(toy_tasks.sums()), 150)
     assert evaluate(model, tok, rows, math_answer, max_new_tokens=8, batch_size=20, desc=None).score >= 0.3
 
 
 def test_committed_prompt_sets_are_rows_of_the_learned_table():
     import json
 
-    toy = runpy.run_path(str(DATA / "toy_tasks.py"))
-    table = {(r["prompt"], r["answer"]) for r in toy["sums"]()}
+    from distill_ortho_merge import toy_tasks
+
+    table = {(r["prompt"], r["answer"]) for r in toy_tasks.sums()}
     seen = {}
     for name in ("calibrate_tiny.jsonl", "report_train.jsonl", "report_eval.jsonl"):
         rows = [json.loads(line) for line in (DATA / name).read_text().splitlines()]
