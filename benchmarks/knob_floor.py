@@ -1,0 +1,295 @@
+"""The gold bare-answer floor of candidate tasks: where are bare answers much harder to learn than traces?
+
+A teacher made undistillable by calibration answers bare (`#### N`); its students can then sit no lower than
+students trained on the task's gold bare answers. So the knob can only protect a task whose gold-bare students stay
+far below gold-trace students at every attacker budget. This script measures that floor before any calibration,
+on validation items only, in the tiny setting of `efficacy_knob.py` (students: a Llama on tokenizer A and a
+Mistral on tokenizer B, hidden 64 × 2, trained from scratch by SFT on 1000 prompts × budget for 600 steps × budget).
+
+Candidate tasks, each with four equally correct trace formats (one of them bare) ending in `#### N`:
+`add3` (3-digit + 3-digit), `mul21` (2-digit × 1-digit), `sum46` (sums of 4–6 terms below 100), and `add21`
+(2-digit + 1-digit: the knob study's task, the known negative case).
+
+Criterion, fixed before any score was seen: a task is chosen when, for both student families, the mean
+validation score of gold-bare students at 3× is ≤ 50 % of that of gold-trace students at 3×, and gold-trace
+students at 3× reach ≥ 0.5 (the task is learnable from traces at all).
+
+Every (task, family, kind, budget, seed) result is one JSON file under `<out>/cache/`; re-running continues.
+
+    python benchmarks/knob_floor.py --out benchmarks/results/knob_floor --seeds 0,1,2
+
+Example:
+    >>> TASKS["mul21"].trace((34, 7), "split")
+    ' 30*7=210. 4*7=28. 210+28=238. #### 238'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+FAMILIES = {"a": "llama", "b": "mistral"}
+KINDS = ("bare", "traces")
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+def _add3(x: tuple, fmt: str) -> str:
+    a, b = x
+    s = a + b
+    da, db = [int(c) for c in f"{a:03d}"][::-1], [int(c) for c in f"{b:03d}"][::-1]
+    if fmt == "columns":
+        parts, carry = [], 0
+        for name, p, q in zip("uth", da, db, strict=True):
+            parts.append(f"{name}: {p}+{q}+{carry}={p + q + carry}")
+            carry = (p + q + carry) // 10
+        return " " + ". ".join(parts) + f". #### {s}"
+    if fmt == "places":
+        h, t, u = (a // 100 + b // 100) * 100, (a // 10 % 10 + b // 10 % 10) * 10, a % 10 + b % 10
+        return f" {h}+{t}+{u}={s}. #### {s}"
+    if fmt == "verbose":
+        return f" Add {a} and {b}: hundreds first, then tens, then units. So {s}. #### {s}"
+    return f" #### {s}"
+
+
+def _mul21(x: tuple, fmt: str) -> str:
+    a, b = x
+    s, t, u = a * b, a // 10 * 10, a % 10
+    if fmt == "split":
+        return f" {t}*{b}={t * b}. {u}*{b}={u * b}. {t * b}+{u * b}={s}. #### {s}"
+    if fmt == "units_first":
+        return f" {u}*{b}={u * b}, write {u * b % 10} carry {u * b // 10}. {t // 10}*{b}+{u * b // 10}={s // 10}. #### {s}"
+    if fmt == "verbose":
+        return f" {b} times {t} is {t * b} and {b} times {u} is {u * b}, together {s}. #### {s}"
+    return f" #### {s}"
+
+
+def _sum46(x: tuple, fmt: str) -> str:
+    s = sum(x)
+    if fmt == "running":
+        acc, parts = x[0], []
+        for v in x[1:]:
+            parts.append(f"{acc}+{v}={acc + v}")
+            acc += v
+        return " " + ". ".join(parts) + f". #### {s}"
+    if fmt == "pairs":
+        halves = [sum(x[i : i + 2]) for i in range(0, len(x), 2)]
+        return " " + " ".join(f"{'+'.join(map(str, x[i:i + 2]))}={h}." for i, h in zip(range(0, len(x), 2), halves, strict=True)) + f" {'+'.join(map(str, halves))}={s}. #### {s}"  # fmt: skip
+    if fmt == "verbose":
+        return f" Adding the {len(x)} numbers one by one gives {s}. #### {s}"
+    return f" #### {s}"
+
+
+def _add21(x: tuple, fmt: str) -> str:
+    a, b = x
+    (ta, ua), s = divmod(a, 10), a + b
+    carry = (ua + b) // 10
+    if fmt == "units_first":
+        return f" {ua}+{b}={ua + b}, carry {carry}. {ta}+{carry}={ta + carry}. #### {s}"
+    if fmt == "tens_first":
+        return f" {ta}0+{ua}={a}. {a}+{b}={s}. #### {s}"
+    if fmt == "verbose":
+        return f" Units {ua} plus {b} is {ua + b}, carry {carry}. Tens {ta} plus {carry} is {ta + carry}. So {s}. #### {s}"
+    return f" #### {s}"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A candidate task: its items, question text, answer and trace formats (one of them `direct`, bare)."""
+
+    items: Callable[[], list[tuple]]
+    question: Callable[[tuple], str]
+    formats: tuple[str, ...]
+    render: Callable[[tuple, str], str]
+    answer: Callable[[tuple], int]
+
+    def trace(self, x: tuple, fmt: str) -> str:
+        """One gold completion of item `x` in format `fmt`."""
+        return self.render(x, fmt)
+
+
+def _sum_items() -> list[tuple]:
+    rng = random.Random(0)
+    return [tuple(rng.randrange(1, 100) for _ in range(rng.choice((4, 5, 6)))) for _ in range(6000)]
+
+
+TASKS = {
+    "add3": Task(
+        lambda: [(a, b) for a in range(100, 1000, 7) for b in range(100, 1000, 11)],
+        lambda x: f"What is {x[0]} + {x[1]}?", ("columns", "places", "verbose", "direct"), _add3, lambda x: sum(x),
+    ),
+    "mul21": Task(
+        lambda: [(a, b) for a in range(10, 100) for b in range(2, 10)],
+        lambda x: f"What is {x[0]} * {x[1]}?", ("split", "units_first", "verbose", "direct"), _mul21,
+        lambda x: x[0] * x[1],
+    ),
+    "sum46": Task(
+        _sum_items, lambda x: "What is " + " + ".join(map(str, x)) + "?", ("running", "pairs", "verbose", "direct"),
+        _sum46, lambda x: sum(x),
+    ),
+    "add21": Task(
+        lambda: [(a, b) for a in range(10, 100) for b in range(1, 10)],
+        lambda x: f"What is {x[0]} + {x[1]}?", ("units_first", "tens_first", "verbose", "direct"), _add21,
+        lambda x: sum(x),
+    ),
+}  # fmt: skip
+
+
+def split(task: str, n_val: int = 100) -> dict[str, list[tuple]]:
+    """The task's items shuffled once (seed 0): `val` (the floor is measured here), `test` (kept for the knob,
+    never read by this script) and `train` (the prompts students see)."""
+    items = TASKS[task].items()
+    random.Random(0).shuffle(items)
+    return {"val": items[:n_val], "test": items[n_val : 3 * n_val], "train": items[3 * n_val :]}
+
+
+# ------------------------------------------------------------------------------------------------ students
+def tokenizer(task: str, fam: str):
+    """Tokenizer A (Llama students: mostly the task's traces) or B (Mistral students: mostly prose), digit-split,
+    as in the knob study's tiny setting."""
+    from efficacy_knob_task import tiny
+
+    t = TASKS[task]
+    items = split(task)["train"][:300]
+    traces = [t.question(x) + t.trace(x, f) for x in items for f in t.formats]
+    if fam == "llama":
+        return tiny.digit_tokenizer(320, traces + tiny.corpus(1, mix=(0.2, 0.6, 0.2)))
+    return tiny.digit_tokenizer(480, tiny.corpus(2, mix=(0.1, 0.6, 0.3)) + traces[::8])
+
+
+def train_and_score(task: str, fam: str, kind: str, mult: int, seed: int, work: Path) -> dict:
+    """Train one student from scratch on gold completions (`bare`: ` #### N`; `traces`: a uniformly random format
+    per prompt, bare included) and score it greedily on the validation items."""
+    from datasets import Dataset
+    from efficacy_knob_task import new_lm
+    from trl import SFTConfig, SFTTrainer
+
+    from distill_ortho_merge.evaluate import evaluate
+    from distill_ortho_merge.verifiers import math_answer
+
+    t, parts = TASKS[task], split(task)
+    rng = random.Random(seed)
+    prompts = [rng.choice(parts["train"]) for _ in range(1000 * mult)]
+    data = [
+        {
+            "prompt": t.question(x),
+            "completion": t.trace(x, "direct" if kind == "bare" else rng.choice(t.formats)),
+        }
+        for x in prompts
+    ]
+    tok = tokenizer(task, fam)
+    model = new_lm(fam, tok, 64, 2, seed=100 + seed)
+    steps = 600 * mult
+    args = SFTConfig(
+        output_dir=str(work / "_sft"), max_steps=steps, learning_rate=3e-3, per_device_train_batch_size=16,
+        lr_scheduler_type="cosine", warmup_steps=min(20, steps // 10), logging_steps=steps, save_strategy="no",
+        report_to="none", use_cpu=True, bf16=False, seed=seed, max_length=None, disable_tqdm=True,
+    )  # fmt: skip
+    start = time.time()
+    SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok).train()
+    shutil.rmtree(work / "_sft", ignore_errors=True)
+    rows = [{"prompt": t.question(x), "answer": str(t.answer(x))} for x in parts["val"]]
+    longest = max(len(tok(t.trace(x, f))["input_ids"]) for x in parts["val"][:20] for f in t.formats)
+    result = evaluate(
+        model.eval(), tok, rows, math_answer, max_new_tokens=longest + 8, batch_size=64, desc=None
+    )
+    return {
+        "score": result.score,
+        "train_samples": len(data),
+        "steps": steps,
+        "seconds": round(time.time() - start, 1),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ sweep
+def mean_std(xs: list[float]) -> str:
+    """`mean ± std` (sample std; `±` omitted for one value)."""
+    if len(xs) == 1:
+        return f"{xs[0]:.3f}"
+    return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}"
+
+
+def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
+    """`results.md` from the cached JSON: one row per task and family, and the criterion's verdict per task."""
+    lines = ["# Gold bare-answer floor (validation)", "",
+             "Mean ± std over seeds of the greedy validation score of students trained on gold bare answers or gold",
+             "traces; ratio = bare / traces at the largest budget. Criterion (fixed in advance): bare ≤ 50 % of traces",
+             "at 3× for both families, and traces ≥ 0.5 at 3×.", "",
+             "| task | student | " + " | ".join(f"bare {m}× | traces {m}×" for m in budgets) + " | ratio | n |",
+             "|---|---|" + "---|---|" * len(budgets) + "---|---|"]  # fmt: skip
+    verdicts = []
+    for task in tasks:
+        ok_all = True
+        for s, fam in FAMILIES.items():
+            cells, last = [], {}
+            n = 0
+            for m in budgets:
+                for kind in KINDS:
+                    scores = [
+                        json.loads(p.read_text())["score"]
+                        for p in sorted((out / "cache" / task / fam / kind / f"{m}x").glob("seed*.json"))
+                    ]
+                    n = max(n, len(scores))
+                    cells.append(mean_std(scores) if scores else "–")
+                    if scores:
+                        last[kind] = statistics.mean(scores)
+            ratio = last["bare"] / last["traces"] if len(last) == 2 and last["traces"] > 0 else None
+            ok = ratio is not None and ratio <= 0.5 and last["traces"] >= 0.5 and budgets[-1] == 3
+            ok_all &= ok
+            lines.append(f"| {task} | {s} ({fam}) | " + " | ".join(cells) + f" | {'–' if ratio is None else f'{ratio:.2f}'} | {n} |")  # fmt: skip
+        verdicts.append(f"- `{task}`: {'chosen' if ok_all else 'not chosen'}")
+    return "\n".join(lines + ["", "## Verdict", "", *verdicts, ""])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/knob_floor"))
+    ap.add_argument("--tasks", default="mul21,sum46,add3,add21")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--budgets", default="1,3")
+    a = ap.parse_args()
+    tasks, seeds, budgets = (
+        a.tasks.split(","),
+        [int(s) for s in a.seeds.split(",")],
+        [int(m) for m in a.budgets.split(",")],
+    )
+    bad = [t for t in tasks if t not in TASKS]
+    if bad:
+        sys.exit(f"knob_floor: error: --tasks {bad[0]!r} is not one of {', '.join(TASKS)}")
+    import torch
+    from run_record import git_commit, machine
+
+    torch.set_num_threads(1)
+    start = time.time()
+    for seed in seeds:  # seed-major: a partial run still has every cell at n ≥ 1
+        for task in tasks:
+            for m in budgets:
+                for kind in KINDS:
+                    for fam in FAMILIES.values():
+                        path = a.out / "cache" / task / fam / kind / f"{m}x" / f"seed{seed}.json"
+                        if path.exists():
+                            continue
+                        print(f"{task} {fam} {kind} {m}x seed {seed}", flush=True)
+                        result = train_and_score(task, fam, kind, m, seed, a.out / "work")
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        tmp = path.with_suffix(".tmp")
+                        tmp.write_text(json.dumps(result, indent=1))
+                        os.replace(tmp, path)
+                        (a.out / "results.md").write_text(render(a.out, tasks, budgets))
+    shutil.rmtree(a.out / "work", ignore_errors=True)
+    (a.out / "results.md").write_text(render(a.out, tasks, budgets))
+    record = {"git_commit": git_commit(), "command": "python " + " ".join(sys.argv), "machine": machine(1),
+              "wall_seconds_this_invocation": round(time.time() - start)}  # fmt: skip
+    (a.out / "run.json").write_text(json.dumps(record, indent=1))
+
+
+if __name__ == "__main__":
+    main()
