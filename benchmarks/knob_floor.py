@@ -155,7 +155,7 @@ def split(task: str, n_val: int = 100) -> dict[str, list[tuple]]:
 def tokenizer(task: str, fam: str):
     """Tokenizer A (Llama students: mostly the task's traces) or B (Mistral students: mostly prose), digit-split,
     as in the knob study's tiny setting."""
-    from efficacy_knob_task import tiny
+    from distill_ortho_merge import testing as tiny
 
     t = TASKS[task]
     items = split(task)["train"][:300]
@@ -249,6 +249,11 @@ def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
     return "\n".join(lines + ["", "## Verdict", "", *verdicts, ""])
 
 
+def shown(out: Path) -> list[str]:
+    """Every task with a cached result (a later invocation may measure fewer tasks than an earlier one)."""
+    return [t for t in TASKS if (out / "cache" / t).is_dir()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/knob_floor"))
@@ -265,7 +270,8 @@ def main() -> None:
     if bad:
         sys.exit(f"knob_floor: error: --tasks {bad[0]!r} is not one of {', '.join(TASKS)}")
     import torch
-    from run_record import git_commit, machine
+
+    from distill_ortho_merge.run_record import git_commit, machine
 
     torch.set_num_threads(1)
     start = time.time()
@@ -283,9 +289,9 @@ def main() -> None:
                         tmp = path.with_suffix(".tmp")
                         tmp.write_text(json.dumps(result, indent=1))
                         os.replace(tmp, path)
-                        (a.out / "results.md").write_text(render(a.out, tasks, budgets))
+                        (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
     shutil.rmtree(a.out / "work", ignore_errors=True)
-    (a.out / "results.md").write_text(render(a.out, tasks, budgets))
+    (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
     record = {"git_commit": git_commit(), "command": "python " + " ".join(sys.argv), "machine": machine(1),
               "wall_seconds_this_invocation": round(time.time() - start)}  # fmt: skip
     (a.out / "run.json").write_text(json.dumps(record, indent=1))
