@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import shutil
 import statistics
 import sys
@@ -260,6 +261,9 @@ def main() -> None:
     ap.add_argument("--tasks", default="mul21,sum46,add3,add21")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--budgets", default="1,3")
+    ap.add_argument(
+        "--render_only", action="store_true", help="re-render results.md from the cache; train nothing"
+    )
     a = ap.parse_args()
     tasks, seeds, budgets = (
         a.tasks.split(","),
@@ -274,14 +278,28 @@ def main() -> None:
     from distill_ortho_merge.run_record import git_commit, machine
 
     torch.set_num_threads(1)
+    # run.json: one record per invocation of this resumable sweep (each cell's JSON is written by exactly one)
+    run_file = a.out / "run.json"
+    history = json.loads(run_file.read_text())["invocations"] if run_file.exists() else []
+    this = {"git_commit": git_commit(), "command": "python " + shlex.join(sys.argv), "machine": machine(1),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_seconds": 0, "cells": 0}  # fmt: skip
     start = time.time()
+
+    def record(finished: bool) -> None:
+        this.update(wall_seconds=round(time.time() - start), finished=finished)
+        a.out.mkdir(parents=True, exist_ok=True)
+        (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
+        tmp = run_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"invocations": [*history, this]}, indent=1))
+        os.replace(tmp, run_file)
+
     for seed in seeds:  # seed-major: a partial run still has every cell at n ≥ 1
         for task in tasks:
             for m in budgets:
                 for kind in KINDS:
                     for fam in FAMILIES.values():
                         path = a.out / "cache" / task / fam / kind / f"{m}x" / f"seed{seed}.json"
-                        if path.exists():
+                        if path.exists() or a.render_only:
                             continue
                         print(f"{task} {fam} {kind} {m}x seed {seed}", flush=True)
                         result = train_and_score(task, fam, kind, m, seed, a.out / "work")
@@ -289,12 +307,13 @@ def main() -> None:
                         tmp = path.with_suffix(".tmp")
                         tmp.write_text(json.dumps(result, indent=1))
                         os.replace(tmp, path)
-                        (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
+                        this["cells"] += 1
+                        record(finished=False)
     shutil.rmtree(a.out / "work", ignore_errors=True)
-    (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
-    record = {"git_commit": git_commit(), "command": "python " + " ".join(sys.argv), "machine": machine(1),
-              "wall_seconds_this_invocation": round(time.time() - start)}  # fmt: skip
-    (a.out / "run.json").write_text(json.dumps(record, indent=1))
+    if a.render_only:
+        (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
+    else:
+        record(finished=True)
 
 
 if __name__ == "__main__":
