@@ -139,6 +139,21 @@ def check_pilot_rejects_bad_arguments_in_one_line() -> None:
         assert message in err.getvalue() and err.getvalue().count("\n") == 1, err.getvalue()
 
 
+def check_knob_floor_table_is_the_render_of_its_cache() -> str | None:
+    """knob_floor/results.md renders from the committed per-cell JSON (the table of a resumable sweep)."""
+    out = RESULTS / "knob_floor"
+    if not (out / "cache").is_dir():
+        return "no knob_floor results committed"
+    floor = importlib.import_module("knob_floor")
+    budgets = sorted({int(p.parent.name.rstrip("x")) for p in (out / "cache").rglob("seed*.json")})
+    text = floor.render(out, floor.shown(out), budgets)
+    if text != (out / "results.md").read_text():
+        raise AssertionError(
+            "knob_floor/results.md differs from the render of its cache (knob_floor.py --render_only)"
+        )
+    return None
+
+
 def knob_checks() -> list[tuple[str, Callable[[], str | None]]]:
     """The knob study's `check_knob_*` functions; a module that does not import is one failed check."""
     try:
