@@ -38,6 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from distill_ortho_merge.stats import welch
+
 FAMILIES = {"a": "llama", "b": "mistral"}
 KINDS = ("bare", "traces")
 
@@ -218,34 +220,42 @@ def mean_std(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs):.3f}"
 
 
+def n_range(counts: list[int]) -> str:
+    """Seeds per cell of a row: `3`, or `2–3` when the row's cells have different counts (a sweep still running)."""
+    return str(max(counts)) if min(counts) == max(counts) else f"{min(counts)}–{max(counts)}"
+
+
 def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
     """`results.md` from the cached JSON: one row per task and family, and the criterion's verdict per task."""
     lines = ["# Gold bare-answer floor (validation)", "",
              "Mean ± std over seeds of the greedy validation score of students trained on gold bare answers or gold",
-             "traces; ratio = bare / traces at the largest budget. Criterion (fixed in advance): bare ≤ 50 % of traces",
+             "traces; ratio = bare / traces and p = Welch's t-test of bare vs traces, both at the largest budget.",
+             "Criterion (fixed in advance): bare ≤ 50 % of traces",
              "at 3× for both families, and traces ≥ 0.5 at 3×.", "",
-             "| task | student | " + " | ".join(f"bare {m}× | traces {m}×" for m in budgets) + " | ratio | n |",
-             "|---|---|" + "---|---|" * len(budgets) + "---|---|"]  # fmt: skip
+             "| task | student | " + " | ".join(f"bare {m}× | traces {m}×" for m in budgets) + " | ratio | p | n |",
+             "|---|---|" + "---|---|" * len(budgets) + "---|---|---|"]  # fmt: skip
     verdicts = []
     for task in tasks:
         ok_all = True
         for s, fam in FAMILIES.items():
-            cells, last = [], {}
-            n = 0
+            cells, last, at_last = [], {}, {}
+            counts: list[int] = []
             for m in budgets:
                 for kind in KINDS:
                     scores = [
                         json.loads(p.read_text())["score"]
                         for p in sorted((out / "cache" / task / fam / kind / f"{m}x").glob("seed*.json"))
                     ]
-                    n = max(n, len(scores))
+                    counts.append(len(scores))
                     cells.append(mean_std(scores) if scores else "–")
                     if scores:
-                        last[kind] = statistics.mean(scores)
+                        last[kind], at_last[kind] = statistics.mean(scores), scores
             ratio = last["bare"] / last["traces"] if len(last) == 2 and last["traces"] > 0 else None
             ok = ratio is not None and ratio <= 0.5 and last["traces"] >= 0.5 and budgets[-1] == 3
             ok_all &= ok
-            lines.append(f"| {task} | {s} ({fam}) | " + " | ".join(cells) + f" | {'–' if ratio is None else f'{ratio:.2f}'} | {n} |")  # fmt: skip
+            both = len(at_last) == 2 and min(len(v) for v in at_last.values()) >= 2
+            p = f"{welch(at_last['bare'], at_last['traces'])['p']:.2g}" if both else "–"
+            lines.append(f"| {task} | {s} ({fam}) | " + " | ".join(cells) + f" | {'–' if ratio is None else f'{ratio:.2f}'} | {p} | {n_range(counts)} |")  # fmt: skip
         verdicts.append(f"- `{task}`: {'chosen' if ok_all else 'not chosen'}")
     return "\n".join(lines + ["", "## Verdict", "", *verdicts, ""])
 
