@@ -92,16 +92,10 @@ def _sum46(x: tuple, fmt: str) -> str:
 
 
 def _add21(x: tuple, fmt: str) -> str:
-    a, b = x
-    (ta, ua), s = divmod(a, 10), a + b
-    carry = (ua + b) // 10
-    if fmt == "units_first":
-        return f" {ua}+{b}={ua + b}, carry {carry}. {ta}+{carry}={ta + carry}. #### {s}"
-    if fmt == "tens_first":
-        return f" {ta}0+{ua}={a}. {a}+{b}={s}. #### {s}"
-    if fmt == "verbose":
-        return f" Units {ua} plus {b} is {ua + b}, carry {carry}. Tens {ta} plus {carry} is {ta + carry}. So {s}. #### {s}"
-    return f" #### {s}"
+    """The knob study's own traces (`efficacy_knob_task.trace`), so this task is exactly that study's."""
+    from efficacy_knob_task import trace
+
+    return trace(*x, fmt)
 
 
 @dataclass(frozen=True)
