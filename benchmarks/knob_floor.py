@@ -162,9 +162,22 @@ def tokenizer(task: str, fam: str):
     return tiny.digit_tokenizer(480, tiny.corpus(2, mix=(0.1, 0.6, 0.3)) + traces[::8])
 
 
-def train_and_score(task: str, fam: str, kind: str, mult: int, seed: int, work: Path) -> dict:
-    """Train one student from scratch on gold completions (`bare`: ` #### N`; `traces`: a uniformly random format
-    per prompt, bare included) and score it greedily on the validation items."""
+def train_and_score(
+    task: str,
+    fam: str,
+    kind: str,
+    mult: int,
+    seed: int,
+    work: Path,
+    size: tuple[int, int] = (64, 2),
+    steps: int = 600,
+    batch: int = 16,
+    n_prompts: int = 1000,
+) -> dict:
+    """Train one model from scratch on gold completions (`bare`: ` #### N`; `traces`: a uniformly random format
+    per prompt, bare included) for `steps × mult` steps on `n_prompts × mult` prompts, and score it greedily on the
+    validation items. `size` is (hidden, layers): students are 64 × 2; the knob study's teacher is a 128 × 4 Llama
+    trained on traces with batch 32."""  # fmt: skip
     from datasets import Dataset
     from efficacy_knob_task import new_lm
     from trl import SFTConfig, SFTTrainer
@@ -174,7 +187,7 @@ def train_and_score(task: str, fam: str, kind: str, mult: int, seed: int, work: 
 
     t, parts = TASKS[task], split(task)
     rng = random.Random(seed)
-    prompts = [rng.choice(parts["train"]) for _ in range(1000 * mult)]
+    prompts = [rng.choice(parts["train"]) for _ in range(n_prompts * mult)]
     data = [
         {
             "prompt": t.question(x),
@@ -183,10 +196,10 @@ def train_and_score(task: str, fam: str, kind: str, mult: int, seed: int, work: 
         for x in prompts
     ]
     tok = tokenizer(task, fam)
-    model = new_lm(fam, tok, 64, 2, seed=100 + seed)
-    steps = 600 * mult
+    model = new_lm(fam, tok, *size, seed=100 + seed)
+    steps *= mult
     args = SFTConfig(
-        output_dir=str(work / "_sft"), max_steps=steps, learning_rate=3e-3, per_device_train_batch_size=16,
+        output_dir=str(work / "_sft"), max_steps=steps, learning_rate=3e-3, per_device_train_batch_size=batch,
         lr_scheduler_type="cosine", warmup_steps=min(20, steps // 10), logging_steps=steps, save_strategy="no",
         report_to="none", use_cpu=True, bf16=False, seed=seed, max_length=None, disable_tqdm=True,
     )  # fmt: skip
@@ -221,7 +234,9 @@ def n_range(counts: list[int]) -> str:
 
 def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
     """`results.md` from the cached JSON: one row per task and family, and the criterion's verdict per task."""
-    lines = ["# Gold bare-answer floor (validation)", "",
+    setting_file = out / "setting.json"
+    student = json.loads(setting_file.read_text())["student"] if setting_file.exists() else "64x2"
+    lines = [f"# Gold bare-answer floor (validation), students {student.replace('x', ' × ')}", "",
              "Mean ± std over seeds of the greedy validation score of students trained on gold bare answers or gold",
              "traces; ratio = bare / traces and p = Welch's t-test of bare vs traces, both at the largest budget.",
              "Criterion (fixed in advance): bare ≤ 50 % of traces",
@@ -251,6 +266,10 @@ def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
             p = f"{welch(at_last['bare'], at_last['traces'])['p']:.2g}" if both else "–"
             lines.append(f"| {task} | {s} ({fam}) | " + " | ".join(cells) + f" | {'–' if ratio is None else f'{ratio:.2f}'} | {p} | {n_range(counts)} |")  # fmt: skip
         verdicts.append(f"- `{task}`: {'chosen' if ok_all else 'not chosen'}")
+        for t in sorted((out / "cache" / task / "teacher").glob("*steps/seed0.json")):
+            r = json.loads(t.read_text())
+            verdicts.append(f"  - teacher (128 × 4 Llama on traces, {r['steps']} steps): validation score {r['score']:.3f}"
+                            f" ({'≥' if r['score'] >= 0.9 else '<'} 0.9)")  # fmt: skip
     return "\n".join(lines + ["", "## Verdict", "", *verdicts, ""])
 
 
@@ -265,10 +284,29 @@ def main() -> None:
     ap.add_argument("--tasks", default="mul21,sum46,add3,add21")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--budgets", default="1,3")
+    ap.add_argument("--student", default="64x2", help="students' HIDDENxLAYERS; one size per --out folder")
+    ap.add_argument(
+        "--teacher", action="store_true",
+        help="also train the knob study's teacher shape (a 128 × 4 Llama, batch 32, 8000 trace prompts) per task "
+        "(seed 0) and score it on validation: can a teacher reach ≥ 0.9 on the task?",
+    )  # fmt: skip
+    ap.add_argument("--teacher_steps", type=int, default=1000)
     ap.add_argument(
         "--render_only", action="store_true", help="re-render results.md from the cache; train nothing"
     )
     a = ap.parse_args()
+    try:
+        size = tuple(int(v) for v in a.student.lower().split("x"))
+        assert len(size) == 2 and min(size) > 0
+    except (ValueError, AssertionError):
+        sys.exit(f"knob_floor: error: --student {a.student!r} is not HIDDENxLAYERS, e.g. 64x2")
+    setting_file = a.out / "setting.json"
+    # the committed 64 × 2 folder predates setting.json
+    setting = json.loads(setting_file.read_text()) if setting_file.exists() else {"student": "64x2"}
+    if (a.out / "cache").is_dir() and setting["student"] != f"{size[0]}x{size[1]}":
+        sys.exit(
+            f"knob_floor: error: --out {a.out} holds {setting['student']} students, not --student {a.student}"
+        )
     tasks, seeds, budgets = (
         a.tasks.split(","),
         [int(s) for s in a.seeds.split(",")],
@@ -292,11 +330,27 @@ def main() -> None:
     def record(finished: bool) -> None:
         this.update(wall_seconds=round(time.time() - start), finished=finished)
         a.out.mkdir(parents=True, exist_ok=True)
+        setting_file.write_text(json.dumps({"student": f"{size[0]}x{size[1]}"}) + "\n")
         (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
         tmp = run_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"invocations": [*history, this]}, indent=1))
         os.replace(tmp, run_file)
 
+    def cell(path: Path, **kw) -> None:
+        print(path.relative_to(a.out / "cache"), flush=True)
+        result = train_and_score(work=a.out / "work", **kw)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, path)
+        this["cells"] += 1
+        record(finished=False)
+
+    for task in tasks if a.teacher and not a.render_only else ():
+        path = a.out / "cache" / task / "teacher" / f"{a.teacher_steps}steps" / "seed0.json"
+        if not path.exists():
+            cell(path, task=task, fam="llama", kind="traces", mult=1, seed=0, size=(128, 4),
+                 steps=a.teacher_steps, batch=32, n_prompts=8000)  # fmt: skip
     for seed in seeds:  # seed-major: a partial run still has every cell at n ≥ 1
         for task in tasks:
             for m in budgets:
@@ -305,14 +359,7 @@ def main() -> None:
                         path = a.out / "cache" / task / fam / kind / f"{m}x" / f"seed{seed}.json"
                         if path.exists() or a.render_only:
                             continue
-                        print(f"{task} {fam} {kind} {m}x seed {seed}", flush=True)
-                        result = train_and_score(task, fam, kind, m, seed, a.out / "work")
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        tmp = path.with_suffix(".tmp")
-                        tmp.write_text(json.dumps(result, indent=1))
-                        os.replace(tmp, path)
-                        this["cells"] += 1
-                        record(finished=False)
+                        cell(path, task=task, fam=fam, kind=kind, mult=m, seed=seed, size=size)
     shutil.rmtree(a.out / "work", ignore_errors=True)
     if a.render_only:
         (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
