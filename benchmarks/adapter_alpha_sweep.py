@@ -14,11 +14,15 @@ Scores must be equal across routes (up to float32 rounding; the report lists the
 evaluation, `text_checksum`, is greedy generation on each task's prompts scored by a checksum of the completion's
 characters: on a random model a verifier scores 0 everywhere, which would make "equal scores" say nothing.
 
-The model is a random Llama built here (`--hidden`, `--layers`; a character-level tokenizer) because the built-in
-SmolLM2 may not be installed; the report says which model ran.
+The model is a random Llama built here (`--hidden`, `--layers`; a character-level tokenizer) with K random adapters,
+or a real model with trained adapters (`--model`, `--adapters`, scored by a verifier on `--eval-data`); the
+report says which model ran.
 
 Usage:
     OMP_NUM_THREADS=1 python benchmarks/adapter_alpha_sweep.py [--k 4] [--hidden 512] [--layers 8]
+    OMP_NUM_THREADS=1 python benchmarks/adapter_alpha_sweep.py --model smollm2-135m-instruct \
+        --adapters DIR1 DIR2 DIR3 DIR4 --eval reasoning_gym --eval-data 'chain_sum=reasoning_gym:chain_sum?...' ... \
+        --out benchmarks/results/adapter_alpha_sweep_smollm2
 Results: benchmarks/results/adapter_alpha_sweep/{results.json,results.md,run.json}.
 """
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -131,8 +136,22 @@ def run(args: argparse.Namespace) -> dict:
     from peft_orthoreg.diagnostics import load_input
 
     root = Path(tempfile.mkdtemp(prefix="alpha-sweep-"))
-    base, adapters = build(root, args.k, args.hidden, args.layers, args.rank)
-    data = eval_data(root, args.k, args.items)
+    if args.model:
+        from distill_ortho_merge.models import resolve_model
+
+        base, adapters, data = (
+            Path(resolve_model(args.model)),
+            [Path(a) for a in args.adapters],
+            args.eval_data,
+        )
+        args.k = len(adapters)
+        args.rank = json.loads((adapters[0] / "adapter_config.json").read_text())["r"]
+        from distill_ortho_merge.data import load_dataset_rows
+
+        args.items = len(load_dataset_rows(data[0].partition("=")[2]))
+    else:
+        base, adapters = build(root, args.k, args.hidden, args.layers, args.rank)
+        data = eval_data(root, args.k, args.items)
     os.environ["ALPHA_SWEEP_DATA"], os.environ["ALPHA_SWEEP_TOKENS"] = str(root), str(args.max_new_tokens)
     if args.eval == "text_checksum":
         common = dict(eval="adapter_alpha_sweep:text_checksum", grid=args.grid, progress=False)
@@ -200,8 +219,10 @@ def run(args: argparse.Namespace) -> dict:
 
     diff = max(abs(a[t] - b[t]) for name in ("dense_once", "dense_per_alpha")
                for a, b in zip(curves["factor"], curves[name], strict=True) for t in a)  # fmt: skip
+    shutil.rmtree(root, ignore_errors=True)
+    model = f"{args.model}, trained adapters" if args.model else f"random Llama, hidden {args.hidden}, {args.layers} layers, char tokenizer"  # fmt: skip
     return {
-        "model": f"random Llama, hidden {args.hidden}, {args.layers} layers, char tokenizer (SmolLM2 not used)",
+        "model": model,
         "k": args.k, "rank": args.rank, "method": METHOD, "grid": parse_grid(args.grid), "items_per_task": args.items,
         "max_new_tokens": args.max_new_tokens, "repeats": args.repeats, "eval": args.eval,
         "seconds": {k: round(v, 2) for k, v in best.items()},
@@ -221,17 +242,26 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--grid", default="0.2:1.0:0.2")
     parser.add_argument("--eval", default="text_checksum", help="text_checksum, or a verifier (math_answer)")
+    parser.add_argument("--model", default=None, help="a real base model (directory or built-in name)")
+    parser.add_argument(
+        "--adapters", nargs="+", default=[], help="with --model: its LoRA adapter directories"
+    )
+    parser.add_argument(
+        "--eval-data", action="append", default=[], help="with --model: TASK=FILE or TASK=SPEC"
+    )
     parser.add_argument(
         "--repeats", type=int, default=2, help="runs per route (order alternated); min reported"
     )
     parser.add_argument("--out", default=str(HERE / "results" / "adapter_alpha_sweep"))
     args = parser.parse_args()
+    if args.model and (not args.adapters or not args.eval_data or args.eval == "text_checksum"):
+        parser.error("--model needs --adapters, --eval-data and a verifier --eval")
     start = time.perf_counter()
     result = run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result["run"] = {
-        "git_commit": git_commit(), "command": "python " + " ".join(sys.argv),
+        "git_commit": git_commit(), "command": "python " + shlex.join(sys.argv),
         "machine": machine(torch.get_num_threads()), "wall_seconds": round(time.perf_counter() - start, 1),
     }  # fmt: skip
     (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
