@@ -257,7 +257,7 @@ def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
                     ]
                     counts.append(len(scores))
                     cells.append(mean_std(scores) if scores else "–")
-                    if scores:
+                    if scores and m == budgets[-1]:  # ratio and p: the largest budget only
                         last[kind], at_last[kind] = statistics.mean(scores), scores
             ratio = last["bare"] / last["traces"] if len(last) == 2 and last["traces"] > 0 else None
             ok = ratio is not None and ratio <= 0.5 and last["traces"] >= 0.5 and budgets[-1] == 3
