@@ -303,7 +303,7 @@ def main() -> None:
     setting_file = a.out / "setting.json"
     # the committed 64 × 2 folder predates setting.json
     setting = json.loads(setting_file.read_text()) if setting_file.exists() else {"student": "64x2"}
-    if (a.out / "cache").is_dir() and setting["student"] != f"{size[0]}x{size[1]}":
+    if not a.render_only and (a.out / "cache").is_dir() and setting["student"] != f"{size[0]}x{size[1]}":
         sys.exit(
             f"knob_floor: error: --out {a.out} holds {setting['student']} students, not --student {a.student}"
         )

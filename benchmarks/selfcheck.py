@@ -140,17 +140,19 @@ def check_pilot_rejects_bad_arguments_in_one_line() -> None:
 
 
 def check_knob_floor_table_is_the_render_of_its_cache() -> str | None:
-    """knob_floor/results.md renders from the committed per-cell JSON (the table of a resumable sweep)."""
-    out = RESULTS / "knob_floor"
-    if not (out / "cache").is_dir():
+    """knob_floor*/results.md (one folder per student size) render from the committed per-cell JSON (the tables
+    of a resumable sweep)."""
+    folders = sorted(p for p in RESULTS.glob("knob_floor*") if (p / "cache").is_dir())
+    if not folders:
         return "no knob_floor results committed"
     floor = importlib.import_module("knob_floor")
-    budgets = sorted({int(p.parent.name.rstrip("x")) for p in (out / "cache").rglob("seed*.json")})
-    text = floor.render(out, floor.shown(out), budgets)
-    if text != (out / "results.md").read_text():
-        raise AssertionError(
-            "knob_floor/results.md differs from the render of its cache (knob_floor.py --render_only)"
-        )
+    for out in folders:
+        # cells are cache/<task>/<family>/<kind>/<M>x/seed<S>.json (teacher checks sit in <task>/teacher/)
+        budgets = sorted({int(p.parent.name[:-1]) for p in (out / "cache").glob("*/*/*/*x/seed*.json")})
+        if floor.render(out, floor.shown(out), budgets) != (out / "results.md").read_text():
+            raise AssertionError(
+                f"{out.name}/results.md differs from the render of its cache (knob_floor.py --out {out} --render_only)"
+            )
     return None
 
 
