@@ -257,7 +257,15 @@ def main(argv: list[str]) -> int:
         if "warmup_ratio" in given:  # gone from transformers 5's TrainingArguments; say what replaced it
             raise InputError("warmup_ratio: not a field with transformers 5; give warmup_steps as a fraction < 1 "
                              "of the training steps (e.g. warmup_steps: 0.1)")  # fmt: skip
-        defaults = [f"--{k}={v}" for k, v in TRAIN_DEFAULTS.items() if k not in given]
+        ours = dict(TRAIN_DEFAULTS)
+        if (
+            "activation_checkpointing" in SFTConfig.__dataclass_fields__
+        ):  # transformers ≥ 5.25: the old name warns
+            ours["activation_checkpointing"] = ours.pop("gradient_checkpointing")
+        names = {"gradient_checkpointing", "activation_checkpointing"}
+        defaults = [
+            f"--{k}={v}" for k, v in ours.items() if k not in given and not (k in names and names & given)
+        ]
         try:
             args, sft, model_args = parse_config(parser, [*argv, *defaults], cpu_defaults=True)
         except (ValueError, TypeError) as exc:
