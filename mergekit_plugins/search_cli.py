@@ -44,9 +44,9 @@ def add_search_parser(sub: Any) -> None:
         q.add_argument("--criterion", default="mean_score", choices=CRITERIA, help=helps["criterion"])
         q.add_argument("--device", default="cpu", help=helps["device"])
         q.add_argument("--trust-remote-code", action="store_true", help=helps["trust_remote_code"])
+        q.add_argument("--num-threads", type=int, default=None, help=helps["num_threads"])
     p.add_argument("--overwrite", action="store_true", help=helps["overwrite"])
     p.add_argument("--save-best-merged", action="store_true", help=helps["save_best_merged"])
-    p.add_argument("--num-threads", type=int, default=None, help=helps["num_threads"])
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
 
@@ -80,6 +80,10 @@ def run_single_scores(args: argparse.Namespace) -> int:
         device=args.device, trust_remote_code=args.trust_remote_code, criterion=args.criterion,
     )  # fmt: skip
     eval_files = [item.partition("=")[2] for item in cfg.eval_data or []]
+    if args.num_threads is not None:  # as search-alpha's --num-threads
+        import torch
+
+        torch.set_num_threads(args.num_threads)
     if is_lora_config(cfg.config):
         inputs = config_inputs(read_yaml(cfg.config, SearchError))
         check_not_input(cfg.output_json, [cfg.config, *inputs, *eval_files], what="--output-json")

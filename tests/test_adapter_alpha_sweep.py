@@ -83,7 +83,13 @@ def test_verifier_sweep_and_single_scores_report_both_numbers(lora_setup, tmp_pa
     common = ["--eval", "math_answer", "--max-new-tokens", "3", "--output-dir", str(tmp_path / "o")]
     for name in names:
         common += ["--eval-data", f"{name}={DATA}"]
-    assert cli.main(["single-scores", str(cfg), *common]) == 0, capsys.readouterr().err
+    threads = torch.get_num_threads()
+    try:  # --num-threads as in search-alpha
+        assert cli.main(["single-scores", str(cfg), *common, "--num-threads", "1"]) == 0, (
+            capsys.readouterr().err
+        )
+    finally:
+        torch.set_num_threads(threads)
     single = json.loads((tmp_path / "o" / "single.json").read_text())
     assert set(single) == set(names)
     assert all({"exact_accuracy", "mean_score", "n_items", "n_exact"} <= set(v) for v in single.values())
