@@ -34,6 +34,7 @@ RENDERED_BY_SCRIPT = {
     "adapter_alpha_sweep/results": "adapter_alpha_sweep",
     "calibration_overhead": "calibration_overhead",
     "canonical_bias": "canonical_bias",
+    "efficacy_smollm2_cli/results": "efficacy_smollm2_cli",
     "lora_merge": "lora_merge",
     "model_load": "model_load",
     "merge_speed": "merge_speed",
