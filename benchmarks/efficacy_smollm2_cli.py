@@ -142,7 +142,7 @@ def render_markdown(res: dict) -> str:
         "",
         "| task / merge | command line | committed, same seed | committed, all seeds |", "|---|---|---|---|",
     ]  # fmt: skip
-    for t in study.TASKS:
+    for t in res["single"]:  # the task set it ran on (render needs no use_task_set)
         allv = [ref["all"][s]["single"][t] for s in seeds]
         lines.append(
             f"| single: {t} | {res['single'][t]:.3f} | {ref['this']['single'][t]:.3f} | {ms(allv)} |"
