@@ -236,37 +236,49 @@ def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
     """`results.md` from the cached JSON: one row per task and family, and the criterion's verdict per task."""
     setting_file = out / "setting.json"
     student = json.loads(setting_file.read_text())["student"] if setting_file.exists() else "64x2"
+    judged = [m for m in budgets if m >= 3] or budgets[-1:]  # ratio and p at 3× (the criterion's) and above
     lines = [f"# Gold bare-answer floor (validation), students {student.replace('x', ' × ')}", "",
              "Mean ± std over seeds of the greedy validation score of students trained on gold bare answers or gold",
-             "traces; ratio = bare / traces and p = Welch's t-test of bare vs traces, both at the largest budget.",
+             "traces; ratio = bare / traces and p = Welch's t-test of bare vs traces at each budget of 3× and above.",
              "Criterion (fixed in advance): bare ≤ 50 % of traces",
              "at 3× for both families, and traces ≥ 0.5 at 3×.", "",
-             "| task | student | " + " | ".join(f"bare {m}× | traces {m}×" for m in budgets) + " | ratio | p | n |",
-             "|---|---|" + "---|---|" * len(budgets) + "---|---|---|"]  # fmt: skip
+             "| task | student | " + " | ".join(f"bare {m}× | traces {m}×" for m in budgets) + " | "
+             + " | ".join(f"ratio {m}× | p {m}×" for m in judged) + " | n |",
+             "|---|---|" + "---|---|" * (len(budgets) + len(judged)) + "---|"]  # fmt: skip
     verdicts = []
     for task in tasks:
         ok_all = True
         for s, fam in FAMILIES.items():
-            cells, last, at_last = [], {}, {}
+            cells, stats, at = [], [], {}
             counts: list[int] = []
             for m in budgets:
                 for kind in KINDS:
-                    scores = [
+                    at[m, kind] = [
                         json.loads(p.read_text())["score"]
                         for p in sorted((out / "cache" / task / fam / kind / f"{m}x").glob("seed*.json"))
                     ]
-                    counts.append(len(scores))
-                    cells.append(mean_std(scores) if scores else "–")
-                    if scores and m == budgets[-1]:  # ratio and p: the largest budget only
-                        last[kind], at_last[kind] = statistics.mean(scores), scores
-            ratio = last["bare"] / last["traces"] if len(last) == 2 and last["traces"] > 0 else None
-            ok = ratio is not None and ratio <= 0.5 and last["traces"] >= 0.5 and budgets[-1] == 3
+                    counts.append(len(at[m, kind]))
+                    cells.append(mean_std(at[m, kind]) if at[m, kind] else "–")
+            ok = 3 in budgets
+            for m in judged:
+                bare, traces = at[m, "bare"], at[m, "traces"]
+                ratio = (
+                    statistics.mean(bare) / statistics.mean(traces)
+                    if bare and traces and any(traces)
+                    else None
+                )
+                if m == 3:
+                    ok &= ratio is not None and ratio <= 0.5 and statistics.mean(traces) >= 0.5
+                p = f"{welch(bare, traces)['p']:.2g}" if min(len(bare), len(traces)) >= 2 else "–"
+                stats += ["–" if ratio is None else f"{ratio:.2f}", p]
             ok_all &= ok
-            both = len(at_last) == 2 and min(len(v) for v in at_last.values()) >= 2
-            p = f"{welch(at_last['bare'], at_last['traces'])['p']:.2g}" if both else "–"
-            lines.append(f"| {task} | {s} ({fam}) | " + " | ".join(cells) + f" | {'–' if ratio is None else f'{ratio:.2f}'} | {p} | {n_range(counts)} |")  # fmt: skip
+            lines.append(f"| {task} | {s} ({fam}) | " + " | ".join(cells + stats) + f" | {n_range(counts)} |")
         verdicts.append(f"- `{task}`: {'chosen' if ok_all else 'not chosen'}")
-        for t in sorted((out / "cache" / task / "teacher").glob("*steps/seed0.json")):
+        teachers = sorted(
+            (out / "cache" / task / "teacher").glob("*steps/seed0.json"),
+            key=lambda t: int(t.parent.name[:-5]),
+        )
+        for t in teachers:
             r = json.loads(t.read_text())
             verdicts.append(f"  - teacher (128 × 4 Llama on traces, {r['steps']} steps): validation score {r['score']:.3f}"
                             f" ({'≥' if r['score'] >= 0.9 else '<'} 0.9)")  # fmt: skip
