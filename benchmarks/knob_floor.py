@@ -334,7 +334,6 @@ def main() -> None:
     torch.set_num_threads(1)
     # run.json: one record per invocation of this resumable sweep (each cell's JSON is written by exactly one)
     run_file = a.out / "run.json"
-    history = json.loads(run_file.read_text())["invocations"] if run_file.exists() else []
     this = {"git_commit": git_commit(), "command": "python " + shlex.join(sys.argv), "machine": machine(1),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_seconds": 0, "cells": 0}  # fmt: skip
     start = time.time()
@@ -344,8 +343,13 @@ def main() -> None:
         a.out.mkdir(parents=True, exist_ok=True)
         setting_file.write_text(json.dumps({"student": f"{size[0]}x{size[1]}"}) + "\n")
         (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
-        tmp = run_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"invocations": [*history, this]}, indent=1))
+        # re-read each time: two invocations on different cells of one folder may run side by side
+        history = json.loads(run_file.read_text())["invocations"] if run_file.exists() else []
+        others = [
+            r for r in history if (r.get("started"), r["command"]) != (this["started"], this["command"])
+        ]
+        tmp = run_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"invocations": [*others, this]}, indent=1))
         os.replace(tmp, run_file)
 
     def cell(path: Path, **kw) -> None:
