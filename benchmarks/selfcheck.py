@@ -32,6 +32,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 # results file stem -> the benchmark script whose `render_markdown(report)` wrote its .md
 RENDERED_BY_SCRIPT = {
     "adapter_alpha_sweep/results": "adapter_alpha_sweep",
+    "adapter_alpha_sweep_smollm2/results": "adapter_alpha_sweep",
     "calibration_overhead": "calibration_overhead",
     "canonical_bias": "canonical_bias",
     "efficacy_smollm2_cli/results": "efficacy_smollm2_cli",
