@@ -17,7 +17,7 @@ teacher-forced exact match. This script runs one of its cells — plain LoRA (λ
 The single-task adapters are also scored by the study's own teacher-forced exact match, so a difference from the
 committed cell can be told apart into scoring (none, if the two scorers agree) and training.
 
-Every step writes one file and is skipped when that file exists, so a killed run resumes. `results.md` compares the
+Every step writes one file under `cache/seed<S>/` and is skipped when that file exists, so a killed run resumes. `results.md` compares the
 cell with the committed one (same seed) and with the committed mean ± std over its 3 seeds.
 
     OMP_NUM_THREADS=1 python benchmarks/efficacy_smollm2_cli.py --seed 0
@@ -162,7 +162,8 @@ def main() -> None:
     a = ap.parse_args()
     study.use_task_set("open")
     check_specs()
-    work, logs = a.out / f"seed{a.seed}", a.out / f"seed{a.seed}" / "logs"
+    work = a.out / "cache" / f"seed{a.seed}"  # every step's output (the resumable part)
+    logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     start = time.time()
     adapters = []
@@ -207,14 +208,15 @@ def main() -> None:
         norm = statistics.mean(x / res["single"][t] for x, t in zip(tests, study.TASKS, strict=True))
         res[m] = {"alpha": alpha, "abs": statistics.mean(tests), "norm": norm, "test": dict(zip(study.TASKS, tests, strict=True))}  # fmt: skip
     res["committed"] = committed(a.seed)
-    (a.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
-    (a.out / "results.md").write_text(render_markdown(res))
     run_file = a.out / "run.json"
     history = json.loads(run_file.read_text())["invocations"] if run_file.exists() else []
     this = {"git_commit": git_commit(), "command": "python " + shlex.join(sys.argv),
             "machine": machine(int(os.environ.get("OMP_NUM_THREADS", "0")) or None),
             "wall_seconds": round(time.time() - start)}  # fmt: skip
-    run_file.write_text(json.dumps({"invocations": [*history, this]}, indent=1))
+    res["run"] = {"invocations": [*history, this]}
+    run_file.write_text(json.dumps(res["run"], indent=1) + "\n")
+    (a.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    (a.out / "results.md").write_text(render_markdown(res))
     print((a.out / "results.md").read_text())
 
 
