@@ -165,6 +165,19 @@ def _with_scale(config: dict[str, Any], param: str, value: float, unit: bool = F
     return cfg
 
 
+def use_num_threads(cfg: SearchAlphaConfig) -> None:
+    """`--num-threads` (mergekit-yaml's, without its logging set-up) for the whole command: merges and evaluations,
+    on the dense and the factor-space route alike.
+
+    Example:
+        >>> use_num_threads(SearchAlphaConfig(config="m.yaml", eval="math_answer"))  # None: torch's default kept
+    """
+    if cfg.num_threads is not None:
+        import torch
+
+        torch.set_num_threads(cfg.num_threads)
+
+
 def _run_mergekit(config: dict[str, Any], out: str, cfg: SearchAlphaConfig) -> None:
     import yaml
     from mergekit.config import MergeConfiguration
@@ -174,10 +187,6 @@ def _run_mergekit(config: dict[str, Any], out: str, cfg: SearchAlphaConfig) -> N
     options = MergeOptions(
         device=cfg.device, trust_remote_code=cfg.trust_remote_code, quiet=True, num_threads=cfg.num_threads
     )
-    if cfg.num_threads is not None:  # mergekit-yaml's --num-threads (without its logging set-up)
-        import torch
-
-        torch.set_num_threads(cfg.num_threads)
     run_merge(
         MergeConfiguration.model_validate(config), out, options=options, config_source=yaml.safe_dump(config)
     )
@@ -280,6 +289,7 @@ def search_alpha(cfg: SearchAlphaConfig) -> dict[str, Any]:
     """Sweep α in memory; writes cfg.output_json and the PNG curve; returns the JSON content. A `lora-merge`
     config (adapter directories as models) takes the factor-space route (`mergekit_plugins.lora.sweep`)."""
     quiet_torch_dtype_warning()
+    use_num_threads(cfg)
     from mergekit_plugins.lora.sweep import is_lora_config, search_alpha_lora
 
     if is_lora_config(cfg.config):

@@ -16,7 +16,14 @@ from typing import Any
 
 from distill_ortho_merge.outputs import check_not_input
 from distill_ortho_merge.yaml_files import read_yaml
-from mergekit_plugins.search import SearchError, make_evaluator, read_merge_config, search_alpha, write_json
+from mergekit_plugins.search import (
+    SearchError,
+    make_evaluator,
+    read_merge_config,
+    search_alpha,
+    use_num_threads,
+    write_json,
+)
 from mergekit_plugins.search_config import CRITERIA, SearchAlphaConfig
 from mergekit_plugins.yaml_command import config_inputs
 
@@ -78,12 +85,10 @@ def run_single_scores(args: argparse.Namespace) -> int:
         config=args.config, eval=args.eval, eval_data=args.eval_data, max_new_tokens=args.max_new_tokens,
         output_dir=args.output_dir, output_json=args.output_json or str(Path(args.output_dir) / "single.json"),
         device=args.device, trust_remote_code=args.trust_remote_code, criterion=args.criterion,
+        num_threads=args.num_threads,
     )  # fmt: skip
     eval_files = [item.partition("=")[2] for item in cfg.eval_data or []]
-    if args.num_threads is not None:  # as search-alpha's --num-threads
-        import torch
-
-        torch.set_num_threads(args.num_threads)
+    use_num_threads(cfg)
     if is_lora_config(cfg.config):
         inputs = config_inputs(read_yaml(cfg.config, SearchError))
         check_not_input(cfg.output_json, [cfg.config, *inputs, *eval_files], what="--output-json")

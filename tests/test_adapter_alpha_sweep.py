@@ -85,17 +85,23 @@ def test_verifier_sweep_and_single_scores_report_both_numbers(lora_setup, tmp_pa
         common += ["--eval-data", f"{name}={DATA}"]
     threads = torch.get_num_threads()
     try:  # --num-threads as in search-alpha
+        torch.set_num_threads(2)
         assert cli.main(["single-scores", str(cfg), *common, "--num-threads", "1"]) == 0, (
             capsys.readouterr().err
         )
+        assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
     single = json.loads((tmp_path / "o" / "single.json").read_text())
     assert set(single) == set(names)
     assert all({"exact_accuracy", "mean_score", "n_items", "n_exact"} <= set(v) for v in single.values())
-    assert (
-        cli.main(["search-alpha", str(cfg), *common, "--grid", "0,0.5", "--criterion", "exact_accuracy"]) == 0
-    )
+    try:  # the factor-space route honours --num-threads too
+        torch.set_num_threads(2)
+        argv = ["search-alpha", str(cfg), *common, "--grid", "0,0.5", "--criterion", "exact_accuracy"]
+        assert cli.main([*argv, "--num-threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     report = json.loads((tmp_path / "o" / "search_alpha.json").read_text())
     assert report["parameter"] == "lambda" and report["criterion"] == "mean exact accuracy"
     for r in report["results"]:
