@@ -232,10 +232,15 @@ def n_range(counts: list[int]) -> str:
     return str(max(counts)) if min(counts) == max(counts) else f"{min(counts)}–{max(counts)}"
 
 
+def students_of(out: Path) -> str:
+    """The student size a results folder holds (`cache/setting.json`; the 64 × 2 folder predates that file)."""
+    setting = out / "cache" / "setting.json"
+    return json.loads(setting.read_text())["student"] if setting.exists() else "64x2"
+
+
 def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
     """`results.md` from the cached JSON: one row per task and family, and the criterion's verdict per task."""
-    setting_file = out / "cache" / "setting.json"
-    student = json.loads(setting_file.read_text())["student"] if setting_file.exists() else "64x2"
+    student = students_of(out)
     judged = [m for m in budgets if m >= 3] or budgets[-1:]  # ratio and p at 3× (the criterion's) and above
     lines = [f"# Gold bare-answer floor (validation), students {student.replace('x', ' × ')}", "",
              "Mean ± std over seeds of the greedy validation score of students trained on gold bare answers or gold",
@@ -312,13 +317,9 @@ def main() -> None:
         assert len(size) == 2 and min(size) > 0
     except (ValueError, AssertionError):
         sys.exit(f"knob_floor: error: --student {a.student!r} is not HIDDENxLAYERS, e.g. 64x2")
-    setting_file = a.out / "cache" / "setting.json"
-    # the committed 64 × 2 folder predates setting.json
-    setting = json.loads(setting_file.read_text()) if setting_file.exists() else {"student": "64x2"}
-    if not a.render_only and (a.out / "cache").is_dir() and setting["student"] != f"{size[0]}x{size[1]}":
-        sys.exit(
-            f"knob_floor: error: --out {a.out} holds {setting['student']} students, not --student {a.student}"
-        )
+    held = students_of(a.out)
+    if not a.render_only and (a.out / "cache").is_dir() and held != f"{size[0]}x{size[1]}":
+        sys.exit(f"knob_floor: error: --out {a.out} holds {held} students, not --student {a.student}")
     tasks, seeds, budgets = (
         a.tasks.split(","),
         [int(s) for s in a.seeds.split(",")],
@@ -340,8 +341,8 @@ def main() -> None:
 
     def record(finished: bool) -> None:
         this.update(wall_seconds=round(time.time() - start), finished=finished)
-        a.out.mkdir(parents=True, exist_ok=True)
-        setting_file.parent.mkdir(parents=True, exist_ok=True)
+        setting_file = a.out / "cache" / "setting.json"
+        setting_file.parent.mkdir(parents=True, exist_ok=True)  # also creates --out
         setting_file.write_text(json.dumps({"student": f"{size[0]}x{size[1]}"}) + "\n")
         (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
         # re-read each time: two invocations on different cells of one folder may run side by side
