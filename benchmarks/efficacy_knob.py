@@ -70,6 +70,7 @@ from efficacy_knob_args import (  # noqa: E402
     CALIBRATION_DEFAULTS,
     LOGIT_FIELDS,
     REWARD_VARIANTS,
+    TINY_DEFAULTS,
     fail,
     own_control,
     parse_args,
@@ -78,15 +79,15 @@ from efficacy_knob_args import (  # noqa: E402
 from efficacy_knob_render import render  # noqa: E402
 from efficacy_knob_suite import run_cells  # noqa: E402
 from efficacy_knob_task import (  # noqa: E402
-    FORMATS,
     format_of,
     new_lm,
     save_model,
     sft_on_traces,
     sft_teacher,
     split_rows,
-    splits,
-    tokenizers,  # noqa: E402
+    task_formats,
+    tokenizers,
+    train_items,
     write_jsonl,
 )
 
@@ -158,7 +159,7 @@ def calibrate(
     history = [h for h in trainer.state.log_history if "loss" in h]
     tok = AutoTokenizer.from_pretrained(src)
     if a.setting == "tiny":
-        save_model(trainer.model.eval(), tok, out)  # asserts the tokenizer round trip
+        save_model(trainer.model.eval(), tok, out, a.task)  # asserts the tokenizer round trip
     else:
         trainer.model.save_pretrained(out)
         tok.save_pretrained(out)
@@ -191,7 +192,7 @@ def real_rows(a: argparse.Namespace) -> dict[str, list[dict]]:
 
 # what the original teacher, the proxy and the students' initial weights depend on (the rest is calibration/distillation)
 BASE_FIELDS = ("setting", "teacher_steps", "proxy_steps", "n_test", "n_val", "distill_lr", "real_models", "real_dataset",
-               "real_n_train", "max_new_tokens", "teacher_lr")  # fmt: skip
+               "real_n_train", "max_new_tokens", "teacher_lr", "task", "student_size")  # fmt: skip
 
 
 def _hash(fields: dict) -> str:
@@ -229,6 +230,8 @@ class Knob:
         else:  # fields added after the tiny sweep ran: in its hash only when changed, so its cache stays valid
             protocol |= {k: v for k, v in (("calibration_lr", a.calibration_lr), ("calibration_batch",
                                            a.calibration_batch)) if v != CALIBRATION_DEFAULTS[k]}  # fmt: skip
+            protocol |= {k: v for k, v in (("task", a.task), ("student_size", a.student_size))
+                         if v != TINY_DEFAULTS[k]}  # fmt: skip
         self.protocol = {"setting": a.setting, **protocol}
         self.tag = _hash(self.protocol)
         self.work = Path(a.workdir).expanduser() / f"{a.setting}-{self.tag}"
@@ -238,9 +241,9 @@ class Knob:
         self.base = Path(a.workdir).expanduser() / f"{a.setting}-base-{_hash(base)}"
         self.cache = Path(a.out) / "cache" / f"{a.setting}-{self.tag}"
         self.verifier = resolve_reward("math_answer", "verifier")
-        # the addition task's gold (sum, format) pairs: what the tiny and real addition teachers learn
-        self.train_pairs = splits(a.n_test, a.n_val)["train"]
-        sp = split_rows(a.n_test, a.n_val) if a.setting == "tiny" else real_rows(a)
+        # the task's train items: what the tiny and real addition teachers learn the gold traces of
+        self.train_pairs = train_items(a.task, a.n_test, a.n_val)
+        sp = split_rows(a.n_test, a.n_val, a.task) if a.setting == "tiny" else real_rows(a)
         self.test_rows, self.val_rows, self.train_rows = sp["test"], sp["val"], sp["train"]
         self.val_file = self.base / "val.jsonl"
         if not a.render_only:
@@ -254,7 +257,7 @@ class Knob:
         if set(self.a.recipes) == {"sft"}:
             return
         if self.a.setting == "tiny":  # the teacher and student a use tokenizer A, the proxy and student b B
-            tok_a, tok_b = tokenizers(self.train_pairs)
+            tok_a, tok_b = tokenizers(self.train_pairs, self.a.task)
             toks = {"teacher": tok_a, "a": tok_a, "b": tok_b}
         else:
             from transformers import AutoTokenizer
@@ -327,20 +330,21 @@ class Knob:
 
     def _setup_tiny(self) -> None:
         a = self.a
-        tok_a, tok_b = tokenizers(self.train_pairs)
+        tok_a, tok_b = tokenizers(self.train_pairs, self.a.task)
         self.log("teacher SFT (cached in the workdir)")
         self.models["teacher"] = atomic(
-            self.base / "teacher", lambda p: sft_teacher(tok_a, self.train_pairs, p, a.teacher_steps)
+            self.base / "teacher", lambda p: sft_teacher(tok_a, self.train_pairs, p, a.teacher_steps, a.task)
         )
-        init = {
-            "proxy": ("mistral", tok_b, 1),
-            "student_b": ("mistral", tok_b, 2),
-            "student_a": ("llama", tok_a, 3),
+        size = (a.student_hidden, a.student_layers)
+        init = {  # name: family, tokenizer, init seed, (hidden, layers)
+            "proxy": ("mistral", tok_b, 1, (64, 2)),
+            "student_b": ("mistral", tok_b, 2, size),
+            "student_a": ("llama", tok_a, 3, size),
         }
-        for name, (fam, tok, seed) in init.items():
+        for name, (fam, tok, seed, hl) in init.items():
             self.models[f"{name}_init"] = atomic(
                 self.base / f"{name}_init",
-                lambda p, f=fam, t=tok, s=seed: save_model(new_lm(f, t, 64, 2, s), t, p),
+                lambda p, f=fam, t=tok, s=seed, hl=hl: save_model(new_lm(f, t, *hl, s), t, p, a.task),
             )
 
     def recipe_id(self, recipe: str) -> str:
@@ -409,13 +413,15 @@ class Knob:
             model, tok = load_causal_lm(str(path), "teacher")
             greedy = self.score(model, tok)
             sampled = self.score(model, tok, temperature=1.0, seed=seed)
-            formats = [format_of(t) for t in sampled.completions]
+            formats = [format_of(t, self.a.task) for t in sampled.completions]
             diag = self.teacher_diagnosis(variant, seed, refresh=True)
             cal = path / "calibration.json"
             return exposure(diag) | {
                 "teacher_score": greedy.score,
                 "teacher_score_t1": sampled.score,
-                "format_mix_t1": {f: formats.count(f) / len(formats) for f in (*FORMATS, "other")},
+                "format_mix_t1": {
+                    f: formats.count(f) / len(formats) for f in (*task_formats(self.a.task), "other")
+                },
                 "mean_bytes_t1": sum(len(t.encode()) for t in sampled.completions) / len(sampled.completions),
                 "tail_mass": diag["tail_noise"]["mean_tail_mass"],
                 "repeated_ngram_rate": diag["symptoms"]["teacher"]["repeated_ngram_rate"],

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from efficacy_knob_task import GOLD
+from knob_tasks import TASKS
 
 from distill_ortho_merge.models import ModelError, resolve_model
 from trl_distillguard.attackers import parse_attacker
@@ -27,7 +28,7 @@ DESCRIPTION = (
 # `distillguard report` defines them
 ATTACKERS = {
     name: (a.temperature, a.correct_only, a.budget)
-    for name in ("t1", "t1_correct", "t07", "greedy", "t1_2x", "t1_3x")
+    for name in ("t1", "t1_correct", "t07", "greedy", "t1_2x", "t1_3x", "t1_6x")
     for a in [parse_attacker(name)]
 }
 
@@ -47,6 +48,8 @@ REWARD_VARIANTS: dict[str, dict[str, str]] = {
 
 # the flags' defaults; the tiny sweep ran with them before they were flags, so its hash holds them only when changed
 CALIBRATION_DEFAULTS = {"calibration_lr": 5e-5, "calibration_batch": 32}
+# likewise the task and student size: the addition sweep's hash holds them only when changed
+TINY_DEFAULTS = {"task": "add21", "student_size": "64x2"}
 
 
 def own_control(reward: str) -> bool:
@@ -105,7 +108,17 @@ def check_args(a: argparse.Namespace) -> None:
             fail(
                 f"{', '.join(given)} apply only to --setting real (the tiny setting trains its own models on its own task)"
             )
+        try:
+            a.student_hidden, a.student_layers = (int(v) for v in a.student_size.lower().split("x"))
+            assert min(a.student_hidden, a.student_layers) > 0
+        except (ValueError, AssertionError):
+            fail(f"--student_size {a.student_size!r} is not HIDDENxLAYERS, e.g. 64x2")
     else:
+        given = [f"--{k}" for k, d in TINY_DEFAULTS.items() if getattr(a, k) != d]
+        if given:
+            fail(
+                f"{', '.join(given)} apply only to --setting tiny (the real setting's task is --real_dataset)"
+            )
         a.real_dataset = "gsm_symbolic" if a.real_dataset is None else a.real_dataset
         a.real_n_train = 600 if a.real_n_train is None else a.real_n_train
         if a.teacher_lr is not None and a.real_dataset != "addition":
@@ -159,6 +172,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """
     ap = argparse.ArgumentParser(description=DESCRIPTION)
     ap.add_argument("--setting", default="tiny", choices=["tiny", "real"])
+    ap.add_argument(
+        "--task",
+        default="add21",
+        choices=list(TASKS),
+        help="tiny setting: the task (knob_tasks.py); add21 = 2-digit + 1-digit, mul21 = 2-digit × 1-digit",
+    )
+    ap.add_argument(
+        "--student_size",
+        default="64x2",
+        help="tiny setting: the students' HIDDENxLAYERS (the proxy stays 64x2)",
+    )
     ap.add_argument(
         "--real_models",
         default="",

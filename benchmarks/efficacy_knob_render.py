@@ -232,7 +232,10 @@ def markdown(res: dict[str, Any]) -> str:
     run = res["run"]
     protocol = run.get("protocol", {})
     setting, data = protocol.get("setting", "tiny"), protocol.get("real_dataset", "addition")
-    items = "sums" if data == "addition" else f"`{data}` prompts"
+    task = protocol.get("task", "add21")  # tiny setting: the addition sweep's protocol predates the field
+    items = ("sums" if task == "add21" else f"`{task}` items") if data == "addition" else f"`{data}` prompts"
+    mixes = [t["format_mix_t1"] for t in s["teachers"].values() if t.get("format_mix_t1")]
+    mix_names = "/".join(f.split("_")[0] for f in mixes[0]) if mixes else "–"
     lines = [f"# Distillability knob: efficacy ({setting} setting)", "",
              f"Rendered from {res['n_cached']} cached runs by `{run['command']}` (commit {run['git_commit'][:10]}, "
              f"{run['machine']}). Scores: `math_answer`, greedy, {res['n_test']} held-out {items}. mean ± std over "
@@ -243,7 +246,7 @@ def markdown(res: dict[str, Any]) -> str:
              "", "## Teachers", "",
              "| teacher | n | greedy score | T=1 score | KL(teacher ‖ original) / token | same, on the original's samples | "
              "exposure gap / token | "
-             "tail mass (top-10) | repeated 3-gram rate | bytes (T=1) | format mix T=1 (units/tens/direct/verbose/other) |",
+             f"tail mass (top-10) | repeated 3-gram rate | bytes (T=1) | format mix T=1 ({mix_names}) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for v in _order(s["teachers"]):
         t = s["teachers"][v]

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from pathlib import Path
 from typing import Any
 
-from efficacy_knob_task import FORMATS, format_of, trace, write_jsonl
+from efficacy_knob_task import format_of, task_formats, write_jsonl
+from knob_tasks import TASKS, item_of
 
 from trl_distillguard.attackers import resolve_attacker
 from trl_distillguard.report import run_report
@@ -47,12 +47,16 @@ def _variant_of(teacher: str) -> str:
 
 
 def suite_rows(knob) -> tuple[Path, Path]:
-    """The train rows (with one gold trace per addition prompt, for `gold-traces`) and test rows as files."""
+    """The train rows (with one gold trace per prompt of a `knob_tasks` task, for `gold-traces`) and test rows as
+    files. The real setting's chat prompts (`--real_dataset` other than `addition`) have no traces."""
     rng = random.Random(0)
+    task, formats = TASKS[knob.a.task], task_formats(knob.a.task)
     train = []
     for r in knob.train_rows:
-        m = re.fullmatch(r"What is (\d+) \+ (\d+)\?", r["prompt"]) if isinstance(r["prompt"], str) else None
-        train.append(r | ({"completion": trace(int(m[1]), int(m[2]), rng.choice(FORMATS))} if m else {}))
+        text = isinstance(r["prompt"], str)
+        train.append(
+            r | ({"completion": task.trace(item_of(r["prompt"]), rng.choice(formats))} if text else {})
+        )
     return write_jsonl(train, knob.base / "suite_train.jsonl"), write_jsonl(
         knob.test_rows, knob.base / "suite_test.jsonl"
     )
@@ -115,7 +119,8 @@ def _measures(knob):
 
     def extras(cell: Cell, train: list[dict[str, Any]]) -> dict[str, Any]:
         texts = [s["completion"] for s in train]
-        mix = {f: sum(format_of(t) == f for t in texts) / max(1, len(texts)) for f in (*FORMATS, "other")}
+        fmts = [format_of(t, knob.a.task) for t in texts]
+        mix = {f: fmts.count(f) / max(1, len(texts)) for f in (*task_formats(knob.a.task), "other")}
         gold_ok = None
         if cell.is_gold and train:  # the gold data's own accuracy (the report scores teachers' samples only)
             ok = knob.verifier(prompts=[s["prompt"] for s in train], completions=texts,

@@ -1,6 +1,8 @@
-"""The tiny setting of `efficacy_knob.py`: the task (two-digit + one-digit sums answered with a reasoning trace in
-one of four equally correct formats), digit-split ByteLevel-BPE tokenizers that load back exactly as trained, tiny
-Llama / Mistral models, and the teacher's SFT.
+"""The tiny setting of `efficacy_knob.py`: the task (by default `add21`, two-digit + one-digit sums answered with a
+reasoning trace in one of four equally correct formats; `--task` picks another of `knob_tasks.TASKS`), digit-split
+ByteLevel-BPE tokenizers that load back exactly as trained, tiny Llama / Mistral models, and the teacher's SFT.
+Every function taking `task` behaves for `add21` exactly as before the other tasks existed (same splits, same
+seeded draws), so the addition study's cache stays valid.
 
 Example:
     >>> trace(37, 5, "tens_first")
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import shutil
 from pathlib import Path
 
 import torch
+from knob_tasks import TASKS, item_of, split
+from knob_tasks import tokenizer as task_tokenizer
 
 from distill_ortho_merge import testing as tiny
 
@@ -43,13 +46,23 @@ def trace(a: int, b: int, fmt: str) -> str:
     raise ValueError(f"format: {fmt!r} is not one of {FORMATS}")
 
 
+def task_formats(task: str) -> tuple[str, ...]:
+    """The completion formats of `task`, in the order its seeded draws use (`add21`: `FORMATS`).
+
+    Example:
+        >>> task_formats("mul21")
+        ('split', 'units_first', 'verbose', 'direct')
+    """
+    return FORMATS if task == "add21" else TASKS[task].formats
+
+
 GOLD = ("direct", "traces")  # the gold references: bare `#### N` answers, traces of uniformly random format
 
 
-def gold_samples(prompt_rows: list[dict], gold: str, seed: int) -> list[dict]:
+def gold_samples(prompt_rows: list[dict], gold: str, seed: int, task: str = "add21") -> list[dict]:
     """Prompt-completion rows from the task's gold data instead of a teacher: `direct` the bare ` #### N` answer of
-    each row (any dataset with an `answer` column), `traces` a gold trace of uniformly random format per row (the
-    addition task only: the data the original teacher learnt from).
+    each row (any dataset with an `answer` column), `traces` a gold trace of uniformly random format per row (a
+    `knob_tasks` task only: the data the original teacher learnt from).
 
     Example:
         >>> gold_samples([{"prompt": "What is 37 + 5?", "answer": "42"}], "direct", seed=0)
@@ -61,28 +74,19 @@ def gold_samples(prompt_rows: list[dict], gold: str, seed: int) -> list[dict]:
         if gold == "direct":
             completion = f" #### {r['answer']}"
         else:
-            a, b = map(int, re.fullmatch(r"What is (\d+) \+ (\d+)\?", r["prompt"]).groups())
-            completion = trace(a, b, rng.choice(FORMATS))
+            completion = TASKS[task].trace(item_of(r["prompt"]), rng.choice(task_formats(task)))
         out.append({"prompt": r["prompt"], "completion": completion})
     return out
 
 
-_FORMAT_RE = {
-    "units_first": r"^ \d\+\d=",
-    "tens_first": r"^ \d0\+",
-    "direct": r"^ ####",
-    "verbose": r"^ Units ",
-}
-
-
-def format_of(text: str) -> str:
-    """Which trace format a completion starts like (`other` if none).
+def format_of(text: str, task: str = "add21") -> str:
+    """Which trace format of `task` a completion starts like (`other` if none).
 
     Example:
         >>> format_of(trace(12, 3, "verbose"))
         'verbose'
     """
-    return next((f for f, rx in _FORMAT_RE.items() if re.match(rx, text)), "other")
+    return TASKS[task].format_of(text)
 
 
 def splits(n_test: int, n_val: int) -> dict[str, list[tuple[int, int]]]:
@@ -107,14 +111,27 @@ def rows(pairs) -> list[dict]:
     return [{"prompt": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in pairs]
 
 
-def split_rows(n_test: int, n_val: int) -> dict[str, list[dict]]:
-    """`splits` as prompt rows: the data of the tiny setting and of the real setting's `addition` task.
+def split_rows(n_test: int, n_val: int, task: str = "add21") -> dict[str, list[dict]]:
+    """The task's splits as prompt rows: `add21` is `splits` (the data of the tiny setting and of the real setting's
+    `addition` task), any other task `knob_tasks.split` (the validation items `knob_floor.py` measured on).
 
     Example:
-        >>> split_rows(200, 100)["test"][0]["prompt"].startswith("What is")
+        >>> split_rows(200, 100, "mul21")["test"][0]["prompt"].startswith("What is")
         True
     """
-    return {k: rows(v) for k, v in splits(n_test, n_val).items()}
+    if task == "add21":
+        return {k: rows(v) for k, v in splits(n_test, n_val).items()}
+    return {k: [TASKS[task].row(x) for x in v] for k, v in split(task, n_val, n_test).items()}
+
+
+def train_items(task: str, n_test: int, n_val: int) -> list[tuple]:
+    """The items whose gold traces the original teacher learns (the train split).
+
+    Example:
+        >>> len(train_items("add21", 200, 100)), len(train_items("mul21", 200, 100))
+        (510, 420)
+    """
+    return splits(n_test, n_val)["train"] if task == "add21" else split(task, n_val, n_test)["train"]
 
 
 def write_jsonl(items, path: Path) -> Path:
@@ -125,11 +142,13 @@ def write_jsonl(items, path: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ models
-def tokenizers(train_pairs) -> tuple:
+def tokenizers(train_pairs, task: str = "add21") -> tuple:
     """Tokenizer A (the teacher's: trained mostly on the traces, 320 tokens) and B (the proxy's: mostly prose,
     480 tokens); both split digits one by one so that sums are compositional. Called with the train pairs:
-    `tok_a, tok_b = tokenizers(splits(200, 100)["train"])`.
+    `tok_a, tok_b = tokenizers(splits(200, 100)["train"])`; another task's are `knob_tasks.tokenizer`'s.
     """
+    if task != "add21":
+        return task_tokenizer(task, "llama"), task_tokenizer(task, "mistral")
     traces = [f"What is {x} + {y}?" + trace(x, y, f) for (x, y) in train_pairs[:300] for f in FORMATS]
     tok_a = tiny.digit_tokenizer(320, traces + tiny.corpus(1, mix=(0.2, 0.6, 0.2)))
     tok_b = tiny.digit_tokenizer(480, tiny.corpus(2, mix=(0.1, 0.6, 0.3)) + traces[::8])
@@ -148,8 +167,9 @@ def family(name: str):
     return {"llama": LlamaForCausalLM, "mistral": MistralForCausalLM}[name]
 
 
-def save_model(model, tok, path: Path) -> Path:
-    """`tiny.save_model`, then force `tokenizer_class: TokenizersBackend` and assert the round trip."""
+def save_model(model, tok, path: Path, task: str = "add21") -> Path:
+    """`tiny.save_model`, then force `tokenizer_class: TokenizersBackend` and assert the round trip (on `task`'s
+    traces and prose)."""
     from transformers import AutoTokenizer
 
     tiny.save_model(model, tok, path)
@@ -158,10 +178,14 @@ def save_model(model, tok, path: Path) -> Path:
     cfg["tokenizer_class"] = "TokenizersBackend"
     cfg_file.write_text(json.dumps(cfg, indent=2))
     back = AutoTokenizer.from_pretrained(path)
-    probe = [
-        f"What is {a} + {b}?" + trace(a, b, f)
-        for (a, b), f in zip([(37, 5), (90, 9), (19, 1), (55, 5)] * 2, FORMATS * 2, strict=True)
-    ]
+    if task == "add21":
+        probe = [
+            f"What is {a} + {b}?" + trace(a, b, f)
+            for (a, b), f in zip([(37, 5), (90, 9), (19, 1), (55, 5)] * 2, FORMATS * 2, strict=True)
+        ]
+    else:
+        t = TASKS[task]
+        probe = [t.question(x) + t.trace(x, f) for x in split(task)["val"][:2] for f in t.formats]
     for text in probe + tiny.corpus(5, mix=(0.4, 0.4, 0.2), n_lines=20):
         if back(text)["input_ids"] != tok(text)["input_ids"]:
             raise RuntimeError(f"{path}: tokenizer does not round-trip ({type(back).__name__}) on {text!r}")
@@ -183,7 +207,9 @@ def new_lm(fam: str, tok, hidden: int, layers: int, seed: int):
     ).eval()  # fmt: skip
 
 
-def sft_on_traces(model, tok, train_pairs, out: Path, steps: int, lr: float, batch: int) -> None:
+def sft_on_traces(
+    model, tok, train_pairs, out: Path, steps: int, lr: float, batch: int, task: str = "add21"
+) -> None:
     """SFT `model` in place on gold traces of uniformly random format (8 per pair; the formats' mix is the teacher's
     freedom in *how* it answers). Scratch files go under `out/_sft` and are removed. The real setting's
     `addition` teacher: `sft_on_traces(model, tok, train_pairs, out, steps=60, lr=1e-4, batch=16)`.
@@ -192,8 +218,9 @@ def sft_on_traces(model, tok, train_pairs, out: Path, steps: int, lr: float, bat
     from trl import SFTConfig, SFTTrainer
 
     rng = random.Random(0)
-    data = [{"prompt": f"What is {a} + {b}?", "completion": trace(a, b, rng.choice(FORMATS))}
-            for a, b in train_pairs for _ in range(8)]  # fmt: skip
+    t, formats = TASKS[task], task_formats(task)
+    data = [{"prompt": t.question(x), "completion": t.trace(x, rng.choice(formats))}
+            for x in train_pairs for _ in range(8)]  # fmt: skip
     args = SFTConfig(
         output_dir=str(out / "_sft"), max_steps=steps, learning_rate=lr, per_device_train_batch_size=batch,
         lr_scheduler_type="cosine", warmup_steps=min(30, steps // 10), logging_steps=max(1, steps // 5),
@@ -203,9 +230,9 @@ def sft_on_traces(model, tok, train_pairs, out: Path, steps: int, lr: float, bat
     shutil.rmtree(out / "_sft", ignore_errors=True)
 
 
-def sft_teacher(tok, train_pairs, out: Path, steps: int) -> None:
+def sft_teacher(tok, train_pairs, out: Path, steps: int, task: str = "add21") -> None:
     """The tiny setting's original teacher: a Llama (hidden 128 × 4) on tokenizer A, SFT'd on gold traces
     (`sft_on_traces`, lr 3e-3, batch 32) and saved to `out`."""
     model = new_lm("llama", tok, 128, 4, seed=0)
-    sft_on_traces(model, tok, train_pairs, out, steps, lr=3e-3, batch=32)
-    save_model(model.eval(), tok, out)
+    sft_on_traces(model, tok, train_pairs, out, steps, lr=3e-3, batch=32, task=task)
+    save_model(model.eval(), tok, out, task)
