@@ -58,7 +58,7 @@ def _one_line_exit(fn: Callable, *args) -> str:
 # ------------------------------------------------------------------------------------------------ the task
 def check_knob_examples_run() -> None:
     """The docstring examples of the knob's modules run (benchmarks are not collected by pytest's doctests)."""
-    names = ("efficacy_knob_task", "efficacy_knob_args", "efficacy_knob", "efficacy_knob_suite")
+    names = ("efficacy_knob_task", "efficacy_knob_args", "efficacy_knob", "efficacy_knob_suite", "knob_tasks")
     with contextlib.redirect_stderr(io.StringIO()):  # an example of a one-line error prints that line
         results = {
             n: doctest.testmod(importlib.import_module(n), optionflags=doctest.ELLIPSIS) for n in names
@@ -114,6 +114,46 @@ def check_knob_gold_samples_are_the_gold_answers_and_traces() -> None:
             == [1.0] * 40
         )
         assert {ek.format_of(t) for t in texts} == formats  # 40 uniform draws of 4 formats: each appears
+
+
+def check_knob_other_tasks_rows_traces_and_formats_agree() -> None:
+    """`--task`: every `knob_tasks` task's rows carry the right answers, its gold traces are right and recognised
+    by `format_of`, its splits are disjoint, and the `add21` entry is the addition study's own data."""
+    import knob_tasks
+
+    for task, t in knob_tasks.TASKS.items():
+        got = ek.split_rows(200, 100, task)
+        assert {k: len(v) for k, v in got.items() if k != "train"} == {"val": 100, "test": 200}, task
+        prompts = {k: {r["prompt"] for r in v} for k, v in got.items()}
+        assert (
+            not prompts["test"] & (prompts["train"] | prompts["val"])
+            and not prompts["val"] & prompts["train"]
+        )
+        rows = got["train"][:40]
+        for gold, formats in (("direct", {"direct"}), ("traces", set(ek.task_formats(task)))):
+            texts = [x["completion"] for x in ek.gold_samples(rows, gold, seed=0, task=task)]
+            assert (
+                math_answer(prompts=[""] * 40, completions=texts, answer=[r["answer"] for r in rows])
+                == [1.0] * 40
+            )
+            assert {ek.format_of(x, task) for x in texts} == formats, (task, gold)
+        assert ek.format_of(" 82", task) == "other"
+        assert [t.row(x)["prompt"] for x in ek.train_items(task, 200, 100)[:5]] == [
+            r["prompt"] for r in rows[:5]
+        ]
+    assert ek.split_rows(200, 100, "add21") == ek.split_rows(200, 100)  # the default is the addition study's
+    assert knob_tasks.TASKS["add21"].trace((37, 5), "units_first") == ek.trace(37, 5, "units_first")
+
+
+def check_knob_task_and_student_size_change_the_hash_only_when_set() -> None:
+    """The addition sweep's cache folder stays `tiny-1391fdae`; `--task` / `--student_size` key new folders."""
+    args = knob_driver.parse_args
+    assert knob_driver.Knob(args(["--render_only"])).tag == "1391fdae"
+    other = knob_driver.Knob(args(["--render_only", "--task", "mul21", "--student_size", "128x4"]))
+    assert other.protocol["task"] == "mul21" and other.protocol["student_size"] == "128x4"
+    assert other.tag != "1391fdae" and other.base.name != knob_driver.Knob(args(["--render_only"])).base.name
+    assert _one_line_exit(args, ["--student_size", "128"]).startswith("efficacy_knob: --student_size '128'")
+    assert "--task" in _one_line_exit(args, ["--setting", "real", "--task", "mul21", "--real_models", "x"])
 
 
 def check_knob_write_jsonl_writes_one_row_per_line() -> None:

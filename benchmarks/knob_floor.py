@@ -172,6 +172,42 @@ def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
     return "\n".join(lines + ["", "## Verdict", "", *verdicts, ""])
 
 
+def plot(out: Path, tasks: list[str]) -> Path:
+    """`floor.png`: the budget curves, one panel per task and student family, validation score vs budget for
+    gold-bare and gold-trace students (mean ± std over seeds; every budget with a cached result)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(9, 3.2 * len(tasks)), squeeze=False)
+    for row, task in zip(axes, tasks, strict=True):
+        for ax, (s, fam) in zip(row, FAMILIES.items(), strict=True):
+            for kind, style in zip(KINDS, ("o:", "s-"), strict=True):
+                pts = []
+                for d in sorted(
+                    (out / "cache" / task / fam / kind).glob("*x"), key=lambda d: int(d.name[:-1])
+                ):
+                    xs = [json.loads(f.read_text())["score"] for f in d.glob("seed*.json")]
+                    if xs:
+                        sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+                        pts.append((int(d.name[:-1]), statistics.mean(xs), sd))
+                if pts:
+                    ax.errorbar(*zip(*[(m, y) for m, y, _ in pts], strict=True), yerr=[e for *_, e in pts],
+                                fmt=style, capsize=3, label=f"gold {kind}")  # fmt: skip
+            ax.set_xticks(sorted({int(d.name[:-1]) for d in (out / "cache" / task / fam).glob("*/*x")}))
+            ax.set_title(f"{task}, student {s} ({fam}, {students_of(out).replace('x', ' × ')})", fontsize=10)
+            ax.set_xlabel("budget (× 1000 prompts, × 600 steps)")
+            ax.set_ylabel("validation score (greedy)")
+            ax.set_ylim(0, 1.02)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "floor.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def shown(out: Path) -> list[str]:
     """Every task with a cached result (a later invocation may measure fewer tasks than an earlier one)."""
     return [t for t in TASKS if (out / "cache" / t).is_dir()]
@@ -227,6 +263,7 @@ def main() -> None:
         setting_file.parent.mkdir(parents=True, exist_ok=True)  # also creates --out
         setting_file.write_text(json.dumps({"student": f"{size[0]}x{size[1]}"}) + "\n")
         (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
+        plot(a.out, shown(a.out))
         # re-read each time: two invocations on different cells of one folder may run side by side
         history = json.loads(run_file.read_text())["invocations"] if run_file.exists() else []
         others = [
@@ -263,6 +300,7 @@ def main() -> None:
     shutil.rmtree(a.out / "work", ignore_errors=True)
     if a.render_only:
         (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
+        plot(a.out, shown(a.out))
     else:
         record(finished=True)
 
