@@ -15,8 +15,11 @@ in-memory one (transformers 5 re-types some model families' tokenizers on load).
   `a` = Llama on tokenizer A (the teacher's tokenizer, another family than the proxy); recipe `sft` (`distill`),
   or with `--recipes` the logit recipes `kd` (shared vocabulary: student a) and `uld` (ByteLevel), their on-policy
   share and divergence set by `--logit_on_policy` / `--logit_beta` (each combination cached as its own student);
+- `--task` another task of `knob_tasks.py` (e.g. `mul21`, 2-digit × 1-digit, its own splits, traces and
+  tokenizers) and `--student_size` the students' HIDDENxLAYERS (the proxy stays 64 × 2); both enter the protocol's
+  hash only when changed, so the addition sweep's cache keeps its name;
 - attackers: `t1` one T = 1 sample per prompt; `t1_correct` the same samples, only those `math_answer` marks
-  right; `t07` T = 0.7; `greedy`; `t1_2x` / `t1_3x` 2× / 3× prompts and steps at T = 1;
+  right; `t07` T = 0.7; `greedy`; `t1_2x` / `t1_3x` / `t1_6x` 2× / 3× / 6× prompts and steps at T = 1;
 - gold references (`--gold`): students trained by `sft` on the task's gold data in place of a teacher's samples,
   same prompts and budget as each attacker: `direct` the bare `#### N` answers (the least a teacher that answers
   right must give away), `traces` gold traces of uniformly random format (what the original teacher learnt from);
