@@ -231,10 +231,8 @@ class Knob:
             protocol |= {k: getattr(a, k) for k in ("real_models", "real_dataset", "real_n_train", "calibration_lr",
                                                     "max_new_tokens", "teacher_lr", "calibration_batch")}  # fmt: skip
         else:  # fields added after the tiny sweep ran: in its hash only when changed, so its cache stays valid
-            protocol |= {k: v for k, v in (("calibration_lr", a.calibration_lr), ("calibration_batch",
-                                           a.calibration_batch)) if v != CALIBRATION_DEFAULTS[k]}  # fmt: skip
-            protocol |= {k: v for k, v in (("task", a.task), ("student_size", a.student_size))
-                         if v != TINY_DEFAULTS[k]}  # fmt: skip
+            defaults = CALIBRATION_DEFAULTS | TINY_DEFAULTS
+            protocol |= {k: getattr(a, k) for k, d in defaults.items() if getattr(a, k) != d}
         self.protocol = {"setting": a.setting, **protocol}
         self.tag = _hash(self.protocol)
         self.work = Path(a.workdir).expanduser() / f"{a.setting}-{self.tag}"

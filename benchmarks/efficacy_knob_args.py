@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from efficacy_knob_task import GOLD
+from efficacy_knob_task import GOLD, parse_size
 from knob_tasks import TASKS
 
 from distill_ortho_merge.models import ModelError, resolve_model
@@ -109,9 +109,8 @@ def check_args(a: argparse.Namespace) -> None:
                 f"{', '.join(given)} apply only to --setting real (the tiny setting trains its own models on its own task)"
             )
         try:
-            a.student_hidden, a.student_layers = (int(v) for v in a.student_size.lower().split("x"))
-            assert min(a.student_hidden, a.student_layers) > 0
-        except (ValueError, AssertionError):
+            a.student_hidden, a.student_layers = parse_size(a.student_size)
+        except ValueError:
             fail(f"--student_size {a.student_size!r} is not HIDDENxLAYERS, e.g. 64x2")
     else:
         given = [f"--{k}" for k, d in TINY_DEFAULTS.items() if getattr(a, k) != d]

@@ -119,9 +119,12 @@ def split_rows(n_test: int, n_val: int, task: str = "add21") -> dict[str, list[d
         >>> split_rows(200, 100, "mul21")["test"][0]["prompt"].startswith("What is")
         True
     """
-    if task == "add21":
-        return {k: rows(v) for k, v in splits(n_test, n_val).items()}
-    return {k: [TASKS[task].row(x) for x in v] for k, v in split(task, n_val, n_test).items()}
+    return {k: [TASKS[task].row(x) for x in v] for k, v in task_splits(task, n_test, n_val).items()}
+
+
+def task_splits(task: str, n_test: int, n_val: int) -> dict[str, list[tuple]]:
+    """The task's items split into test / val / train: `splits` for `add21`, `knob_tasks.split` otherwise."""
+    return splits(n_test, n_val) if task == "add21" else split(task, n_val, n_test)
 
 
 def train_items(task: str, n_test: int, n_val: int) -> list[tuple]:
@@ -131,7 +134,7 @@ def train_items(task: str, n_test: int, n_val: int) -> list[tuple]:
         >>> len(train_items("add21", 200, 100)), len(train_items("mul21", 200, 100))
         (510, 420)
     """
-    return splits(n_test, n_val)["train"] if task == "add21" else split(task, n_val, n_test)["train"]
+    return task_splits(task, n_test, n_val)["train"]
 
 
 def write_jsonl(items, path: Path) -> Path:
@@ -190,6 +193,19 @@ def save_model(model, tok, path: Path, task: str = "add21") -> Path:
         if back(text)["input_ids"] != tok(text)["input_ids"]:
             raise RuntimeError(f"{path}: tokenizer does not round-trip ({type(back).__name__}) on {text!r}")
     return path
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """A model size written HIDDENxLAYERS (`--student_size`, `knob_floor.py --student`); ValueError otherwise.
+
+    Example:
+        >>> parse_size("128x4")
+        (128, 4)
+    """
+    size = tuple(int(v) for v in text.lower().split("x"))
+    if len(size) != 2 or min(size) <= 0:
+        raise ValueError(f"{text!r} is not HIDDENxLAYERS")
+    return size
 
 
 def new_lm(fam: str, tok, hidden: int, layers: int, seed: int):

@@ -230,10 +230,11 @@ def main() -> None:
         "--render_only", action="store_true", help="re-render results.md from the cache; train nothing"
     )
     a = ap.parse_args()
+    from efficacy_knob_task import parse_size
+
     try:
-        size = tuple(int(v) for v in a.student.lower().split("x"))
-        assert len(size) == 2 and min(size) > 0
-    except (ValueError, AssertionError):
+        size = parse_size(a.student)
+    except ValueError:
         sys.exit(f"knob_floor: error: --student {a.student!r} is not HIDDENxLAYERS, e.g. 64x2")
     held = students_of(a.out)
     if not a.render_only and (a.out / "cache").is_dir() and held != f"{size[0]}x{size[1]}":
