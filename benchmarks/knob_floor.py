@@ -14,9 +14,15 @@ Criterion, fixed before any score was seen: a task is chosen when, for both stud
 validation score of gold-bare students at 3× is ≤ 50 % of that of gold-trace students at 3×, and gold-trace
 students at 3× reach ≥ 0.5 (the task is learnable from traces at all).
 
+Real students (`--student smollm2-135m-instruct`, a built-in name or a local model folder; one model per `--out`):
+the pretrained model is fine-tuned in full on the same gold completions with the knob study's real-setting attacker
+recipe (`REAL_RECIPE`: 240 prompts, 30 steps × 16, lr 1e-4 per 1× budget) and scored on the same validation items.
+
 Every (task, family, kind, budget, seed) result is one JSON file under `<out>/cache/`; re-running continues.
 
     python benchmarks/knob_floor.py --out benchmarks/results/knob_floor --seeds 0,1,2
+    python benchmarks/knob_floor.py --student smollm2-135m-instruct --out benchmarks/results/knob_floor_smollm2 \
+        --tasks mul21 --budgets 1,3
 
 Example:
     >>> TASKS["mul21"].trace((34, 7), "split")
@@ -42,6 +48,9 @@ from distill_ortho_merge.stats import welch
 
 FAMILIES = {"a": "llama", "b": "mistral"}
 KINDS = ("bare", "traces")
+# A real (pretrained) student's 1x budget: the knob study's real-setting `t1` attacker (n_distill, distill_steps,
+# distill_lr, batch); pretrained models need far fewer steps than the tiny from-scratch students.
+REAL_RECIPE = {"n_prompts": 240, "steps": 30, "lr": 1e-4, "batch": 16}
 
 
 def train_and_score(
@@ -55,11 +64,14 @@ def train_and_score(
     steps: int = 600,
     batch: int = 16,
     n_prompts: int = 1000,
+    lr: float = 3e-3,
+    model_path: str | None = None,
 ) -> dict:
-    """Train one model from scratch on gold completions (`bare`: ` #### N`; `traces`: a uniformly random format
-    per prompt, bare included) for `steps × mult` steps on `n_prompts × mult` prompts, and score it greedily on the
-    validation items. `size` is (hidden, layers): students are 64 × 2; the knob study's teacher is a 128 × 4 Llama
-    trained on traces with batch 32."""  # fmt: skip
+    """Train one model on gold completions (`bare`: ` #### N`; `traces`: a uniformly random format per prompt,
+    bare included) for `steps × mult` steps on `n_prompts × mult` prompts, and score it greedily on the validation
+    items. From scratch by default: `size` is (hidden, layers), students are 64 × 2, and the knob study's teacher is
+    a 128 × 4 Llama trained on traces with batch 32. With `model_path`, the pretrained model there (and its own
+    tokenizer) is fine-tuned instead, and `fam` only names its cache folder."""  # fmt: skip
     from datasets import Dataset
     from efficacy_knob_task import new_lm
     from trl import SFTConfig, SFTTrainer
@@ -77,11 +89,16 @@ def train_and_score(
         }
         for x in prompts
     ]
-    tok = tokenizer(task, fam)
-    model = new_lm(fam, tok, *size, seed=100 + seed)
+    if model_path is None:
+        tok = tokenizer(task, fam)
+        model = new_lm(fam, tok, *size, seed=100 + seed)
+    else:
+        from trl_distillguard.loading import load_causal_lm
+
+        model, tok = load_causal_lm(model_path, "--student")
     steps *= mult
     args = SFTConfig(
-        output_dir=str(work / "_sft"), max_steps=steps, learning_rate=3e-3, per_device_train_batch_size=batch,
+        output_dir=str(work / "_sft"), max_steps=steps, learning_rate=lr, per_device_train_batch_size=batch,
         lr_scheduler_type="cosine", warmup_steps=min(20, steps // 10), logging_steps=steps, save_strategy="no",
         report_to="none", use_cpu=True, bf16=False, seed=seed, max_length=None, disable_tqdm=True,
     )  # fmt: skip
@@ -120,11 +137,40 @@ def students_of(out: Path) -> str:
     return json.loads(setting.read_text())["student"] if setting.exists() else "64x2"
 
 
+def is_real(student: str) -> bool:
+    """Whether `--student` names a pretrained model (a folder or built-in name) rather than a tiny HIDDENxLAYERS."""
+    from efficacy_knob_task import parse_size
+
+    try:
+        parse_size(student)
+    except ValueError:
+        return True
+    return False
+
+
+def families_of(student: str) -> dict[str, str]:
+    """Row label → cache folder of the families a folder holds: the tiny Llama and Mistral, or the one real model
+    (`families_of("smollm2-135m-instruct")` → `{"smollm2-135m-instruct": "smollm2-135m-instruct"}`)."""
+    if not is_real(student):
+        return {f"{s} ({fam})": fam for s, fam in FAMILIES.items()}
+    name = Path(student).name
+    return {name: name}
+
+
+def budget_unit(student: str) -> str:
+    """What 1× means for this folder's students."""
+    if is_real(student):
+        return f"{REAL_RECIPE['n_prompts']} prompts, {REAL_RECIPE['steps']} steps"
+    return "1000 prompts, 600 steps"
+
+
 def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
     """`results.md` from the cached JSON: one row per task and family, and the criterion's verdict per task."""
     student = students_of(out)
     judged = [m for m in budgets if m >= 3] or budgets[-1:]  # ratio and p at 3× (the criterion's) and above
-    lines = [f"# Gold bare-answer floor (validation), students {student.replace('x', ' × ')}", "",
+    shown_as = (f"student {student}, full fine-tuning, 1× = {budget_unit(student)} × {REAL_RECIPE['batch']}, "
+                f"lr {REAL_RECIPE['lr']:g}" if is_real(student) else f"students {student.replace('x', ' × ')}")  # fmt: skip
+    lines = [f"# Gold bare-answer floor (validation), {shown_as}", "",
              "Mean ± std over seeds of the greedy validation score of students trained on gold bare answers or gold",
              "traces; ratio = bare / traces and p = Welch's t-test of bare vs traces at each budget of 3× and above.",
              "Criterion (fixed in advance): bare ≤ 50 % of traces",
@@ -135,7 +181,7 @@ def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
     verdicts = []
     for task in tasks:
         ok_all = True
-        for s, fam in FAMILIES.items():
+        for label, fam in families_of(student).items():
             cells, stats, at = [], [], {}
             counts: list[int] = []
             for m in budgets:
@@ -159,7 +205,7 @@ def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
                 p = f"{welch(bare, traces)['p']:.2g}" if min(len(bare), len(traces)) >= 2 else "–"
                 stats += ["–" if ratio is None else f"{ratio:.2f}", p]
             ok_all &= ok
-            lines.append(f"| {task} | {s} ({fam}) | " + " | ".join(cells + stats) + f" | {n_range(counts)} |")
+            lines.append(f"| {task} | {label} | " + " | ".join(cells + stats) + f" | {n_range(counts)} |")
         verdicts.append(f"- `{task}`: {'chosen' if ok_all else 'not chosen'}")
         teachers = sorted(
             (out / "cache" / task / "teacher").glob("*steps/seed0.json"),
@@ -180,9 +226,13 @@ def plot(out: Path, tasks: list[str]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(tasks), 2, figsize=(9, 3.2 * len(tasks)), squeeze=False)
+    student = students_of(out)
+    families = families_of(student)
+    fig, axes = plt.subplots(
+        len(tasks), len(families), figsize=(4.5 * len(families), 3.2 * len(tasks)), squeeze=False
+    )
     for row, task in zip(axes, tasks, strict=True):
-        for ax, (s, fam) in zip(row, FAMILIES.items(), strict=True):
+        for ax, (label, fam) in zip(row, families.items(), strict=True):
             for kind, style in zip(KINDS, ("o:", "s-"), strict=True):
                 pts = []
                 for d in sorted(
@@ -196,8 +246,9 @@ def plot(out: Path, tasks: list[str]) -> Path:
                     ax.errorbar(*zip(*[(m, y) for m, y, _ in pts], strict=True), yerr=[e for *_, e in pts],
                                 fmt=style, capsize=3, label=f"gold {kind}")  # fmt: skip
             ax.set_xticks(sorted({int(d.name[:-1]) for d in (out / "cache" / task / fam).glob("*/*x")}))
-            ax.set_title(f"{task}, student {s} ({fam}, {students_of(out).replace('x', ' × ')})", fontsize=10)
-            ax.set_xlabel("budget (× 1000 prompts, × 600 steps)")
+            size = "" if is_real(student) else f", {student.replace('x', ' × ')}"
+            ax.set_title(f"{task}, student {label}{size}", fontsize=10)
+            ax.set_xlabel(f"budget (× {budget_unit(student)})")
             ax.set_ylabel("validation score (greedy)")
             ax.set_ylim(0, 1.02)
             ax.legend(fontsize=8)
@@ -219,7 +270,11 @@ def main() -> None:
     ap.add_argument("--tasks", default="mul21,sum46,add3,add21")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--budgets", default="1,3")
-    ap.add_argument("--student", default="64x2", help="students' HIDDENxLAYERS; one size per --out folder")
+    ap.add_argument(
+        "--student", default="64x2",
+        help="students' HIDDENxLAYERS (tiny Llama and Mistral from scratch), or a pretrained model (folder or "
+        "built-in name, e.g. smollm2-135m-instruct) fine-tuned with REAL_RECIPE; one student per --out folder",
+    )  # fmt: skip
     ap.add_argument(
         "--teacher", action="store_true",
         help="also train the knob study's teacher shape (a 128 × 4 Llama, batch 32, 8000 trace prompts) per task "
@@ -232,12 +287,22 @@ def main() -> None:
     a = ap.parse_args()
     from efficacy_knob_task import parse_size
 
-    try:
+    model_path = None
+    if is_real(a.student):
+        from distill_ortho_merge.models import ModelError, resolve_model
+
+        if "x" in a.student and not Path(a.student).exists() and a.student[0].isdigit():
+            sys.exit(f"knob_floor: error: --student {a.student!r} is not HIDDENxLAYERS, e.g. 64x2")
+        try:
+            model_path = str(resolve_model(a.student, "--student"))
+        except ModelError as e:
+            sys.exit(f"knob_floor: error: {e}")
+        size, student = (0, 0), a.student
+    else:
         size = parse_size(a.student)
-    except ValueError:
-        sys.exit(f"knob_floor: error: --student {a.student!r} is not HIDDENxLAYERS, e.g. 64x2")
+        student = f"{size[0]}x{size[1]}"
     held = students_of(a.out)
-    if not a.render_only and (a.out / "cache").is_dir() and held != f"{size[0]}x{size[1]}":
+    if not a.render_only and (a.out / "cache").is_dir() and held != student:
         sys.exit(f"knob_floor: error: --out {a.out} holds {held} students, not --student {a.student}")
     tasks, seeds, budgets = (
         a.tasks.split(","),
@@ -262,7 +327,8 @@ def main() -> None:
         this.update(wall_seconds=round(time.time() - start), finished=finished)
         setting_file = a.out / "cache" / "setting.json"
         setting_file.parent.mkdir(parents=True, exist_ok=True)  # also creates --out
-        setting_file.write_text(json.dumps({"student": f"{size[0]}x{size[1]}"}) + "\n")
+        recipe = {"recipe": REAL_RECIPE} if model_path else {}
+        setting_file.write_text(json.dumps({"student": student} | recipe) + "\n")
         (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
         plot(a.out, shown(a.out))
         # re-read each time: two invocations on different cells of one folder may run side by side
@@ -293,11 +359,12 @@ def main() -> None:
         for task in tasks:
             for m in budgets:
                 for kind in KINDS:
-                    for fam in FAMILIES.values():
+                    for fam in families_of(student).values():
                         path = a.out / "cache" / task / fam / kind / f"{m}x" / f"seed{seed}.json"
                         if path.exists() or a.render_only:
                             continue
-                        cell(path, task=task, fam=fam, kind=kind, mult=m, seed=seed, size=size)
+                        real = REAL_RECIPE | {"model_path": model_path} if model_path else {}
+                        cell(path, task=task, fam=fam, kind=kind, mult=m, seed=seed, size=size, **real)
     shutil.rmtree(a.out / "work", ignore_errors=True)
     if a.render_only:
         (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
