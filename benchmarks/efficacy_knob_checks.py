@@ -489,3 +489,42 @@ def check_knob_eta_plot_has_a_row_per_calibration_setting_with_two_etas() -> Non
         rk.plot({"summary": {"students": students}}, tmp / "knob.png")
         rk.plot({"summary": {"students": {"t1|a|original": {"mean_std": (0.5, 0.1)}}}}, tmp / "one.png")
         assert (tmp / "knob.png").stat().st_size > 0 and (tmp / "one.png").stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------------------------ the floor
+def check_knob_floor_real_student_is_one_family_with_its_own_budget() -> None:
+    """`knob_floor.py --student MODEL`: one row per task named after the model, the real recipe's 1× in the title,
+    the criterion judged for that one student; a malformed size or an unknown model is a one-line error."""
+    import sys
+
+    import knob_floor as kf
+
+    assert not kf.is_real("128x4") and kf.is_real("smollm2-135m-instruct")
+    assert kf.families_of("64x2") == {"a (llama)": "llama", "b (mistral)": "mistral"}
+    assert kf.families_of("/models/smollm2-135m-instruct") == {
+        "smollm2-135m-instruct": "smollm2-135m-instruct"
+    }
+    with _tmp() as out:
+        (out / "cache").mkdir()
+        (out / "cache" / "setting.json").write_text(json.dumps({"student": "smollm2-135m-instruct"}))
+        scores = {"bare": (0.1, 0.2, 0.1), "traces": (0.6, 0.7, 0.8)}  # bare ≤ 50 % of traces ≥ 0.5: chosen
+        for kind, xs in scores.items():
+            for seed, x in enumerate(xs):
+                cell = out / "cache" / "mul21" / "smollm2-135m-instruct" / kind / "3x" / f"seed{seed}.json"
+                cell.parent.mkdir(parents=True, exist_ok=True)
+                cell.write_text(json.dumps({"score": x}))
+        text = kf.render(out, kf.shown(out), [3])
+        assert "1× = 240 prompts, 30 steps × 16" in text and "at 3× for the student" in text, text
+        assert "| mul21 | smollm2-135m-instruct | 0.133 ± 0.058 | 0.700 ± 0.100 | 0.19 |" in text, text
+        assert "- `mul21`: chosen" in text
+        assert kf.plot(out, kf.shown(out)).stat().st_size > 0
+    for student, message in (("12x", "is not HIDDENxLAYERS"), ("no-such-model", "is not a local directory")):
+        argv = ["knob_floor.py", "--student", student, "--out", "/nonexistent/floor"]
+        with mock.patch.object(sys, "argv", argv):
+            try:
+                kf.main()
+            except SystemExit as e:
+                text = str(e.code)
+            else:
+                raise AssertionError(f"--student {student}: no exit")
+        assert text.startswith("knob_floor: error: --student") and message in text and "\n" not in text, text

@@ -174,7 +174,7 @@ def render(out: Path, tasks: list[str], budgets: list[int]) -> str:
              "Mean ± std over seeds of the greedy validation score of students trained on gold bare answers or gold",
              "traces; ratio = bare / traces and p = Welch's t-test of bare vs traces at each budget of 3× and above.",
              "Criterion (fixed in advance): bare ≤ 50 % of traces",
-             "at 3× for both families, and traces ≥ 0.5 at 3×.", "",
+             f"at 3× for {'the student' if is_real(student) else 'both families'}, and traces ≥ 0.5 at 3×.", "",
              "| task | student | " + " | ".join(f"bare {m}× | traces {m}×" for m in budgets) + " | "
              + " | ".join(f"ratio {m}× | p {m}×" for m in judged) + " | n |",
              "|---|---|" + "---|---|" * (len(budgets) + len(judged)) + "---|"]  # fmt: skip
