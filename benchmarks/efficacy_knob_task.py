@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -138,9 +139,12 @@ def train_items(task: str, n_test: int, n_val: int) -> list[tuple]:
 
 
 def write_jsonl(items, path: Path) -> Path:
-    """Write rows as JSON lines (parents created), e.g. `write_jsonl(rows([(12, 3)]), work / "val.jsonl")`."""
+    """Write rows as JSON lines (parents created), e.g. `write_jsonl(rows([(12, 3)]), work / "val.jsonl")`.
+    Through a temporary file and a rename: side-by-side sweeps rewrite the same files while others read them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in items))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in items))
+    os.replace(tmp, path)
     return path
 
 
