@@ -264,7 +264,7 @@ def _tiny_knob(tmp: Path, *flags: str):
     """A tiny-setting `Knob` (student a only, a few items and steps) whose teacher and student a are random tiny
     Llamas on tokenizer A: `student_result` runs in seconds."""
     args = ["--workdir", str(tmp / "work"), "--out", str(tmp / "out"), "--n_test", "4", "--n_val", "4",
-            "--n_distill", "8", "--distill_steps", "2", "--max_new_tokens", "8", "--students", "a", *flags]  # fmt: skip
+            "--n_distill", "16", "--distill_steps", "2", "--max_new_tokens", "8", "--students", "a", *flags]  # fmt: skip
     knob = knob_driver.Knob(knob_driver.parse_args(args))
     tok_a, _ = ek.tokenizers(knob.train_pairs)
     teacher = ek.save_model(ek.new_lm("llama", tok_a, 32, 1, seed=0), tok_a, tmp / "teacher")
@@ -288,7 +288,7 @@ def check_knob_logit_recipes_distil_a_student_under_their_own_key() -> None:
             assert sft["key"].endswith("/t1/a/sft") and sft["recipe"] == "sft" and 0.0 <= sft["score"] <= 1.0
             res = knob.student_result("original", 0, "t1", "a", recipe)
             assert res["key"].endswith(f"/t1/a/{name}") and res["recipe"] == recipe, res
-            assert res["n_train"] == 8, res
+            assert res["n_train"] == 16, res
             assert res["on_policy_fraction"] == lam and 0.0 <= res["score"] <= 1.0, res
             _, students = rk.load(knob.cache)
             assert set(students) == {("t1", "a", "original"), ("t1", f"a+{name}", "original")}, students
@@ -342,7 +342,7 @@ def check_knob_gold_references_train_students_beside_the_teachers() -> None:
     with _tmp() as tmp:
         knob = _tiny_knob(tmp, "--gold", "direct,traces")
         direct = knob.student_result("gold-direct", 0, "t1_2x", "a", "sft")
-        assert direct["key"] == "gold-direct/seed0/t1_2x/a/sft" and direct["n_train"] == 16, direct
+        assert direct["key"] == "gold-direct/seed0/t1_2x/a/sft" and direct["n_train"] == 32, direct
         assert direct["teacher_sample_accuracy"] == 1.0 and direct["format_mix_train"]["direct"] == 1.0
         traces = knob.student_result("gold-traces", 0, "t1_2x", "a", "sft")
         assert traces["format_mix_train"]["direct"] < 1.0

@@ -70,6 +70,19 @@ def test_kd_shared_vocabulary_with_on_policy_fraction(teacher_dir, student_a_dir
     assert _weights_changed(student_a_dir, out)
 
 
+@pytest.mark.parametrize("recipe", ["kd", "uld"])
+def test_logit_recipes_refuse_fewer_rows_than_one_batch(
+    recipe, teacher_dir, student_dir, student_a_dir, prompts_file, tmp_path
+):
+    # TRL's logit trainers train on whole batches: 8 prompts at batch 16 would run 0 steps and ship an
+    # untrained student as if distilled.
+    student = student_a_dir if recipe == "kd" else student_dir
+    cfg = _cfg(recipe, teacher_dir, student, prompts_file, tmp_path / "out", per_device_train_batch_size=16)
+    with pytest.raises(InputError, match=rf"^dataset: 8 \S.* for recipe {recipe}, fewer than one batch"):
+        distill(cfg)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())  # nothing partial left
+
+
 def test_kd_trainer_uses_teacher_samples_off_policy(teacher_dir, student_a_dir, tokenizer_a):
     """on_policy_fraction=0: the completions come from the teacher's generate, not the student's."""
     from trl_distillguard import distill as distill_mod

@@ -305,6 +305,8 @@ def distill(
         prompts = [s["prompt"] for s in samples]
         if not samples:
             raise InputError("dataset: the prompt set is empty")
+    if cfg.recipe != "sft":
+        _check_whole_batch(cfg, len(_unique(prompts)) if cfg.recipe == "kd" else len(samples))
     # Under torchrun / accelerate launch only the main process writes `output_dir`; the others train in scratch.
     main = _is_main_process()
     staged = atomic_output_dir(cfg.output_dir, overwrite=cfg.overwrite_output_dir) if main else _scratch_dir()
@@ -326,6 +328,11 @@ def distill(
             trainer.remove_callback(PrinterCallback)
             trainer.remove_callback(ProgressCallback)
         trainer.train()
+        if trainer.state.global_step == 0 and cfg.max_steps != 0:  # a student that never trained is no result
+            raise InputError(
+                f"recipe {cfg.recipe}: training ran 0 steps on {len(prompts)} prompts (per_device_train_batch_size "
+                f"{cfg.per_device_train_batch_size}); give more prompts or lower per_device_train_batch_size"
+            )
         if sharding is not None:  # FSDP2: a collective; only the main process writes (model, tokenizer, args)
             trainer.save_model(str(out))
         if not main:
@@ -352,6 +359,25 @@ def distill(
         (out / "distill.json").write_text(json.dumps(summary, indent=2, default=str))
     trainer.accelerator.wait_for_everyone()
     return Path(cfg.output_dir)
+
+
+def _check_whole_batch(cfg: DistillConfig, rows: int) -> None:
+    """The logit recipes' trainers (TRL's `DistillationTrainer`, `GOLDTrainer`) only train on whole batches: with
+    fewer rows than one batch they run 0 steps without a word, so refuse that before loading a trainer.
+
+    Example:
+        >>> _check_whole_batch(DistillConfig(recipe="kd", per_device_train_batch_size=16), 8)
+        Traceback (most recent call last):
+        ...
+        distill_ortho_merge.errors.InputError: dataset: 8 prompts for recipe kd, fewer than one batch (per_device_train_batch_size 16): TRL's logit distillation trains on whole batches and would run 0 steps; give more prompts or lower per_device_train_batch_size
+    """
+    if rows < cfg.per_device_train_batch_size:
+        what = "prompts" if cfg.recipe == "kd" else "teacher samples"
+        raise InputError(
+            f"dataset: {rows} {what} for recipe {cfg.recipe}, fewer than one batch (per_device_train_batch_size "
+            f"{cfg.per_device_train_batch_size}): TRL's logit distillation trains on whole batches and would run 0 "
+            "steps; give more prompts or lower per_device_train_batch_size"
+        )
 
 
 def _check_sharded_save(trainer: Any, sharding: str, cfg: DistillConfig) -> None:
