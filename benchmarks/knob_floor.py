@@ -340,9 +340,11 @@ def main() -> None:
         tmp.write_text(json.dumps({"invocations": [*others, this]}, indent=1))
         os.replace(tmp, run_file)
 
+    work = a.out / f"work.{os.getpid()}"  # trainer scratch, one per invocation: sweeps may run side by side
+
     def cell(path: Path, **kw) -> None:
         print(path.relative_to(a.out / "cache"), flush=True)
-        result = train_and_score(work=a.out / "work", **kw)
+        result = train_and_score(work=work, **kw)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=1))
@@ -365,7 +367,7 @@ def main() -> None:
                             continue
                         real = REAL_RECIPE | {"model_path": model_path} if model_path else {}
                         cell(path, task=task, fam=fam, kind=kind, mult=m, seed=seed, size=size, **real)
-    shutil.rmtree(a.out / "work", ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
     if a.render_only:
         (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
         plot(a.out, shown(a.out))
