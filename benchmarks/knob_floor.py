@@ -259,6 +259,13 @@ def plot(out: Path, tasks: list[str]) -> Path:
     return path
 
 
+def shown_budgets(out: Path, budgets: list[int] = ()) -> list[int]:
+    """Every budget with a cached student, plus `budgets`: a run of fewer budgets still renders the whole table,
+    e.g. `shown_budgets(Path("benchmarks/results/knob_floor"))` → `[1, 3]`."""
+    cached = {int(p.parent.name[:-1]) for p in (out / "cache").glob("*/*/*/*x/seed*.json")}
+    return sorted(cached | set(budgets))
+
+
 def shown(out: Path) -> list[str]:
     """Every task with a cached result (a later invocation may measure fewer tasks than an earlier one)."""
     return [t for t in TASKS if (out / "cache" / t).is_dir()]
@@ -329,7 +336,7 @@ def main() -> None:
         setting_file.parent.mkdir(parents=True, exist_ok=True)  # also creates --out
         recipe = {"recipe": REAL_RECIPE} if model_path else {}
         setting_file.write_text(json.dumps({"student": student} | recipe) + "\n")
-        (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
+        (a.out / "results.md").write_text(render(a.out, shown(a.out), shown_budgets(a.out, budgets)))
         plot(a.out, shown(a.out))
         # re-read each time: two invocations on different cells of one folder may run side by side
         history = json.loads(run_file.read_text())["invocations"] if run_file.exists() else []
@@ -369,7 +376,7 @@ def main() -> None:
                         cell(path, task=task, fam=fam, kind=kind, mult=m, seed=seed, size=size, **real)
     shutil.rmtree(work, ignore_errors=True)
     if a.render_only:
-        (a.out / "results.md").write_text(render(a.out, shown(a.out), budgets))
+        (a.out / "results.md").write_text(render(a.out, shown(a.out), shown_budgets(a.out, budgets)))
         plot(a.out, shown(a.out))
     else:
         record(finished=True)
