@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from pathlib import Path
@@ -22,6 +21,7 @@ from knob_tasks import TASKS, item_of, split
 from knob_tasks import tokenizer as task_tokenizer
 
 from distill_ortho_merge import testing as tiny
+from distill_ortho_merge.outputs import staged_file
 
 FORMATS = ("units_first", "tens_first", "direct", "verbose")
 
@@ -141,10 +141,8 @@ def train_items(task: str, n_test: int, n_val: int) -> list[tuple]:
 def write_jsonl(items, path: Path) -> Path:
     """Write rows as JSON lines (parents created), e.g. `write_jsonl(rows([(12, 3)]), work / "val.jsonl")`.
     Through a temporary file and a rename: side-by-side sweeps rewrite the same files while others read them."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in items))
-    os.replace(tmp, path)
+    with staged_file(path) as tmp:  # creates the parents
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in items))
     return path
 
 
