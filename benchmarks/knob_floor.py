@@ -262,6 +262,7 @@ def plot(out: Path, tasks: list[str]) -> Path:
 def shown_budgets(out: Path, budgets: list[int] = ()) -> list[int]:
     """Every budget with a cached student, plus `budgets`: a run of fewer budgets still renders the whole table,
     e.g. `shown_budgets(Path("benchmarks/results/knob_floor"))` → `[1, 3]`."""
+    # cells are cache/<task>/<family>/<kind>/<M>x/seed<S>.json (teacher checks sit in <task>/teacher/)
     cached = {int(p.parent.name[:-1]) for p in (out / "cache").glob("*/*/*/*x/seed*.json")}
     return sorted(cached | set(budgets))
 
@@ -330,14 +331,17 @@ def main() -> None:
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_seconds": 0, "cells": 0}  # fmt: skip
     start = time.time()
 
+    def publish() -> None:  # results.md and floor.png, from the whole cache
+        (a.out / "results.md").write_text(render(a.out, shown(a.out), shown_budgets(a.out, budgets)))
+        plot(a.out, shown(a.out))
+
     def record(finished: bool) -> None:
         this.update(wall_seconds=round(time.time() - start), finished=finished)
         setting_file = a.out / "cache" / "setting.json"
         setting_file.parent.mkdir(parents=True, exist_ok=True)  # also creates --out
         recipe = {"recipe": REAL_RECIPE} if model_path else {}
         setting_file.write_text(json.dumps({"student": student} | recipe) + "\n")
-        (a.out / "results.md").write_text(render(a.out, shown(a.out), shown_budgets(a.out, budgets)))
-        plot(a.out, shown(a.out))
+        publish()
         # re-read each time: two invocations on different cells of one folder may run side by side
         history = json.loads(run_file.read_text())["invocations"] if run_file.exists() else []
         others = [
@@ -376,8 +380,7 @@ def main() -> None:
                         cell(path, task=task, fam=fam, kind=kind, mult=m, seed=seed, size=size, **real)
     shutil.rmtree(work, ignore_errors=True)
     if a.render_only:
-        (a.out / "results.md").write_text(render(a.out, shown(a.out), shown_budgets(a.out, budgets)))
-        plot(a.out, shown(a.out))
+        publish()
     else:
         record(finished=True)
 
