@@ -96,6 +96,7 @@ def train_teacher(tok, train_pairs, out: Path, steps: int, seed: int = 0) -> Pat
         output_dir=str(out / "_sft"), max_steps=steps, learning_rate=3e-3, per_device_train_batch_size=32,
         lr_scheduler_type="cosine", warmup_steps=20, logging_steps=max(1, steps // 5), save_strategy="no",
         report_to="none", use_cpu=True, bf16=False, seed=seed, max_length=None, disable_tqdm=True,
+        activation_checkpointing=False,  # SFTConfig turns it on: it only recomputes, on CPU and small models
     )  # fmt: skip
     SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok).train()
     shutil.rmtree(out / "_sft", ignore_errors=True)

@@ -243,6 +243,7 @@ def sft_on_traces(
         output_dir=str(out / "_sft"), max_steps=steps, learning_rate=lr, per_device_train_batch_size=batch,
         lr_scheduler_type="cosine", warmup_steps=min(30, steps // 10), logging_steps=max(1, steps // 5),
         save_strategy="no", report_to="none", use_cpu=True, bf16=False, seed=0, max_length=None, disable_tqdm=True,
+        activation_checkpointing=False,  # SFTConfig turns it on: it only recomputes, on CPU and small models
     )  # fmt: skip
     SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok).train()
     shutil.rmtree(out / "_sft", ignore_errors=True)

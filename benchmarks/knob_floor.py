@@ -101,6 +101,7 @@ def train_and_score(
         output_dir=str(work / "_sft"), max_steps=steps, learning_rate=lr, per_device_train_batch_size=batch,
         lr_scheduler_type="cosine", warmup_steps=min(20, steps // 10), logging_steps=steps, save_strategy="no",
         report_to="none", use_cpu=True, bf16=False, seed=seed, max_length=None, disable_tqdm=True,
+        activation_checkpointing=False,  # SFTConfig turns it on: it only recomputes, on CPU and small models
     )  # fmt: skip
     start = time.time()
     SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tok).train()
