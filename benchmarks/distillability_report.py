@@ -39,6 +39,7 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+from efficacy_knob_task import write_jsonl  # noqa: E402
 from transformers import LlamaForCausalLM, Qwen2ForCausalLM  # noqa: E402
 
 from distill_ortho_merge import testing as tiny  # noqa: E402
@@ -61,12 +62,6 @@ def split_pairs(n_eval: int, seed: int = 0):
     pairs = [(a, b) for a in range(10, 1000) for b in range(1, 10)]
     random.Random(seed).shuffle(pairs)
     return pairs[n_eval:], pairs[:n_eval]
-
-
-def write_jsonl(rows, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def tiny_lm(model_cls, tok, hidden: int, layers: int, seed: int):

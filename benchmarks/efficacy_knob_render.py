@@ -459,7 +459,8 @@ def plot_transfer(teachers: dict, students: dict, path: Path) -> None:
     ax.set_ylabel("its student's score")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # a panel with no points has nothing to label
+        ax.legend(fontsize=8)
     ax.set_title("each student against its own teacher (dotted: equal)", fontsize=10)
     _save(fig, path)
 
