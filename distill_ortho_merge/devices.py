@@ -2,7 +2,9 @@
 
 TRL's configs turn `bf16` on unless told otherwise, which transformers refuses on a machine without an
 accelerator ("Your setup doesn't support bf16/gpu"). `CpuSafeDefaults` turns it off there, and only when the
-caller left `bf16` unset; an explicit `bf16=True` still reaches transformers' own check.
+caller left `bf16` unset; an explicit `bf16=True` still reaches transformers' own check. It also carries TRL's
+`gradient_checkpointing` default over to transformers' new name `activation_checkpointing`, so a config the user
+left at its defaults does not warn about a deprecated field they never set.
 
 Example:
     >>> from dataclasses import dataclass
@@ -60,4 +62,15 @@ class CpuSafeDefaults:
     def __post_init__(self) -> None:
         if getattr(self, "bf16", False) is None and not has_accelerator():
             self.bf16 = False
+        # transformers >= 5.25 renamed `gradient_checkpointing` to `activation_checkpointing` and warns whenever the
+        # old name is set, which TRL's configs do by default: carry TRL's default over to the new name, so only a
+        # value the user passed under the old name warns.
+        fields = getattr(self, "__dataclass_fields__", {})
+        if (
+            "activation_checkpointing" in fields
+            and self.activation_checkpointing is None  # type: ignore[attr-defined]
+            and "gradient_checkpointing" in fields
+            and self.gradient_checkpointing == fields["gradient_checkpointing"].default  # type: ignore[attr-defined]
+        ):
+            self.activation_checkpointing = self.gradient_checkpointing  # type: ignore[attr-defined]
         super().__post_init__()  # type: ignore[misc]

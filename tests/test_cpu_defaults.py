@@ -54,3 +54,26 @@ def test_with_an_accelerator_trl_default_is_untouched(monkeypatch):
     assert seen["bf16"] is False
     Safe(bf16=True)
     assert seen["bf16"] is True
+
+
+@pytest.mark.parametrize("cls,extra", CONFIGS, ids=lambda c: getattr(c, "__name__", ""))
+def test_default_checkpointing_does_not_warn_and_keeps_trl_default(cls, extra, tmp_path):
+    """TRL's configs set the old `gradient_checkpointing` by default; with transformers' new name present, a config
+    left at its defaults must not warn, and must keep TRL's value; a value the user gives under the old name still
+    warns (it is the user's deprecated field) and still takes effect."""
+    import warnings
+
+    fields = cls.__dataclass_fields__
+    if "activation_checkpointing" not in fields:
+        pytest.skip("this transformers has no activation_checkpointing")
+    trl_default = fields["gradient_checkpointing"].default
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        args = cls(output_dir=str(tmp_path), report_to=[], **extra)
+    assert args.activation_checkpointing == trl_default
+    assert args.gradient_checkpointing == trl_default
+    with pytest.warns(FutureWarning, match="gradient_checkpointing"):
+        args = cls(output_dir=str(tmp_path), report_to=[], gradient_checkpointing=not trl_default, **extra)
+    assert args.activation_checkpointing is (not trl_default)
+    args = cls(output_dir=str(tmp_path), report_to=[], activation_checkpointing=not trl_default, **extra)
+    assert args.gradient_checkpointing is (not trl_default)
