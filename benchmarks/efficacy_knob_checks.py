@@ -294,6 +294,20 @@ def check_knob_logit_recipes_distil_a_student_under_their_own_key() -> None:
             assert set(students) == {("t1", "a", "original"), ("t1", f"a+{name}", "original")}, students
 
 
+def check_knob_logit_settings_of_one_workdir_run_one_after_the_other() -> None:
+    """Two sweeps of one workdir with different logit settings (`kd` at DistillConfig's defaults, then off-policy
+    forward KL) both run: each writes its own `distillguard report` folder, since a report refuses a folder that
+    holds another `distill` setting."""
+    with _tmp() as tmp:
+        first = _tiny_knob(tmp, "--recipes", "kd")
+        assert first.student_result("original", 0, "t1", "a", "kd")["on_policy_fraction"] == 0.5
+        second = _tiny_knob(tmp, "--recipes", "kd", "--logit_on_policy", "0", "--logit_beta", "0")
+        res = second.student_result("original", 0, "t1", "a", "kd")
+        assert res["key"].endswith("/t1/a/kd-lambda0-beta0") and res["on_policy_fraction"] == 0.0, res
+        folders = sorted(p.name for p in (tmp / "work").glob("*/suite/*"))
+        assert folders == ["t1-seed0", "t1-seed0-lambda0-beta0"], folders
+
+
 def check_knob_teacher_results_record_the_exposure_gap_and_older_ones_get_it_added() -> None:
     """A teacher's result carries its KL to the original on both models' samples and the exposure gap (their
     difference) from its `distillguard diagnose` report; a result cached before the gap was recorded gets it added
