@@ -42,7 +42,10 @@ def test_sigint_during_startup_of_the_real_command(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]
-    assert proc.returncode == 130 and lines == ["distillguard calibrate: interrupted"], err[-2000:]
+    # 130, or, rarely under load, death by the signal itself after the line was printed (a shell shows 130 too);
+    # the one line and the empty folder are the contract either way
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err[-2000:])
+    assert lines == ["distillguard calibrate: interrupted"], err[-2000:]
     assert list(tmp_path.iterdir()) == []
 
 
