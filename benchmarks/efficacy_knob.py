@@ -348,14 +348,16 @@ class Knob:
                 lambda p, f=fam, t=tok, s=seed, hl=hl: save_model(new_lm(f, t, *hl, s), t, p, a.task),
             )
 
+    def logit_suffix(self) -> str:
+        """The logit recipes' settings as a name suffix: "" at `DistillConfig`'s own on-policy fraction and
+        divergence, `-lambda0-beta0` (say) otherwise."""
+        if all(getattr(self.a, k) == getattr(DistillConfig, f) for k, f in LOGIT_FIELDS.items()):
+            return ""
+        return f"-lambda{self.a.logit_on_policy:g}-beta{self.a.logit_beta:g}"
+
     def recipe_id(self, recipe: str) -> str:
-        """A logit recipe's cache name: `kd` / `uld` at `DistillConfig`'s own on-policy fraction and divergence,
-        `kd-lambda0-beta0` (say) otherwise."""
-        if recipe == "sft" or all(
-            getattr(self.a, k) == getattr(DistillConfig, f) for k, f in LOGIT_FIELDS.items()
-        ):
-            return recipe
-        return f"{recipe}-lambda{self.a.logit_on_policy:g}-beta{self.a.logit_beta:g}"
+        """A recipe's cache name: `sft`, or `kd` / `uld` with `logit_suffix()` (e.g. `kd-lambda0-beta0`)."""
+        return recipe if recipe == "sft" else recipe + self.logit_suffix()
 
     def distill_cfg(self, teacher: str, student: str, out: str, steps: int, seed: int, **kw) -> DistillConfig:
         return DistillConfig(

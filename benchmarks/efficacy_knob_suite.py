@@ -1,9 +1,9 @@
 """The knob study's student cells, run by `distillguard report` (`trl_distillguard.report.run_report`): one report
 call per (attacker, seed) with every teacher variant, student, recipe and gold reference of the sweep, into
 `<workdir>/<setting>-<tag>/suite/<attacker>-seed<k>` (suffixed with the logit recipes' settings where they are
-not `DistillConfig`'s defaults, e.g. `t1_3x-seed0-lambda0-beta0`); each cell is then filed under the study's own cache key
-(`<variant>/seed<k>/<attacker>/<student>/<recipe id>`) that `efficacy_knob_render.py` reads. Results already in the
-study's cache are copied into the report's cell cache first, so they are not run again.
+not `DistillConfig`'s defaults, e.g. `t1_3x-seed0-lambda0-beta0`); each cell is then filed under the study's own
+cache key (`<variant>/seed<k>/<attacker>/<student>/<recipe id>`) that `efficacy_knob_render.py` reads. Results
+already in the study's cache are copied into the report's cell cache first, so they are not run again.
 
 What the report path does as the study's own loop did: the same prompts per seed (train rows shuffled by the
 seed, cycled for a `_<k>x` budget), the same sampling call (seed, batch 64, `max_new_tokens`), the same
@@ -83,7 +83,7 @@ def suite_config(knob, attacker: str, seed: int, variants: list[str], students: 
         eval_max_new_tokens=a.max_new_tokens, eval_batch_size=64, evaluate_initial_students=False,
         # one report per (attacker, seed, logit settings): sweeps run side by side, and a report refuses a folder
         # that holds another `distill` setting
-        output_dir=str(knob.work / "suite" / f"{attacker}-seed{seed}{knob.recipe_id('kd').removeprefix('kd')}"),
+        output_dir=str(knob.work / "suite" / f"{attacker}-seed{seed}{knob.logit_suffix()}"),
     )  # fmt: skip
 
 
