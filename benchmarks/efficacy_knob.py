@@ -39,10 +39,11 @@ fields they depend on), so a sweep that changes only calibration (e.g. `--calibr
 checks) is `efficacy_knob_args.py`; the task and tiny models `efficacy_knob_task.py`.
 
 Setting `real` (`--setting real`, results in `<out>/real/`): pretrained models given by `--real_models` (local
-folders, `*.gguf` files or built-in names such as `smollm2-135m-instruct`, `gemma-3-270m`). With
-`--real_dataset addition` it is the tiny protocol on real models: the pretrained teacher is first SFT'd on the gold
-traces (`--teacher_steps`, `--teacher_lr`), then proxy, calibration and students as above. Other datasets
-(e.g. `gsm_symbolic`) use the teacher as given, with chat prompts asking for a `#### N` answer.
+folders, `*.gguf` files or built-in names such as `smollm2-135m-instruct`, `gemma-3-270m`). With a task as
+`--real_dataset` (`addition`, the knob study's task, or a `knob_tasks.py` name such as `mul21`) it is the tiny
+protocol on real models: the pretrained teacher is first SFT'd on the task's gold traces (`--teacher_steps`,
+`--teacher_lr`), then proxy, calibration and students as above. Other datasets (e.g. `gsm_symbolic`) use the
+teacher as given, with chat prompts asking for a `#### N` answer.
 
     nohup python benchmarks/efficacy_knob.py --seeds 0,1,2 --etas -1,1 > /tmp/knob.log 2>&1 &
 """
@@ -78,6 +79,7 @@ from efficacy_knob_args import (  # noqa: E402
     own_control,
     parse_args,
     real_model_paths,
+    real_task,
 )
 from efficacy_knob_render import render  # noqa: E402
 from efficacy_knob_suite import run_cells  # noqa: E402
@@ -176,13 +178,13 @@ REAL_SUFFIX = " Reason step by step, then give the final answer on its own line 
 
 
 def real_rows(a: argparse.Namespace) -> dict[str, list[dict]]:
-    """The real setting's splits: `addition` (the tiny setting's task and splits, plain-text prompts) or a built-in
-    prompt dataset (`--real_dataset`, e.g. `gsm_symbolic` from reasoning-gym) as one-message chat prompts asking for
-    a trace and a `#### N` answer."""
+    """The real setting's splits: a tiny-setting task (`addition`, `mul21`, …: that task's splits, plain-text
+    prompts) or a built-in prompt dataset (`--real_dataset`, e.g. `gsm_symbolic` from reasoning-gym) as one-message
+    chat prompts asking for a trace and a `#### N` answer."""
     from distill_ortho_merge.data import load_dataset_rows
 
-    if a.real_dataset == "addition":  # the tiny setting's task: traces in four formats, answers checked only
-        return split_rows(a.n_test, a.n_val)
+    if real_task(a.real_dataset):  # the tiny setting's task: traces in its formats, answers checked only
+        return split_rows(a.n_test, a.n_val, a.task)
     n = a.real_n_train + a.n_val + a.n_test
     data = [{**r, "prompt": [{"role": "user", "content": r["prompt"] + REAL_SUFFIX}]}
             for r in load_dataset_rows(a.real_dataset, size=n, seed=12345)]  # fmt: skip
@@ -242,7 +244,7 @@ class Knob:
         self.base = Path(a.workdir).expanduser() / f"{a.setting}-base-{_hash(base)}"
         self.cache = Path(a.out) / "cache" / f"{a.setting}-{self.tag}"
         self.verifier = resolve_reward("math_answer", "verifier")
-        # the task's train items: what the tiny and real addition teachers learn the gold traces of
+        # the task's train items: what the tiny teacher and a real one on a task dataset learn the gold traces of
         self.train_pairs = train_items(a.task, a.n_test, a.n_val)
         sp = split_rows(a.n_test, a.n_val, a.task) if a.setting == "tiny" else real_rows(a)
         self.test_rows, self.val_rows, self.train_rows = sp["test"], sp["val"], sp["train"]
@@ -310,7 +312,7 @@ class Knob:
         ):  # pretrained models, resolved elsewhere: teacher, proxy (before its SFT), students
             paths = self.real_paths
             self.models = {"teacher": paths["teacher"]} | {f"{k}_init": paths[k] for k in paths}
-            if a.real_dataset == "addition":  # the pretrained teacher first learns the task's traces
+            if real_task(a.real_dataset):  # the pretrained teacher first learns the task's traces
                 self.log("teacher SFT on gold traces (cached in the workdir)")
                 self.models["teacher"] = atomic(self.base / "teacher", self._sft_real_teacher)
         else:
@@ -324,7 +326,14 @@ class Knob:
     def _sft_real_teacher(self, out: Path) -> None:
         model, tok = load_causal_lm(str(self.models["teacher_init"]), "teacher")
         sft_on_traces(
-            model.train(), tok, self.train_pairs, out, self.a.teacher_steps, lr=self.a.teacher_lr, batch=16
+            model.train(),
+            tok,
+            self.train_pairs,
+            out,
+            self.a.teacher_steps,
+            lr=self.a.teacher_lr,
+            batch=16,
+            task=self.a.task,
         )
         model.eval().save_pretrained(out)
         tok.save_pretrained(out)

@@ -60,6 +60,19 @@ def own_control(reward: str) -> bool:
 REAL_ROLES = ("teacher", "proxy", "student_a", "student_b")
 
 
+def real_task(real_dataset: str | None) -> str | None:
+    """The tiny-setting task a real-setting `--real_dataset` names (`addition` is `add21`, the knob study's task;
+    any `knob_tasks.py` task by its own name), or None for a built-in prompt dataset such as `gsm_symbolic`.
+
+    Example:
+        >>> real_task("addition"), real_task("mul21"), real_task("gsm_symbolic")
+        ('add21', 'mul21', None)
+    """
+    if real_dataset == "addition":
+        return "add21"
+    return real_dataset if real_dataset in TASKS else None
+
+
 def real_model_paths(spec: str) -> dict[str, Path]:
     """`--real_models teacher=M,proxy=M,student_a=M,student_b=M` as local model folders (each M a folder, `*.gguf`
     file or built-in name, converted once); a malformed entry, unknown or missing role, or bad model is a one-line
@@ -120,17 +133,18 @@ def check_args(a: argparse.Namespace) -> None:
             )
         a.real_dataset = "gsm_symbolic" if a.real_dataset is None else a.real_dataset
         a.real_n_train = 600 if a.real_n_train is None else a.real_n_train
-        if a.teacher_lr is not None and a.real_dataset != "addition":
-            fail(
-                "--teacher_lr applies only to --real_dataset addition (other datasets use the teacher as given)"
-            )
-        if a.real_dataset == "addition" and a.teacher_lr is None:
-            a.teacher_lr = 5e-5
+        task = real_task(a.real_dataset)
+        if a.teacher_lr is not None and task is None:
+            fail(f"--teacher_lr applies only to a task as --real_dataset (addition, {', '.join(TASKS)}); "
+                 f"--real_dataset {a.real_dataset} uses the teacher as given")  # fmt: skip
+        if task is not None:  # the tiny task on real models: its items, traces and formats
+            a.task = task
+            a.teacher_lr = 5e-5 if a.teacher_lr is None else a.teacher_lr
         if not a.real_models:
             fail("--setting real needs --real_models teacher=M,proxy=M,student_a=M,student_b=M (local folders, "
                  "*.gguf files or built-in names, e.g. smollm2-135m-instruct)")  # fmt: skip
     if a.max_new_tokens is None:
-        a.max_new_tokens = 48 if a.setting == "tiny" or a.real_dataset == "addition" else 192
+        a.max_new_tokens = 48 if a.setting == "tiny" or real_task(a.real_dataset) else 192
     if a.out is None:
         a.out = "benchmarks/results/efficacy_knob" + ("/real" if a.setting == "real" else "")
     for name in ("seeds", "etas", "attackers", "students", "recipes", "gold"):
@@ -156,10 +170,9 @@ def check_args(a: argparse.Namespace) -> None:
              f"{', '.join(RECIPES)}; gold: {', '.join(GOLD)}; seeds: integers ≥ 0; etas: numbers)")  # fmt: skip
     if a.gold and "sft" not in a.recipes:
         fail("--gold trains students by sft on gold text: add sft to --recipes")
-    if "traces" in a.gold and a.setting == "real" and a.real_dataset != "addition":
-        fail(
-            f"--gold traces needs the addition task's traces (--real_dataset {a.real_dataset} has answers only)"
-        )
+    if "traces" in a.gold and a.setting == "real" and real_task(a.real_dataset) is None:
+        fail(f"--gold traces needs a task's traces: --real_dataset {a.real_dataset} has answers only (tasks: "
+             f"addition, {', '.join(TASKS)})")  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -234,18 +247,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="completions per GRPO step (8 per prompt)",
     )
     ap.add_argument(
-        "--teacher_lr", type=float, default=None, help="real setting, addition: the teacher's SFT lr (5e-5)"
+        "--teacher_lr",
+        type=float,
+        default=None,
+        help="real setting, task datasets: the teacher's SFT lr (5e-5)",
     )
     ap.add_argument(
         "--reward", default="default", choices=list(REWARD_VARIANTS), help="calibration reward variant"
     )
     ap.add_argument(
-        "--max_new_tokens", type=int, default=None, help="default 48 (tiny, addition), 192 (real)"
+        "--max_new_tokens",
+        type=int,
+        default=None,
+        help="default 48 (tiny, task datasets), 192 (real prompt datasets)",
     )
     ap.add_argument(
         "--real_dataset",
         default=None,
-        help="real setting: `addition` (the tiny task) or a built-in dataset (default gsm_symbolic)",
+        help="real setting: a tiny-setting task on real models (`addition` = add21, or a knob_tasks.py name such as "
+        "mul21: the teacher first learns its gold traces) or a built-in prompt dataset (default gsm_symbolic)",
     )
     ap.add_argument(
         "--real_n_train", type=int, default=None, help="real setting: train prompts (default 600)"

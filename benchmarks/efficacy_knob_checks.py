@@ -201,7 +201,14 @@ def check_knob_atomic_builds_into_a_folder_that_does_not_exist_yet() -> None:
 BAD_FLAGS = [
     (["--teacher_lr", "1e-4"], "--teacher_lr"),  # the tiny teacher's lr is fixed: not silently ignored
     (["--real_models", "teacher=x"], "--real_models"),
-    (["--setting", "real", "--real_models", "a=b", "--teacher_lr", "1e-4"], "--real_dataset addition"),
+    (
+        ["--setting", "real", "--real_models", "a=b", "--teacher_lr", "1e-4"],
+        "--real_dataset gsm_symbolic uses",
+    ),
+    (
+        ["--setting", "real", "--real_models", "a=b", "--task", "mul21"],
+        "the real setting's task is --real_dataset",
+    ),
     (["--setting", "real"], "--real_models"),
     (["--attackers", "t1,t2"], "--attackers t2"),
     (["--seeds", "0,x"], "--seeds x"),
@@ -392,6 +399,29 @@ def check_knob_real_defaults_keep_the_recorded_protocol() -> None:
     with _tmp() as tmp:
         a.render_only, a.workdir, a.out = True, str(tmp / "work"), str(tmp / "out")
         assert knob_driver.Knob(a).cache.name in {p.name for p in (COMMITTED_REAL / "cache").iterdir()}
+
+
+def check_knob_real_setting_runs_a_tiny_task_by_its_name() -> None:
+    """`--real_dataset mul21` is the tiny mul21 task on real models: its splits (the same test items as the tiny
+    knob), traces and formats, a teacher lr and the tiny generation length; its own cache, apart from addition's."""
+    argv = ["--setting", "real", "--real_models", "teacher=t,proxy=p,student_a=a,student_b=b", "--n_test", "200",
+            "--n_val", "100", "--render_only"]  # fmt: skip
+    a = knob_driver.parse_args([*argv, "--real_dataset", "mul21"])
+    assert (a.task, a.teacher_lr, a.max_new_tokens) == ("mul21", 5e-5, 48)
+    real = knob_driver.real_rows(a)
+    assert real == ek.split_rows(200, 100, "mul21")  # the tiny knob's test items, plain-text prompts
+    assert knob_driver.parse_args([*argv, "--real_dataset", "addition"]).task == "add21"
+    assert knob_driver.parse_args(argv).task == "add21" and knob_driver.parse_args(argv).max_new_tokens == 192
+    with _tmp() as tmp:
+        caches = set()
+        for data in ("mul21", "addition"):
+            b = knob_driver.parse_args(
+                [*argv, "--real_dataset", data, "--workdir", str(tmp), "--out", str(tmp)]
+            )
+            knob = knob_driver.Knob(b)
+            assert knob.train_rows == ek.split_rows(200, 100, b.task)["train"]
+            caches.add(knob.cache)
+        assert len(caches) == 2
 
 
 def check_knob_calibration_changes_reuse_the_base_models() -> None:

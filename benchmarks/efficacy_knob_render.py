@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from efficacy_knob_args import ATTACKERS
+from efficacy_knob_args import ATTACKERS, real_task
 
 from distill_ortho_merge.stats import compare, mean_std, pearson
 
@@ -232,8 +232,9 @@ def markdown(res: dict[str, Any]) -> str:
     run = res["run"]
     protocol = run.get("protocol", {})
     setting, data = protocol.get("setting", "tiny"), protocol.get("real_dataset", "addition")
-    task = protocol.get("task", "add21")  # tiny setting: the addition sweep's protocol predates the field
-    items = ("sums" if task == "add21" else f"`{task}` items") if data == "addition" else f"`{data}` prompts"
+    # tiny setting: the addition sweep's protocol predates the task field; real setting: the dataset names the task
+    task = real_task(data) if setting == "real" else protocol.get("task", "add21")
+    items = ("sums" if task == "add21" else f"`{task}` items") if task else f"`{data}` prompts"
     mixes = [t["format_mix_t1"] for t in s["teachers"].values() if t.get("format_mix_t1")]
     mix_names = "/".join(f.split("_")[0] for f in mixes[0]) if mixes else "–"
     lines = [f"# Distillability knob: efficacy ({setting} setting)", "",
