@@ -282,6 +282,11 @@ class Knob:
     def log(self, msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
+    def log_build(self, path: Path, what: str) -> None:
+        """Say whether a base model is built now or reused from the workdir (so a resumed sweep does not read as
+        retraining)."""
+        self.log(f"{what.split(':')[0]}: reused {path}" if path.exists() else f"{what} (into {path})")
+
     # -- cache
     def write_cached(self, key: str, result: dict) -> None:
         path = self.cache / f"{key}.json"
@@ -313,12 +318,12 @@ class Knob:
             paths = self.real_paths
             self.models = {"teacher": paths["teacher"]} | {f"{k}_init": paths[k] for k in paths}
             if real_task(a.real_dataset):  # the pretrained teacher first learns the task's traces
-                self.log("teacher SFT on gold traces (cached in the workdir)")
+                self.log_build(self.base / "teacher", "teacher: SFT on the task's gold traces")
                 self.models["teacher"] = atomic(self.base / "teacher", self._sft_real_teacher)
         else:
             self._setup_tiny()
         prompts = write_jsonl(self.train_rows, self.base / "proxy_prompts.jsonl")
-        self.log("proxy: sft on the original teacher's T=1 samples")
+        self.log_build(self.base / "proxy", "proxy: sft on the original teacher's T=1 samples")
         self.models["proxy"] = atomic(self.base / "proxy", lambda p: distill(self.distill_cfg(
             str(self.models["teacher"]), str(self.models["proxy_init"]), str(p), a.proxy_steps, 100,
             dataset=str(prompts)), quiet=True))  # fmt: skip
@@ -341,7 +346,7 @@ class Knob:
     def _setup_tiny(self) -> None:
         a = self.a
         tok_a, tok_b = tokenizers(self.train_pairs, self.a.task)
-        self.log("teacher SFT (cached in the workdir)")
+        self.log_build(self.base / "teacher", "teacher: SFT on the task's gold traces")
         self.models["teacher"] = atomic(
             self.base / "teacher", lambda p: sft_teacher(tok_a, self.train_pairs, p, a.teacher_steps, a.task)
         )

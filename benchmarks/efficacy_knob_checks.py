@@ -437,6 +437,23 @@ def check_knob_calibration_changes_reuse_the_base_models() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the renderer
+def check_knob_headline_table_adjusts_every_claim_by_holm() -> None:
+    """Every headline test carries its Holm-adjusted p over the whole table (the sweep's family of claims), and
+    the table prints it beside Welch's."""
+    variants = {"original": 0.3, "eta0_beta0.1_steps60": 0.3, "eta-1_beta0.1_steps60": 0.05,
+                "eta+1_beta0.1_steps60": 0.4}  # fmt: skip
+    teachers = {v: [{"key": f"{v}/seed{i}/teacher", "teacher_score": 0.8, "format_mix_t1": {"direct": 1.0}}
+                    for i in range(3)] for v in variants}  # fmt: skip
+    students = {("t1", s, v): [{"key": f"{v}/seed{i}/t1/{s}/sft", "score": m + 0.02 * i + (0.03 if s == "b" else 0)}
+                               for i in range(3)] for v, m in variants.items() for s in ("a", "b")}  # fmt: skip
+    tests = [t for t in rk.summarize(teachers, students)["tests"] if "p" in t]
+    assert len(tests) == 6  # per student: η−1 vs control, η+1 vs control, η+1 vs original
+    assert [t["p_holm"] for t in tests] == stats.holm([t["p"] for t in tests])
+    assert all(t["p_holm"] >= t["p"] for t in tests) and any(t["p_holm"] > t["p"] for t in tests)
+    row = rk._comparison(tests[0], with_holm=True)
+    assert row.count("|") == 10 and rk._p(tests[0]["p_holm"]) in row
+
+
 def check_knob_transfer_pairs_each_student_with_its_own_teacher() -> None:
     def t(variant, seed, score):
         return {"key": f"{variant}/{seed}/teacher", "teacher_score": score}

@@ -16,7 +16,7 @@ from typing import Any
 
 from efficacy_knob_args import ATTACKERS, real_task
 
-from distill_ortho_merge.stats import compare, mean_std, pearson
+from distill_ortho_merge.stats import compare, holm, mean_std, pearson
 
 GOAL_TEACHER_KEEP = 0.95  # undistillable: teacher keeps ≥ 95 % of the original's score ...
 GOAL_STUDENT_RATIO = 0.50  # ... and students reach ≤ 50 % of the η = 0 control's students
@@ -123,6 +123,10 @@ def summarize(teachers: dict, students: dict) -> dict[str, Any]:
                 tests.append({"attacker": a, "student": s, "variant": v, "vs": "original", **(vs_orig or {})})
                 met = all(c and c["diff"] >= GOAL_GAIN and c["p"] < 0.05 for c in (row, vs_orig))
                 goals["distillable"].append({"attacker": a, "student": s, "variant": v, "met": bool(met)})
+    # every headline claim of the sweep is one family: Holm's adjustment says which survive testing them all
+    for t, p in zip(tests, holm([t.get("p", math.nan) for t in tests]), strict=True):
+        if "p" in t:
+            t["p_holm"] = p
     return {"teachers": t_rows, "students": s_rows, "tests": tests, "goals": goals,
             "transfer": transfer(teachers, students), "proxy_signal": proxy_signal(teachers, students),
             "vs_gold": vs_gold(students), "format_signal": format_signal(students)}  # fmt: skip
@@ -217,10 +221,11 @@ def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else _f(p)
 
 
-def _comparison(t: dict) -> str:
-    """One row of a comparison table: attacker, student, teacher, vs, Δ mean, bootstrap CI, Welch p, n."""
+def _comparison(t: dict, with_holm: bool = False) -> str:
+    """One row of a comparison table: attacker, student, teacher, vs, Δ mean, bootstrap CI, Welch p, (Holm p,) n."""
+    holm_p = f" {_p(t['p_holm'])} |" if with_holm else ""
     return (f"| {t['attacker']} | {t['student']} | {t['variant']} | {t['vs']} | {t['diff']:+.3f} | "
-            f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | {_p(t['p'])} | {t['n'][0]}/{t['n'][1]} |")  # fmt: skip
+            f"[{t['ci95'][0]:+.3f}, {t['ci95'][1]:+.3f}] | {_p(t['p'])} |{holm_p} {t['n'][0]}/{t['n'][1]} |")  # fmt: skip
 
 
 def _ms(p, d: int = 3) -> str:
@@ -270,11 +275,14 @@ def markdown(res: dict[str, Any]) -> str:
             cells.append(f"{_ms(row['mean_std'])} (n={len(row['scores'])})" if row else "—")
         lines.append(f"| {a} | {st} | " + " | ".join(cells) + " |")
     lines += ["", "## Headline comparisons", "",
-              "| attacker | student | teacher | vs | Δ mean | 95 % bootstrap CI | Welch p | n |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "Holm p: Holm's step-down adjustment over every row of this table, the sweep's family of headline "
+              "claims (a claim holds at 5 % if its Holm p < 0.05 however many rows there are).", "",
+              "| attacker | student | teacher | vs | Δ mean | 95 % bootstrap CI | Welch p | Holm p | n |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for t in s["tests"]:
         if "diff" not in t:
             continue
-        lines.append(_comparison(t))
+        lines.append(_comparison(t, with_holm=True))
     if s.get("vs_gold"):
         lines += ["", "## Against the gold references (students of the task's gold data, same prompts and budget)", "",
                   "`gold-direct`: bare `#### N` answers, the least a teacher that answers right gives away; "

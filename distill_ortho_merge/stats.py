@@ -1,6 +1,7 @@
 """Statistics over seeds, shared by `distillguard report` and the benchmarks: mean ± sample std, Welch's and
 the paired t-test with two-sided p-values from the Student-t CDF (regularised incomplete beta function, pure
-Python: no scipy needed), Pearson's r, and a seeded percentile bootstrap interval of a difference of means.
+Python: no scipy needed), Pearson's r, a seeded percentile bootstrap interval of a difference of means, and Holm's
+step-down adjustment of a family of p-values.
 
 Standard library only.
 
@@ -150,3 +151,20 @@ def compare(x: list[float], y: list[float]) -> dict[str, Any]:
     """
     lo, hi = bootstrap_ci(x, y)
     return {"diff": mean_std(x)[0] - mean_std(y)[0], "ci95": [lo, hi], **welch(x, y), "n": [len(x), len(y)]}
+
+
+def holm(ps: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values, in the input's order: compare each adjusted p with the
+    family's α (e.g. 0.05) to control the chance of any false claim among them. NaN (no test) stays NaN and is not
+    counted in the family.
+
+    Example:
+        >>> holm([0.01, 0.04, 0.03])
+        [0.03, 0.06, 0.06]
+    """
+    order = sorted((i for i, p in enumerate(ps) if not math.isnan(p)), key=lambda i: ps[i])
+    out, running = list(ps), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * ps[i]))  # adjusted p never falls with rank
+        out[i] = running
+    return out

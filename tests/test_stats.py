@@ -126,3 +126,31 @@ def test_tests_match_scipy(seed):
     a, b = rng.uniform(0.3, 9.0), rng.uniform(0.3, 9.0)
     assert stats.betainc(a, b, 0.37) == pytest.approx(scipy_stats.beta.cdf(0.37, a, b), rel=1e-9)
     assert stats.mean_std(x)[1] == pytest.approx(scipy_stats.tstd(x))
+
+
+def _holm_rejects(ps: list[float], alpha: float) -> set[int]:
+    """Holm's procedure as written: walk the p-values from the smallest, reject while p_(k) ≤ α / (m − k), stop at
+    the first that is not."""
+    order = sorted(range(len(ps)), key=lambda i: ps[i])
+    rejected = set()
+    for k, i in enumerate(order):
+        if ps[i] > alpha / (len(ps) - k):
+            break
+        rejected.add(i)
+    return rejected
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_holm_adjusted_p_is_the_smallest_alpha_the_procedure_rejects_at(seed):
+    rng = random.Random(seed)
+    ps = [rng.random() ** 3 for _ in range(rng.randint(1, 9))]
+    adjusted = stats.holm(ps)
+    # just below and above every threshold where the answer could change (at it, p·m vs α/m differ in the last bit)
+    cuts = sorted({min(1.0, p * m) for p in ps for m in range(1, len(ps) + 1)})
+    for alpha in [c * f for c in cuts for f in (0.999, 1.001)]:
+        assert {i for i, q in enumerate(adjusted) if q <= alpha} == _holm_rejects(ps, alpha), (ps, alpha)
+
+
+def test_holm_skips_missing_tests_and_keeps_the_order():
+    adjusted = stats.holm([math.nan, 0.04, 0.01])
+    assert math.isnan(adjusted[0]) and adjusted[1:] == pytest.approx([0.04, 0.02])
