@@ -34,7 +34,7 @@ from trl_distillguard.report_cells import Cell, TeacherSamples, grid, read_json,
 from trl_distillguard.report_config import ReportConfig
 from trl_distillguard.report_inputs import Inputs, check_inputs, check_output_dir, start_output_dir
 from trl_distillguard.report_render import budget_families, plot_budget, plot_report, render_markdown
-from trl_distillguard.report_stats import comparisons, summarize, verdict
+from trl_distillguard.report_stats import comparisons, summarize, untaught, verdict
 
 __all__ = ["heldout_warnings", "main", "mean_std", "render_markdown", "run_report"]
 
@@ -304,11 +304,14 @@ def build_report(cfg: ReportConfig, out: Path, cells: list[Cell], notes: list[st
         }  # fmt: skip
     students = {n: read_json(out / "initial" / f"{n}.json") for n in cfg.students}
     comps = comparisons(done, cfg.baseline_teacher)
+    summary = summarize(done, cfg.baseline_teacher)
+    before = {n: v["initial_score"] for n, v in students.items() if v is not None}
     return {
-        "config": cfg.to_dict(), "warnings": notes, "complete": len(done) == len(cells),
+        "config": cfg.to_dict(), "warnings": [*notes, *untaught(summary, before, cfg.baseline_teacher)],
+        "complete": len(done) == len(cells),
         "cells_missing": len(cells) - len(done), "teachers": teachers,
         "students": {n: v for n, v in students.items() if v is not None}, "cells": done, "comparisons": comps,
-        "summary": summarize(done, cfg.baseline_teacher),
+        "summary": summary,
         "verdict": verdict(comps, teachers, cfg.baseline_teacher, cfg.verdict_ratio),
     }  # fmt: skip
 

@@ -152,3 +152,27 @@ def verdict(
             f"{len(rows)}{gold}."
         )
     return lines
+
+
+def untaught(summary: list[dict[str, Any]], initial: dict[str, float], baseline: str) -> list[str]:
+    """One warning per (student, recipe, attacker) whose baseline-teacher students end no better than the same
+    student before distillation: the recipe taught nothing there, so the other teachers' ratios against it mean
+    nothing. (A from-scratch student under GKD's mixed policy is the usual case: its own samples are noise.)
+
+    Example:
+        >>> rows = [{"teacher": "t", "student": "s", "recipe": "kd", "attacker": "t1", "student_mean": 0.0}]
+        >>> untaught(rows, {"s": 0.0}, "t")[0][:57]
+        '`t` → `s` (kd, t1): students end at 0.000, no better than'
+    """
+    lines = []
+    for r in summary:
+        before = initial.get(r["student"])
+        if r["teacher"] == baseline and before is not None and r["student_mean"] <= before:
+            hint = ("try distill: {on_policy_fraction: 0}, off-policy: a weak student's own samples teach it nothing"
+                    if r["recipe"] != "sft" else "try more distill steps or a larger budget")  # fmt: skip
+            lines.append(
+                f"`{baseline}` → `{r['student']}` ({r['recipe']}, {r['attacker']}): students end at "
+                f"{r['student_mean']:.3f}, no better than before distillation ({before:.3f}); this taught nothing, "
+                f"so ratios against these students say nothing about the teachers; {hint}"
+            )
+    return lines
