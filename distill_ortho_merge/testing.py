@@ -182,18 +182,12 @@ def tokenizer_b() -> PreTrainedTokenizerFast:
     return make_tokenizer(640, corpus(2, mix=(0.1, 0.6, 0.3)), model_type="llama")
 
 
-def make_teacher(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Qwen2ForCausalLM:
-    """A Qwen2 model, hidden 64, 2 layers (~60 k params + embeddings).
-
-    Example:
-        >>> make_teacher(tokenizer_a()).config.hidden_size
-        64
-    """
-    torch.manual_seed(seed)
-    config = Qwen2Config(
+def _tiny_config(config_cls, tokenizer: PreTrainedTokenizerFast, hidden: int):
+    # the fixtures' shared shape: 2 layers, 4 heads (2 KV), MLP 2× hidden, untied embeddings, eager attention
+    return config_cls(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -204,7 +198,17 @@ def make_teacher(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Qwen2ForC
         bos_token_id=None,
         attn_implementation="eager",
     )
-    return Qwen2ForCausalLM(config).eval()
+
+
+def make_teacher(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Qwen2ForCausalLM:
+    """A Qwen2 model, hidden 64, 2 layers (~60 k params + embeddings).
+
+    Example:
+        >>> make_teacher(tokenizer_a()).config.hidden_size
+        64
+    """
+    torch.manual_seed(seed)
+    return Qwen2ForCausalLM(_tiny_config(Qwen2Config, tokenizer, hidden=64)).eval()
 
 
 def make_student(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForCausalLM:
@@ -215,21 +219,7 @@ def make_student(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> LlamaForC
         'llama'
     """
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-        attn_implementation="eager",
-    )
-    return LlamaForCausalLM(config).eval()
+    return LlamaForCausalLM(_tiny_config(LlamaConfig, tokenizer, hidden=32)).eval()
 
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, path: str | Path) -> Path:
