@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from distill_ortho_merge.run_record import git_commit, machine
+from distill_ortho_merge.run_record import git_commit, machine, versions, write_files
 
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TRL_EXPERIMENTAL_SILENCE"):
     os.environ.setdefault(_var, "1")
@@ -287,28 +287,16 @@ def driver(out_dir: Path) -> int:
                 layout = "2 ranks, fully_shard" if shard else "1 process, unsharded"
                 res[row][layout] = {"ranks": ranks, "wall_s": wall}
                 print(row, shard, wall, "s", flush=True)
-    import torch
-    import transformers
-    import trl
-
     res["run"] = {
         "command": "OMP_NUM_THREADS=1 nice -n 10 python benchmarks/fsdp2_equivalence.py "
         + " ".join(sys.argv[1:]),
         "git_commit": commit,
         "machine": machine(1) + ", no GPU",
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "trl": trl.__version__,
-        },
+        "versions": versions(),
         "wall_s": round(time.perf_counter() - t0, 1),
         "tolerance": TOLERANCE,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in (("run.json", json.dumps(res, indent=1) + "\n"), ("results.md", render_markdown(res))):
-        tmp_file = out_dir / f".{name}.tmp"
-        tmp_file.write_text(text)
-        os.replace(tmp_file, out_dir / name)
+    write_files(out_dir, {"run.json": json.dumps(res, indent=1) + "\n", "results.md": render_markdown(res)})
     terms_ok = all(c["value"] <= 1e-10 and c["grad"] <= 1e-10 for c in res["terms"]["cases"].values())
     return 0 if terms_ok and all(c["within_tolerance"] for c in res["trainer"].values()) else 1
 

@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from distill_ortho_merge.run_record import git_commit, machine
+from distill_ortho_merge.run_record import git_commit, machine, versions, write_files
 
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TRL_EXPERIMENTAL_SILENCE"):
     os.environ.setdefault(_var, "1")
@@ -369,30 +369,18 @@ def driver(cases: list[str], out_dir: Path) -> int:
                 json.dumps({k: v["within_tolerance"] for k, v in res["cases"][case]["layouts"].items()}),
                 flush=True,
             )
-    import torch
-    import transformers
-    import trl
-
     res["run"] = {
         "command": "python benchmarks/multiprocess_equivalence.py " + " ".join(sys.argv[1:]),
         "git_commit": commit,
         "machine": machine() + ", no GPU",
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "trl": trl.__version__,
-        },
+        "versions": versions(),
         "wall_s": round(time.perf_counter() - t0, 1),
         "tolerance": TOLERANCE,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in (
-        ("multiprocess.json", json.dumps(res, indent=1) + "\n"),
-        ("multiprocess.md", render_markdown(res)),
-    ):
-        tmp_file = out_dir / f".{name}.tmp"
-        tmp_file.write_text(text)
-        os.replace(tmp_file, out_dir / name)
+    write_files(
+        out_dir,
+        {"multiprocess.json": json.dumps(res, indent=1) + "\n", "multiprocess.md": render_markdown(res)},
+    )
     expected = [
         r["within_tolerance"]
         for c, v in res["cases"].items()

@@ -47,3 +47,34 @@ def machine(threads: int | None = None) -> str:
 
     text = f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     return text + (f", torch threads {threads}" if threads is not None else "")
+
+
+def versions() -> dict[str, str]:
+    """The framework versions a run used: torch, transformers, trl.
+
+    Example:
+        >>> sorted(versions())
+        ['torch', 'transformers', 'trl']
+    """
+    import torch
+    import transformers
+    import trl
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__}
+
+
+def write_files(out_dir: Path, files: dict[str, str]) -> None:
+    """Write each `{name: text}` into `out_dir` through a hidden temporary file, so a reader never sees half a file.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> write_files(out, {"run.json": "{}"})
+        >>> sorted(p.name for p in out.iterdir())
+        ['run.json']
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        tmp = out_dir / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, out_dir / name)
