@@ -156,6 +156,8 @@ def calibrate(
         beta=a.beta, temperature=1.0, logging_steps=max(1, a.calibration_steps // 6),
         save_strategy="no", report_to="none", use_cpu=True, bf16=False, seed=seed, disable_tqdm=True,
         proxy_model_name_or_path=str(proxy), distillability=eta, **REWARD_VARIANTS[a.reward],
+        # GRPOConfig turns it on; on CPU it only recomputes (same weights, bit for bit, on the tiny fixtures)
+        activation_checkpointing=False,
     )  # fmt: skip
     trainer = DistillGuardTrainer(model=str(src), reward_funcs=[resolve_reward("math_answer", "verifier")], args=args,
                                   train_dataset=Dataset.from_list(train_rows))  # fmt: skip

@@ -4,6 +4,7 @@ log-probs taken from GRPO's own pass (never two forwards), checkpoint/resume, PE
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -404,3 +405,21 @@ def test_proxy_logprob_mode_needs_no_policy_forward(tmp_path, teacher_dir, stude
     assert "calibration/policy_logp" not in log and math.isfinite(log["calibration/proxy_logp"])
     # the reward is log q per byte: the logged mean reward equals the logged proxy log-prob mean
     assert log["rewards/calibration/mean"] == pytest.approx(log["calibration/proxy_logp"], rel=1e-4)
+
+
+def test_checkpointing_on_trains_without_transformers_deprecation_noise(tmp_path, teacher_dir, student_dir):
+    """TRL's generation and no-grad passes toggle checkpointing through names transformers ≥ 5.25 deprecates; the
+    user set nothing deprecated, so training does not repeat those warnings every step."""
+    args = config(tmp_path, proxy_model_name_or_path=str(student_dir), distillability=-1.0)
+    args.activation_checkpointing = True  # GRPOConfig's default, as a GPU user gets it
+    trainer = DistillGuardTrainer(
+        str(teacher_dir), reward_funcs=[math_answer], args=args, train_dataset=dataset()
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train()
+    assert trainer.model.is_activation_checkpointing
+    noise = [
+        str(w.message) for w in caught if "checkpointing" in str(w.message) and "deprecated" in str(w.message)
+    ]
+    assert noise == []

@@ -25,9 +25,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -43,6 +45,25 @@ from trl_distillguard.trl_contract import check_trl_version, generate_fields
 
 logger = logging.getLogger(__name__)
 check_trl_version(trl.__version__)  # the overrides below follow GRPOTrainer's private methods of that range
+
+
+@contextlib.contextmanager
+def quiet_checkpointing_deprecations() -> Iterator[None]:
+    """Silence transformers' (≥ 5.25) deprecation of `is_gradient_checkpointing` and
+    `gradient_checkpointing_disable/enable` inside TRL's own helpers (generation, no-grad forwards), which call
+    them on every step: not the user's to fix. Other warnings pass.
+
+    Example:
+        >>> with quiet_checkpointing_deprecations():
+        ...     warnings.warn("`is_gradient_checkpointing` is deprecated", FutureWarning)
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            "`(is_gradient_checkpointing|gradient_checkpointing_(disable|enable))` is deprecated",
+            FutureWarning,
+        )
+        yield
 
 
 class DistillGuardTrainer(GRPOTrainer):
@@ -158,6 +179,11 @@ class DistillGuardTrainer(GRPOTrainer):
             self.use_vllm and self.vllm_importance_sampling_correction
         )
 
+    def _generate_and_score_completions(self, inputs):
+        # TRL's generation and no-grad passes in here toggle checkpointing through transformers' deprecated names
+        with quiet_checkpointing_deprecations():
+            return super()._generate_and_score_completions(inputs)
+
     def _generate(self, prompts: list):
         out = super()._generate(prompts)
         fields = generate_fields(out)
@@ -244,9 +270,7 @@ class DistillGuardTrainer(GRPOTrainer):
         batch_size = (
             self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
         )
-        # TRL's helper reads transformers' deprecated `is_gradient_checkpointing`: not the user's to fix
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        with quiet_checkpointing_deprecations():
             with (
                 torch.no_grad(),
                 disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
