@@ -437,6 +437,16 @@ def check_knob_calibration_changes_reuse_the_base_models() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the renderer
+def check_knob_teachers_without_students_render_without_empty_tables() -> None:
+    teachers = {v: [{"key": f"{v}/seed0/teacher", "teacher_score": 0.8, "format_mix_t1": {"direct": 1.0}}]
+                for v in ("original", "eta0_beta0.1_steps60")}  # fmt: skip
+    summary = rk.summarize(teachers, {})
+    md = rk.markdown({"summary": summary, "run": {"command": "c", "git_commit": "0" * 40, "machine": "m"},
+                      "n_cached": 2, "n_test": 10})  # fmt: skip
+    assert "No student cell is cached yet" in md and "## Headline comparisons" not in md
+    assert "| eta0_beta0.1_steps60 | 1 | 0.800" in md
+
+
 def check_knob_headline_table_adjusts_every_claim_by_holm() -> None:
     """Every headline test carries its Holm-adjusted p over the whole table (the sweep's family of claims), and
     the table prints it beside Welch's."""

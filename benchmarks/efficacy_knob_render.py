@@ -265,6 +265,14 @@ def markdown(res: dict[str, Any]) -> str:
     lines += ["", "KL per token, exact (shared vocabulary), from `distillguard diagnose` with the original as the "
               "student: on the teacher's own T=1 samples (what an attacker trains on) and on the original's; the "
               "exposure gap is the second minus the first (n/a: not recorded for every seed)."]  # fmt: skip
+    if not s["students"]:  # a sweep stopped after its teachers: no empty tables
+        lines += [
+            "",
+            "## Students",
+            "",
+            "No student cell is cached yet; the student tables appear as cells complete.",
+        ]
+        return "\n".join(lines) + "\n"
     variants = _order(k.split("|")[2] for k in s["students"])
     lines += ["", "## Students (recipe sft; `+kd` / `+uld`: that logit recipe)", "", "| attacker | student | " + " | ".join(variants) + " |",
               "|---|---|" + "---|" * len(variants)]  # fmt: skip
