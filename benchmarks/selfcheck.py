@@ -44,7 +44,7 @@ RENDERED_BY_SCRIPT = {
     "report_suite_speed/results": "report_suite_speed",
 }
 EFFICACY_FOLDERS = ("efficacy_orthoreg", "efficacy_orthoreg/smollm2", "efficacy_orthoreg/smollm2-open")
-KNOB_FOLDERS = ("efficacy_knob", "efficacy_knob/real", "efficacy_knob_mul21")
+KNOB_FOLDERS = ("efficacy_knob", "efficacy_knob/real", "efficacy_knob_mul21", "efficacy_knob_real_mul21")
 
 
 def _efficacy_md(results: dict) -> str:
