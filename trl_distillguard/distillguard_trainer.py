@@ -270,14 +270,15 @@ class DistillGuardTrainer(GRPOTrainer):
         batch_size = (
             self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
         )
-        with quiet_checkpointing_deprecations():
-            with (
-                torch.no_grad(),
-                disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
-            ):
-                logps, _, _ = super()._get_per_token_logps_and_entropies(
-                    self.model, input_ids, attention_mask, completion_ids.size(1), batch_size=batch_size
-                )
+        # runs inside `_generate_and_score_completions` (via `_calculate_rewards`), whose override keeps TRL's
+        # helper below from repeating transformers' checkpointing deprecations
+        with (
+            torch.no_grad(),
+            disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs),
+        ):
+            logps, _, _ = super()._get_per_token_logps_and_entropies(
+                self.model, input_ids, attention_mask, completion_ids.size(1), batch_size=batch_size
+            )
         self.calibration_policy_forwards += 1
         return (logps.float() * completion_mask.to(logps.device)).sum(dim=1).tolist()
 
