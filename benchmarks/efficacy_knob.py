@@ -284,10 +284,10 @@ class Knob:
     def log(self, msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
-    def log_build(self, path: Path, what: str) -> None:
-        """Say whether a base model is built now or reused from the workdir (so a resumed sweep does not read as
-        retraining)."""
-        self.log(f"{what.split(':')[0]}: reused {path}" if path.exists() else f"{what} (into {path})")
+    def log_build(self, path: Path, how: str) -> None:
+        """Say whether the base model at `path` is built now (`how`) or reused from the workdir (so a resumed sweep
+        does not read as retraining)."""
+        self.log(f"{path.name}: reused {path}" if path.exists() else f"{path.name}: {how} (into {path})")
 
     # -- cache
     def write_cached(self, key: str, result: dict) -> None:
@@ -320,12 +320,12 @@ class Knob:
             paths = self.real_paths
             self.models = {"teacher": paths["teacher"]} | {f"{k}_init": paths[k] for k in paths}
             if real_task(a.real_dataset):  # the pretrained teacher first learns the task's traces
-                self.log_build(self.base / "teacher", "teacher: SFT on the task's gold traces")
+                self.log_build(self.base / "teacher", "SFT on the task's gold traces")
                 self.models["teacher"] = atomic(self.base / "teacher", self._sft_real_teacher)
         else:
             self._setup_tiny()
         prompts = write_jsonl(self.train_rows, self.base / "proxy_prompts.jsonl")
-        self.log_build(self.base / "proxy", "proxy: sft on the original teacher's T=1 samples")
+        self.log_build(self.base / "proxy", "sft on the original teacher's T=1 samples")
         self.models["proxy"] = atomic(self.base / "proxy", lambda p: distill(self.distill_cfg(
             str(self.models["teacher"]), str(self.models["proxy_init"]), str(p), a.proxy_steps, 100,
             dataset=str(prompts)), quiet=True))  # fmt: skip
@@ -348,7 +348,7 @@ class Knob:
     def _setup_tiny(self) -> None:
         a = self.a
         tok_a, tok_b = tokenizers(self.train_pairs, self.a.task)
-        self.log_build(self.base / "teacher", "teacher: SFT on the task's gold traces")
+        self.log_build(self.base / "teacher", "SFT on the task's gold traces")
         self.models["teacher"] = atomic(
             self.base / "teacher", lambda p: sft_teacher(tok_a, self.train_pairs, p, a.teacher_steps, a.task)
         )
