@@ -13,6 +13,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+from distill_ortho_merge.outputs import staged_file
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -64,7 +66,7 @@ def versions() -> dict[str, str]:
 
 
 def write_files(out_dir: Path, files: dict[str, str]) -> None:
-    """Write each `{name: text}` into `out_dir` through a hidden temporary file, so a reader never sees half a file.
+    """Write each `{name: text}` into `out_dir` through `outputs.staged_file`, so a reader never sees half a file.
 
     Example:
         >>> import tempfile
@@ -73,8 +75,6 @@ def write_files(out_dir: Path, files: dict[str, str]) -> None:
         >>> sorted(p.name for p in out.iterdir())
         ['run.json']
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        tmp = out_dir / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out_dir / name)
+        with staged_file(out_dir / name) as tmp:
+            tmp.write_text(text)
