@@ -22,7 +22,7 @@ DTYPES = {"fp32": torch.float32, "fp64": torch.float64}
 TOL = {"fp32": dict(rtol=1e-5, atol=2e-5), "fp64": dict(rtol=1e-10, atol=1e-10)}
 # PEFT 0.22 stopped rescaling an rsLoRA `cat` merge by lora_alpha/√R a second time; before it, `cat` of rsLoRA
 # adapters was √R too large (our merge is exact either way; the test checks PEFT's behaviour for each version).
-PEFT_CAT_RESCALES_RSLORA_FIXED = Version(peft.__version__) >= Version("0.22")
+PEFT_CAT_EXACT_FOR_RSLORA = Version(peft.__version__) >= Version("0.22")
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_against_peft_add_weighted_adapter_cat(rslora, tmp_path, student_dir):
     ours = peft_deltas(base, tmp_path / "ours")
     for key in truth:
         torch.testing.assert_close(ours[key], truth[key], rtol=1e-5, atol=1e-6)
-        if not rslora or PEFT_CAT_RESCALES_RSLORA_FIXED:  # PEFT's cat is the exact weighted sum, as ours is
+        if not rslora or PEFT_CAT_EXACT_FOR_RSLORA:  # PEFT's cat is the exact weighted sum, as ours is
             torch.testing.assert_close(peft_cat[key], ours[key], rtol=1e-5, atol=1e-6)
         else:  # rsLoRA before PEFT 0.22: its cat scales the concatenation by lora_alpha/√R again (√12 here)
             ratio = float(peft_cat[key].norm() / truth[key].norm())
