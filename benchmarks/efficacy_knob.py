@@ -35,8 +35,9 @@ models live in `--workdir` (outside git): re-running the same command skips what
 original teacher, the proxy and the students' initial weights live apart (`<setting>-base-<hash>`, keyed only by the
 fields they depend on), so a sweep that changes only calibration (e.g. `--calibration_lr`) reuses them.
 `<out>/results.json`, `results.md` and `knob.png` are rendered from the cache by `efficacy_knob_render.py`
-(also `--render_only`). The command line (attackers, reward variants, flags and their
-checks) is `efficacy_knob_args.py`; the task and tiny models `efficacy_knob_task.py`.
+(also `--render_only`, which first files the student cells that a stopped or still running report has finished:
+a report's cells are otherwise filed here when its last cell is done). The command line (attackers, reward
+variants, flags and their checks) is `efficacy_knob_args.py`; the task and tiny models `efficacy_knob_task.py`.
 
 Setting `real` (`--setting real`, results in `<out>/real/`): pretrained models given by `--real_models` (local
 folders, `*.gguf` files or built-in names such as `smollm2-135m-instruct`, `gemma-3-270m`). With a task as
@@ -82,7 +83,7 @@ from efficacy_knob_args import (  # noqa: E402
     real_task,
 )
 from efficacy_knob_render import render  # noqa: E402
-from efficacy_knob_suite import run_cells  # noqa: E402
+from efficacy_knob_suite import file_finished, run_cells  # noqa: E402
 from efficacy_knob_task import (  # noqa: E402
     format_of,
     new_lm,
@@ -515,10 +516,15 @@ def main() -> None:
             run | {"sweeps": [json.loads(f.read_text()) for f in sorted(sweeps.glob("*.json"))]},
         )
 
-    if not a.render_only:
+    variants = ["original", "eta0"] + [f"eta{float(e):+g}" for e in a.etas]
+    if a.render_only:  # a stopped (or running) seed's finished students count too
+        for attacker in a.attackers:
+            for seed in map(int, a.seeds):
+                for key in file_finished(knob, attacker, seed, variants, a.students, a.recipes, a.gold):
+                    knob.log(f"filed {key} from its unfinished report")
+    else:
         stamp()
         knob.setup()
-        variants = ["original", "eta0"] + [f"eta{float(e):+g}" for e in a.etas]
         # Headline first: every seed and variant for one attacker before the next attacker.
         for attacker in a.attackers:
             for seed in map(int, a.seeds):

@@ -315,6 +315,27 @@ def check_knob_logit_settings_of_one_workdir_run_one_after_the_other() -> None:
         assert folders == ["t1-seed0", "t1-seed0-lambda0-beta0"], folders
 
 
+def check_knob_render_only_files_the_finished_cells_of_a_stopped_report() -> None:
+    """`--render_only` files what a stopped report finished: a cell whose report file exists is filed under the
+    study's key exactly as the report call files it, a cell the report has not finished is not, and a seed
+    without a report folder files nothing (no teacher is built, nothing is run)."""
+    with _tmp() as tmp:
+        knob = _tiny_knob(tmp, "--gold", "direct")
+        ran = knob.student_result("original", 0, "t1", "a", "sft")
+        gold = knob.student_result("gold-direct", 0, "t1", "a", "sft")
+        for r in (ran, gold):  # as if the report had been stopped before filing its cells
+            (knob.cache / f"{r['key']}.json").unlink()
+        report = knob.work / "suite" / "t1-seed0"
+        (report / "cells/gold-answers/a/sft/t1/seed0.json").unlink()  # ... and before its gold cell was done
+        filed = knob_driver.file_finished(knob, "t1", 0, ["original"], ["a"], ["sft"], ["direct"])
+        assert filed == [ran["key"]], filed
+        assert json.loads((knob.cache / f"{ran['key']}.json").read_text()) == ran
+        assert not (knob.cache / f"{gold['key']}.json").exists()
+        assert knob_driver.file_finished(knob, "t1", 0, ["original"], ["a"], ["sft"], ["direct"]) == []
+        assert knob_driver.file_finished(knob, "t1", 1, ["original", "eta-1"], ["a"], ["sft"], []) == []
+        assert not knob.teacher_dir("eta-1", 1).exists()
+
+
 def check_knob_teacher_results_record_the_exposure_gap_and_older_ones_get_it_added() -> None:
     """A teacher's result carries its KL to the original on both models' samples and the exposure gap (their
     difference) from its `distillguard diagnose` report; a result cached before the gap was recorded gets it added

@@ -28,8 +28,9 @@ from efficacy_knob_task import format_of, task_formats, write_jsonl
 from knob_tasks import TASKS, item_of
 
 from trl_distillguard.attackers import resolve_attacker
+from trl_distillguard.distill_config import DistillConfig
 from trl_distillguard.report import run_report
-from trl_distillguard.report_cells import Cell, write_json
+from trl_distillguard.report_cells import Cell, grid, read_json, write_json
 from trl_distillguard.report_config import ReportConfig
 
 GOLD_NAMES = {"direct": "answers", "traces": "completions"}  # the study's gold references -> the report's
@@ -63,6 +64,23 @@ def suite_rows(knob) -> tuple[Path, Path]:
     )
 
 
+def suite_dir(knob, attacker: str, seed: int) -> Path:
+    """One (attacker, seed)'s report folder: one per logit setting too, since sweeps run side by side and a report
+    refuses a folder that holds another `distill` setting."""
+    return knob.work / "suite" / f"{attacker}-seed{seed}{knob.logit_suffix()}"
+
+
+def suite_distill(knob) -> dict[str, Any]:
+    """The report's shared `distill` fields: the study's student training settings."""
+    a = knob.a
+    return {
+        "max_steps": a.distill_steps, "per_device_train_batch_size": 16, "learning_rate": a.distill_lr,
+        "max_completion_length": a.max_new_tokens, "generation_batch_size": 64,
+        "on_policy_fraction": a.logit_on_policy, "divergence_beta": a.logit_beta,
+        "trainer_kwargs": {"lr_scheduler_type": "cosine", "warmup_steps": min(20, a.distill_steps // 10)},
+    }  # fmt: skip
+
+
 def suite_config(knob, attacker: str, seed: int, variants: list[str], students: list[str], recipes: list[str],
                  gold: list[str]) -> ReportConfig:  # fmt: skip
     """One report call: every variant's teacher of this seed (built if missing), the students, recipes, gold."""
@@ -74,16 +92,8 @@ def suite_config(knob, attacker: str, seed: int, variants: list[str], students: 
         students={s: str(knob.models[f"student_{s}_init"]) for s in students}, recipes=recipes,
         attackers=[attacker], gold=[GOLD_NAMES[g] for g in gold], seeds=1, seed=seed,
         attack_prompts=a.n_distill, train_dataset=str(train), eval_dataset=str(test), verifier="math_answer",
-        distill={
-            "max_steps": a.distill_steps, "per_device_train_batch_size": 16, "learning_rate": a.distill_lr,
-            "max_completion_length": a.max_new_tokens, "generation_batch_size": 64,
-            "on_policy_fraction": a.logit_on_policy, "divergence_beta": a.logit_beta,
-            "trainer_kwargs": {"lr_scheduler_type": "cosine", "warmup_steps": min(20, a.distill_steps // 10)},
-        },
-        eval_max_new_tokens=a.max_new_tokens, eval_batch_size=64, evaluate_initial_students=False,
-        # one report per (attacker, seed, logit settings): sweeps run side by side, and a report refuses a folder
-        # that holds another `distill` setting
-        output_dir=str(knob.work / "suite" / f"{attacker}-seed{seed}{knob.logit_suffix()}"),
+        distill=suite_distill(knob), eval_max_new_tokens=a.max_new_tokens, eval_batch_size=64,
+        evaluate_initial_students=False, output_dir=str(suite_dir(knob, attacker, seed)),
     )  # fmt: skip
 
 
@@ -134,29 +144,45 @@ def _measures(knob):
     return extras
 
 
+def _file(knob, c: dict[str, Any]) -> dict[str, Any]:
+    """File one finished report cell under the study's key (unless filed already); the filed result."""
+    key = _key_of(knob, Cell(c["teacher"], c["student"], c["recipe"], c["attacker"], c["seed"]))
+    path = knob.cache / f"{key}.json"
+    if not path.exists():
+        dcfg = DistillConfig(**suite_distill(knob), recipe=c["recipe"])
+        knob.write_cached(key, {
+            "score": c["student_score"], "n_train": c["train_samples"],
+            "teacher_sample_accuracy": c["teacher_sample_accuracy"] if c["teacher_sample_accuracy"] is not None
+            else c.get("gold_sample_accuracy"),
+            "format_mix_train": c["format_mix_train"], "final_loss": c["final_loss"], "recipe": c["recipe"],
+            "on_policy_fraction": dcfg.on_policy_fraction, "divergence_beta": dcfg.divergence_beta,
+            "examples": c["examples"], "key": key, "seconds": c.get("seconds"), "note": c.get("note"),
+        })  # fmt: skip
+    return json.loads(path.read_text())
+
+
 def run_cells(knob, attacker: str, seed: int, variants: list[str], students: list[str], recipes: list[str],
               gold: list[str]) -> list[dict[str, Any]]:  # fmt: skip
     """Run (or reuse) one (attacker, seed)'s cells through the report and file each under the study's key."""
-    from trl_distillguard.report_cells import grid
-
     cfg = suite_config(knob, attacker, seed, variants, students, recipes, gold)
     _seed_from_study(knob, cfg, grid(cfg))
     report = run_report(cfg, cell_extras=_measures(knob))
-    results = []
-    for c in report["cells"]:
-        if (c["attacker"], c["seed"]) != (attacker, seed):
-            continue
-        key = _key_of(knob, Cell(c["teacher"], c["student"], c["recipe"], c["attacker"], c["seed"]))
-        path = knob.cache / f"{key}.json"
-        if not path.exists():
-            dcfg = cfg.distill_config(recipe=c["recipe"])
-            knob.write_cached(key, {
-                "score": c["student_score"], "n_train": c["train_samples"],
-                "teacher_sample_accuracy": c["teacher_sample_accuracy"] if c["teacher_sample_accuracy"] is not None
-                else c.get("gold_sample_accuracy"),
-                "format_mix_train": c["format_mix_train"], "final_loss": c["final_loss"], "recipe": c["recipe"],
-                "on_policy_fraction": dcfg.on_policy_fraction, "divergence_beta": dcfg.divergence_beta,
-                "examples": c["examples"], "key": key, "seconds": c.get("seconds"), "note": c.get("note"),
-            })  # fmt: skip
-        results.append(json.loads(path.read_text()))
-    return results
+    return [_file(knob, c) for c in report["cells"] if (c["attacker"], c["seed"]) == (attacker, seed)]
+
+
+def file_finished(knob, attacker: str, seed: int, variants: list[str], students: list[str], recipes: list[str],
+                  gold: list[str]) -> list[str]:  # fmt: skip
+    """File the cells an unfinished (or running) report of this (attacker, seed) has finished, without running
+    anything or building a teacher (`--render_only`); the keys filed now. A report writes each cell whole when it
+    is done, so a stopped run's finished cells become visible without waiting for its last cell."""
+    out = suite_dir(knob, attacker, seed)
+    teachers = [*dict.fromkeys(["original", *variants]), *(f"gold-{GOLD_NAMES[g]}" for g in gold)]
+    filed = []
+    for teacher in teachers:
+        for student in students:
+            for recipe in ["sft"] if teacher.startswith("gold-") else recipes:
+                cell = Cell(teacher, student, recipe, attacker, seed)
+                done = read_json(out / cell.relpath)
+                if done is not None and not (knob.cache / f"{_key_of(knob, cell)}.json").exists():
+                    filed.append(_file(knob, done)["key"])
+    return filed
