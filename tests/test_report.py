@@ -180,6 +180,30 @@ def test_shards_split_the_cells_and_the_last_renders_all(
     assert {c["temperature"] for c in second["cells"]} == {0.0}
 
 
+def test_a_shard_that_ends_leaves_the_other_shards_training_folders_alone(
+    teacher_dir, perturbed_teacher_dir, student_dir, data, tmp_path
+):
+    # shard 1 = the original teacher's cells, shard 2 = the calibrated one's; they share output_dir and .scratch
+    teachers = {"original": str(teacher_dir), "calibrated": str(perturbed_teacher_dir)}
+    out, kw = tmp_path / "rep", dict(attackers=["greedy"], seeds=2)
+    run_report(_cfg(teachers, {"s": str(student_dir)}, data, out, shard="1/2", **kw))
+    scratch = out / ".scratch"
+    training = [scratch / "calibrated-s-sft-greedy-0" / "trainer_state.json",  # shard 2 at work meanwhile
+                scratch / ".calibrated-s-sft-greedy-1.partial-0123abcd" / "calibrated-s-sft-greedy-1" / "x"]  # fmt: skip
+    # a killed run of one of shard 1's cells
+    stale = scratch / ".original-s-sft-greedy-0.partial-deadbeef" / "original-s-sft-greedy-0" / "x"
+    for f in [*training, stale]:
+        f.parent.mkdir(parents=True)
+        f.write_text("{}")
+    (out / "cells/original/s/sft/greedy/seed0.json").unlink()  # ... that shard 1 now runs again
+    again = run_report(_cfg(teachers, {"s": str(student_dir)}, data, out, shard="1/2", **kw))
+    assert again["run"]["cells_run"] == 1
+    assert all(f.exists() for f in training) and not stale.parent.parent.exists()
+    # shard 2 clears its own cells' leftovers; the last one out removes the empty .scratch
+    run_report(_cfg(teachers, {"s": str(student_dir)}, data, out, shard="2/2", **kw))
+    assert not scratch.exists()
+
+
 def test_seed_templates_name_one_teacher_per_seed_and_overwrite_is_checked_first(
     suite, teacher_dir, tmp_path
 ):

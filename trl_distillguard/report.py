@@ -196,7 +196,7 @@ class _Suite:
         scratch = (
             self.out / ".scratch" / f"{cell.teacher}-{cell.student}-{cell.recipe}-{cell.attacker}-{cell.seed}"
         )
-        shutil.rmtree(scratch, ignore_errors=True)  # a run that was interrupted
+        _remove_leftovers(scratch)  # of this cell's interrupted run (each cell belongs to one shard)
         summary: dict[str, Any] = {}
         note = None
         if train:
@@ -241,6 +241,13 @@ class _Suite:
 CellExtras = Callable[[Cell, list[dict[str, Any]]], dict[str, Any]]
 
 
+def _remove_leftovers(scratch: Path) -> None:
+    """Remove a cell's scratch folder and the staging siblings (`.NAME.partial-*`) a killed run leaves beside it."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    for staging in scratch.parent.glob(f".{scratch.name}.partial-*"):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def run_report(cfg: ReportConfig, cell_extras: CellExtras | None = None) -> dict[str, Any]:
     """Run this shard's missing cells, then render every cached cell of the grid into `cfg.output_dir`; returns
     the report as a dict. Bad input is a one-line `InputError` before anything is written. `cell_extras(cell,
@@ -273,7 +280,8 @@ def run_report(cfg: ReportConfig, cell_extras: CellExtras | None = None) -> dict
         for (teacher, seed), group in groups.items():
             suite.run_group(teacher, seed, group, bar)
         bar.close()
-    shutil.rmtree(out / ".scratch", ignore_errors=True)
+    with contextlib.suppress(OSError):  # only when empty: other shards may still be training in it
+        (out / ".scratch").rmdir()
     report = build_report(cfg, out, cells, inputs.notes)
     report["run"] = {"cells_run": len(todo), "sampling_passes": suite.sampling_passes,
                      "shard": cfg.shard or "1/1", "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
