@@ -19,6 +19,7 @@ from knob_tasks import TASKS
 from distill_ortho_merge.models import ModelError, resolve_model
 from trl_distillguard.attackers import parse_attacker
 from trl_distillguard.distill_config import RECIPES, DistillConfig
+from trl_distillguard.report_config import ReportConfig
 
 DESCRIPTION = (
     "Efficacy of the distillability knob: students of η-calibrated teachers against adaptive attackers."
@@ -168,6 +169,11 @@ def check_args(a: argparse.Namespace) -> None:
     if bad:
         fail(f"unknown {', '.join(bad)} (attackers: {', '.join(ATTACKERS)}; students: a, b; recipes: "
              f"{', '.join(RECIPES)}; gold: {', '.join(GOLD)}; seeds: integers ≥ 0; etas: numbers)")  # fmt: skip
+    if a.shard is not None:
+        try:
+            ReportConfig(shard=a.shard)
+        except ValueError as e:
+            fail(f"--{e}")
     if a.gold and "sft" not in a.recipes:
         fail("--gold trains students by sft on gold text: add sft to --recipes")
     if "traces" in a.gold and a.setting == "real" and real_task(a.real_dataset) is None:
@@ -270,7 +276,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--real_n_train", type=int, default=None, help="real setting: train prompts (default 600)"
     )
-    ap.add_argument("--render_only", action="store_true")
+    ap.add_argument(
+        "--shard",
+        default=None,
+        help="i/n: run only the i-th of n blocks of each (attacker, seed)'s student cells, in the order teachers "
+        "(original, eta0, then --etas), students, recipes; n processes share one report (`distillguard report "
+        "--shard`). Each process still builds every teacher of its seeds first",
+    )
+    ap.add_argument(
+        "--render_only",
+        action="store_true",
+        help="run nothing: file the student cells that stopped or running reports have finished, then render",
+    )
     a = ap.parse_args(argv)
     check_args(a)
     return a

@@ -213,6 +213,7 @@ BAD_FLAGS = [
     (["--attackers", "t1,t2"], "--attackers t2"),
     (["--seeds", "0,x"], "--seeds x"),
     (["--etas=-1,one"], "--etas one"),
+    (["--shard", "3/2"], "--shard: '3/2' is not i/n"),
     (["--recipes", "sft,gkd"], "--recipes gkd"),
     (
         ["--logit_on_policy", "0"],
@@ -238,7 +239,7 @@ def check_knob_help_names_the_settings_and_flags() -> None:
             knob_driver.parse_args(["--help"])
         except SystemExit as e:
             assert e.code == 0, e.code
-    for flag in ("--setting {tiny,real}", "--real_models", "--gold", "--recipes", "--render_only"):
+    for flag in ("--setting {tiny,real}", "--real_models", "--gold", "--recipes", "--render_only", "--shard"):
         assert flag in out.getvalue(), flag
 
 
@@ -334,6 +335,19 @@ def check_knob_render_only_files_the_finished_cells_of_a_stopped_report() -> Non
         assert knob_driver.file_finished(knob, "t1", 0, ["original"], ["a"], ["sft"], ["direct"]) == []
         assert knob_driver.file_finished(knob, "t1", 1, ["original", "eta-1"], ["a"], ["sft"], []) == []
         assert not knob.teacher_dir("eta-1", 1).exists()
+
+
+def check_knob_a_shard_runs_only_its_block_of_the_cells_and_files_every_finished_one() -> None:
+    """`--shard 2/2` of (original, gold-direct) × student a runs the gold cell only; `--shard 1/2` then runs the
+    original's and files both: n processes share one report folder."""
+    with _tmp() as tmp:
+        second = _tiny_knob(tmp, "--gold", "direct", "--shard", "2/2")
+        got = knob_driver.run_cells(second, "t1", 0, ["original"], ["a"], ["sft"], ["direct"])
+        assert [r["key"] for r in got] == ["gold-direct/seed0/t1/a/sft"], got
+        first = _tiny_knob(tmp, "--gold", "direct", "--shard", "1/2")
+        got = knob_driver.run_cells(first, "t1", 0, ["original"], ["a"], ["sft"], ["direct"])
+        assert sorted(r["key"] for r in got) == ["gold-direct/seed0/t1/a/sft", "original/seed0/t1/a/sft"], got
+        assert [p.name for p in (tmp / "work").glob("*/suite/*")] == ["t1-seed0"]
 
 
 def check_knob_teacher_results_record_the_exposure_gap_and_older_ones_get_it_added() -> None:

@@ -93,7 +93,7 @@ def suite_config(knob, attacker: str, seed: int, variants: list[str], students: 
         attackers=[attacker], gold=[GOLD_NAMES[g] for g in gold], seeds=1, seed=seed,
         attack_prompts=a.n_distill, train_dataset=str(train), eval_dataset=str(test), verifier="math_answer",
         distill=suite_distill(knob), eval_max_new_tokens=a.max_new_tokens, eval_batch_size=64,
-        evaluate_initial_students=False, output_dir=str(suite_dir(knob, attacker, seed)),
+        evaluate_initial_students=False, output_dir=str(suite_dir(knob, attacker, seed)), shard=a.shard,
     )  # fmt: skip
 
 
