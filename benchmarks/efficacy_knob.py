@@ -28,7 +28,8 @@ in-memory one (transformers 5 re-types some model families' tokenizers on load).
   format mix and length are logged; students are scored greedily on the same held-out sums.
 
 The student cells of each (attacker, seed) run as one `distillguard report` call (`efficacy_knob_suite.py`: the
-report's attackers, gold references and per-cell cache); task setup, teachers and calibration stay here.
+report's attackers, gold references and per-cell cache); task setup, teachers and calibration stay here. With
+`--shard i/n`, n processes of the same command share that report, each running one block of its cells.
 
 Every (setting, teacher variant, seed, attacker, student) result is one JSON file under `<out>/cache/<protocol>/`,
 models live in `--workdir` (outside git): re-running the same command skips what is done, so seeds accumulate. The
