@@ -176,13 +176,13 @@ def file_finished(knob, attacker: str, seed: int, variants: list[str], students:
     anything or building a teacher (`--render_only`); the keys filed now. A report writes each cell whole when it
     is done, so a stopped run's finished cells become visible without waiting for its last cell."""
     out = suite_dir(knob, attacker, seed)
-    teachers = [*dict.fromkeys(["original", *variants]), *(f"gold-{GOLD_NAMES[g]}" for g in gold)]
+    # the report's own grid of this (attacker, seed); only the cells' names are read, so no model path is needed
+    names = ReportConfig(teachers=dict.fromkeys(["original", *variants], ""), students=dict.fromkeys(students, ""),
+                         recipes=recipes, attackers=[attacker], gold=[GOLD_NAMES[g] for g in gold], seeds=1,
+                         seed=seed)  # fmt: skip
     filed = []
-    for teacher in teachers:
-        for student in students:
-            for recipe in ["sft"] if teacher.startswith("gold-") else recipes:
-                cell = Cell(teacher, student, recipe, attacker, seed)
-                done = read_json(out / cell.relpath)
-                if done is not None and not (knob.cache / f"{_key_of(knob, cell)}.json").exists():
-                    filed.append(_file(knob, done)["key"])
+    for cell in grid(names):
+        done = read_json(out / cell.relpath)
+        if done is not None and not (knob.cache / f"{_key_of(knob, cell)}.json").exists():
+            filed.append(_file(knob, done)["key"])
     return filed
