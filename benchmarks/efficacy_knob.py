@@ -523,6 +523,18 @@ def main() -> None:
             for seed in map(int, a.seeds):
                 for key in file_finished(knob, attacker, seed, variants, a.students, a.recipes, a.gold):
                     knob.log(f"filed {key} from its unfinished report")
+    elif a.teachers_only:  # a pilot: the teachers' scores, format mixes and KLs, no control and no students
+        knob.setup()
+        # a new workdir rebuilds the original teacher, while its cached score may come from an earlier build:
+        # score this build too, so the record says whether the pilot compares against the same teacher
+        model, tok = load_causal_lm(str(knob.teacher_path("original", 0)), "teacher")
+        run_meta["original_rescored"] = knob.score(model, tok).score
+        cached = knob.teacher_result("original", 0)["teacher_score"]
+        knob.log(f"the original teacher in {knob.models['teacher']} scores {run_meta['original_rescored']:.3f} "
+                 f"(cached: {cached:.3f})")  # fmt: skip
+        for seed in map(int, a.seeds):
+            for variant in ["original"] + variants[2:]:
+                knob.teacher_result(variant, seed)
     else:
         stamp()
         knob.setup()

@@ -174,6 +174,8 @@ def check_args(a: argparse.Namespace) -> None:
             ReportConfig(shard=a.shard)
         except ValueError as e:
             fail(f"--{e}")
+    if a.teachers_only and (a.render_only or a.shard is not None or not a.etas):
+        fail("--teachers_only builds the --etas teachers: give --etas, and neither --render_only nor --shard")
     if a.gold and "sft" not in a.recipes:
         fail("--gold trains students by sft on gold text: add sft to --recipes")
     if "traces" in a.gold and a.setting == "real" and real_task(a.real_dataset) is None:
@@ -282,6 +284,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="i/n: run only the i-th of n blocks of each (attacker, seed)'s student cells, in the order teachers "
         "(original, eta0, then --etas), students, recipes; n processes share one report (`distillguard report "
         "--shard`). Each process still builds every teacher of its seeds first",
+    )
+    ap.add_argument(
+        "--teachers_only",
+        action="store_true",
+        help="a pilot: build, score and diagnose the original and the --etas teachers of --seeds (no control, no "
+        "students), to see a calibration's teachers before spending hours on their students",
     )
     ap.add_argument(
         "--render_only",

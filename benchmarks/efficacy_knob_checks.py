@@ -214,6 +214,8 @@ BAD_FLAGS = [
     (["--seeds", "0,x"], "--seeds x"),
     (["--etas=-1,one"], "--etas one"),
     (["--shard", "3/2"], "--shard: '3/2' is not i/n"),
+    (["--teachers_only", "--etas="], "--teachers_only builds the --etas teachers"),
+    (["--teachers_only", "--shard", "1/2"], "neither --render_only nor --shard"),
     (["--recipes", "sft,gkd"], "--recipes gkd"),
     (
         ["--logit_on_policy", "0"],
@@ -239,7 +241,7 @@ def check_knob_help_names_the_settings_and_flags() -> None:
             knob_driver.parse_args(["--help"])
         except SystemExit as e:
             assert e.code == 0, e.code
-    for flag in ("--setting {tiny,real}", "--real_models", "--gold", "--recipes", "--render_only", "--shard"):
+    for flag in ("--setting {tiny,real}", "--real_models", "--gold", "--recipes", "--render_only", "--shard", "--teachers_only"):
         assert flag in out.getvalue(), flag
 
 
