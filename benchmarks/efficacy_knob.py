@@ -496,6 +496,23 @@ class Knob:
         return next(r for r in results if r["key"] == key)
 
 
+def pilot_teachers(knob: Knob, calibrated: list[str]) -> dict:
+    """`--teachers_only`, a pilot: the original and the `calibrated` teachers of every seed are built, scored and
+    diagnosed (cached like any teacher result); no control, no students. The original is also scored afresh:
+    a new workdir rebuilds it, while its cached score may come from an earlier build, so the returned
+    `original_rescored` says whether the pilot compares against the same teacher. Returns it and the keys."""
+    model, tok = load_causal_lm(str(knob.teacher_path("original", 0)), "teacher")
+    rescored = knob.score(model, tok).score
+    del model
+    cached = knob.teacher_result("original", 0)
+    knob.log(f"the original teacher in {knob.models['teacher']} scores {rescored:.3f} (cached: "
+             f"{cached['teacher_score']:.3f})")  # fmt: skip
+    keys = [cached["key"]]
+    for seed in map(int, knob.a.seeds):
+        keys += [knob.teacher_result(variant, seed)["key"] for variant in calibrated]
+    return {"original_rescored": rescored, "keys": keys}
+
+
 def main() -> None:
     a = parse_args()
     t0 = time.perf_counter()
@@ -523,18 +540,9 @@ def main() -> None:
             for seed in map(int, a.seeds):
                 for key in file_finished(knob, attacker, seed, variants, a.students, a.recipes, a.gold):
                     knob.log(f"filed {key} from its unfinished report")
-    elif a.teachers_only:  # a pilot: the teachers' scores, format mixes and KLs, no control and no students
+    elif a.teachers_only:
         knob.setup()
-        # a new workdir rebuilds the original teacher, while its cached score may come from an earlier build:
-        # score this build too, so the record says whether the pilot compares against the same teacher
-        model, tok = load_causal_lm(str(knob.teacher_path("original", 0)), "teacher")
-        run_meta["original_rescored"] = knob.score(model, tok).score
-        cached = knob.teacher_result("original", 0)["teacher_score"]
-        knob.log(f"the original teacher in {knob.models['teacher']} scores {run_meta['original_rescored']:.3f} "
-                 f"(cached: {cached:.3f})")  # fmt: skip
-        for seed in map(int, a.seeds):
-            for variant in ["original"] + variants[2:]:
-                knob.teacher_result(variant, seed)
+        run_meta["original_rescored"] = pilot_teachers(knob, variants[2:])["original_rescored"]
     else:
         stamp()
         knob.setup()

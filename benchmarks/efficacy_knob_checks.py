@@ -241,7 +241,15 @@ def check_knob_help_names_the_settings_and_flags() -> None:
             knob_driver.parse_args(["--help"])
         except SystemExit as e:
             assert e.code == 0, e.code
-    for flag in ("--setting {tiny,real}", "--real_models", "--gold", "--recipes", "--render_only", "--shard", "--teachers_only"):
+    for flag in (
+        "--setting {tiny,real}",
+        "--real_models",
+        "--gold",
+        "--recipes",
+        "--render_only",
+        "--shard",
+        "--teachers_only",
+    ):
         assert flag in out.getvalue(), flag
 
 
@@ -350,6 +358,31 @@ def check_knob_a_shard_runs_only_its_block_of_the_cells_and_files_every_finished
         got = knob_driver.run_cells(first, "t1", 0, ["original"], ["a"], ["sft"], ["direct"])
         assert sorted(r["key"] for r in got) == ["gold-direct/seed0/t1/a/sft", "original/seed0/t1/a/sft"], got
         assert [p.name for p in (tmp / "work").glob("*/suite/*")] == ["t1-seed0"]
+
+
+def check_knob_teachers_only_builds_the_original_and_the_etas_teachers_and_no_control_or_student() -> None:
+    """`--teachers_only` (a pilot) scores the original afresh (equal to its cached score: the same model) and builds,
+    scores and caches the η = −1 teacher; no control is trained and no student is distilled."""
+    with _tmp() as tmp:
+        knob = _tiny_knob(
+            tmp,
+            "--teachers_only",
+            "--etas=-1",
+            "--seeds",
+            "0",
+            "--calibration_steps",
+            "1",
+            "--calibration_batch",
+            "8",
+        )
+        knob.models["proxy"] = knob.models["teacher"]
+        got = knob_driver.pilot_teachers(knob, ["eta-1"])
+        assert got["keys"] == ["original/all/teacher", "eta-1_beta0.1_steps1/seed0/teacher"], got
+        original = json.loads((knob.cache / "original/all/teacher.json").read_text())
+        assert got["original_rescored"] == original["teacher_score"], (got, original)
+        assert knob.teacher_dir("eta-1", 0).exists() and not knob.teacher_dir("eta0", 0).exists()
+        cached = sorted(str(p.relative_to(knob.cache)) for p in knob.cache.rglob("*.json"))
+        assert cached == ["eta-1_beta0.1_steps1/seed0/teacher.json", "original/all/teacher.json"], cached
 
 
 def check_knob_teacher_results_record_the_exposure_gap_and_older_ones_get_it_added() -> None:
