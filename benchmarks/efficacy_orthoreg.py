@@ -13,7 +13,7 @@ chosen with `smollm2_task_pilot.py`; results under `<setting>/`).
 Resumable: every fine-tune (task vector + metrics), every merge evaluation and every ξ grid is cached under
 ``--work`` (default ``<out>/cache``; the tiny cache and the smollm2 adapters are git-ignored, the smollm2
 JSON results are committed) and skipped when present.
-Run it in the background; ``--shard i/n`` splits the jobs over n processes (one thread each); each process
+Run it in the background; ``--shard i/n`` (1 ≤ i ≤ n) splits the jobs over n processes (one thread each); each process
 renders results.json / results.md / the plots from everything cached so far when it finishes
 (``--render-only`` does just that).
 
@@ -436,12 +436,13 @@ def invocation(script: str, argv: list[str] | None, start: float, note: str = ""
 
 
 def parse_shard(text: str) -> tuple[int, int] | None:
-    """``"i/n"`` -> (i, n) with 0 ≤ i < n, or None when `text` is not that."""
+    """``"i/n"`` -> (i, n) with 1 ≤ i ≤ n (1-based, as `distillguard report --shard`), or None when `text` is not
+    that: ``parse_shard("2/2") == (2, 2)``."""
     try:
         shard, shards = (int(x) for x in text.split("/"))
     except ValueError:
         return None
-    return (shard, shards) if 0 <= shard < shards else None
+    return (shard, shards) if 1 <= shard <= shards else None
 
 
 # setting -> (its module, its task set where the module has several)
@@ -473,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--out", default=None, help=f"default {os.path.relpath(OUT, ROOT)}[/<setting> unless tiny]"
     )
-    p.add_argument("--shard", default="0/1", help="i/n: run every n-th job starting at i")
+    p.add_argument("--shard", default="1/1", help="i/n (1 ≤ i ≤ n): run every n-th job, starting at the i-th")
     p.add_argument("--threads", type=int, default=1, help="torch threads of this process")
     p.add_argument("--render-only", action="store_true")
     p.add_argument("--note", default="", help="recorded with this invocation in run.json")
@@ -518,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
             if tier[v] == t
         ]
         for i, (m, v, s) in enumerate(jobs):
-            if i % shards == shard:
+            if i % shards == shard - 1:
                 log(f"job {i + 1}/{len(jobs)}: {m}/{v}/seed{s}")
                 run_job(work, base, base_acc, m, v, s, xi=(s == 0 and m == "lora"))
     majority_path = work / "majority_acc.json"  # a constant predictor's test score (settings that define one)

@@ -133,7 +133,7 @@ def check_pilot_rejects_bad_arguments_in_one_line() -> None:
     pilot = importlib.import_module("smollm2_task_pilot")
     for argv, message in (
         (["--tasks", "chain_sum,nope"], "unknown --tasks nope"),
-        (["--shard", "2/2"], "invalid --shard 2/2"),
+        (["--shard", "0/2"], "invalid --shard 0/2"),
     ):
         err = io.StringIO()
         with contextlib.redirect_stderr(err):

@@ -12,7 +12,7 @@ every answer position; a constant-answer fine-tune gives few, against the gold a
 Resumable (one JSON per task under ``<out>/cache``); ``--shard i/n`` splits the candidates over processes; every
 process renders results.json / results.md from what is cached when it finishes.
 
-Run:  nohup python benchmarks/smollm2_task_pilot.py --shard 0/2 > /tmp/pilot0.log 2>&1 &
+Run:  nohup python benchmarks/smollm2_task_pilot.py --shard 1/2 > /tmp/pilot1.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--tasks", default=",".join(t for t in setting.CONFIGS if t not in ("letter_counting", "gcd"))
     )
-    p.add_argument("--shard", default="0/1", help="i/n: every n-th task starting at i")
+    p.add_argument("--shard", default="1/1", help="i/n (1 ≤ i ≤ n): every n-th task, starting at the i-th")
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--render-only", action="store_true")
     p.add_argument("--note", default="", help="recorded with this invocation in run.json")
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parsed = driver.parse_shard(args.shard)
     if parsed is None:
         print(
-            f"smollm2_task_pilot: invalid --shard {args.shard} (expected i/n with 0 ≤ i < n)", file=sys.stderr
+            f"smollm2_task_pilot: invalid --shard {args.shard} (expected i/n with 1 ≤ i ≤ n)", file=sys.stderr
         )
         return 2
     shard, shards = parsed
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     base = None  # the model's own weights, loaded once when some task needs them
     for i, task in enumerate(tasks):
         path = cache / f"{task}.json"
-        if args.render_only or i % shards != shard or path.exists():
+        if args.render_only or i % shards != shard - 1 or path.exists():
             continue
         driver.log(f"pilot {task}")
         base = base if base is not None else driver.base_state(cache)  # a pretrained setting: its own weights
