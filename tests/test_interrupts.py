@@ -30,15 +30,37 @@ def test_ctrl_c_while_importing_is_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err == "distillguard calibrate: interrupted\n"
 
 
+# Put first on a child's PYTHONPATH as `sitecustomize`: `import trl` touches MARKER, then sleeps, so a SIGINT sent
+# once MARKER exists lands inside the framework import (a sleep of 1.5 s raced the import: on a fast, warm machine
+# the command had already imported TRL and failed on its config before the signal came)
+SLOW_TRL_IMPORT = """
+import importlib.abc, pathlib, sys, time
+class SlowTrl(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "trl":
+            pathlib.Path(MARKER).touch()
+            time.sleep(120)
+        return None
+sys.meta_path.insert(0, SlowTrl())
+"""
+
+
 def test_sigint_during_startup_of_the_real_command(tmp_path):
-    """A real process, SIGINT 1.5 s in (TRL and torch take several seconds to import)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    """A real process, SIGINT while it is importing TRL: one line, exit 130, nothing written."""
+    hook, run, marker = tmp_path / "hook", tmp_path / "run", tmp_path / "importing-trl"
+    hook.mkdir()
+    run.mkdir()
+    (hook / "sitecustomize.py").write_text(f"MARKER = {str(marker)!r}\n{SLOW_TRL_IMPORT}")
+    env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{ROOT}", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "trl_distillguard.cli", "calibrate", "--config", str(TINY),
-         "--output_dir", str(tmp_path / "out")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+         "--output_dir", str(run / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=run,
     )  # fmt: skip
-    time.sleep(1.5)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), proc.communicate(timeout=120)[1][-2000:]  # the command reached `import trl`
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]
@@ -46,7 +68,7 @@ def test_sigint_during_startup_of_the_real_command(tmp_path):
     # the one line and the empty folder are the contract either way
     assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err[-2000:])
     assert lines == ["distillguard calibrate: interrupted"], err[-2000:]
-    assert list(tmp_path.iterdir()) == []
+    assert list(run.iterdir()) == []
 
 
 def test_interrupted_run_without_checkpoint_is_removed(tmp_path, monkeypatch, capsys):
