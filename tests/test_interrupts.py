@@ -31,8 +31,7 @@ def test_ctrl_c_while_importing_is_one_line(monkeypatch, capsys):
 
 
 # Put first on a child's PYTHONPATH as `sitecustomize`: `import trl` touches MARKER, then sleeps, so a SIGINT sent
-# once MARKER exists lands inside the framework import (a sleep of 1.5 s raced the import: on a fast, warm machine
-# the command had already imported TRL and failed on its config before the signal came)
+# once MARKER exists lands inside the framework import (a fixed 1.5 s assumed the import was still running)
 SLOW_TRL_IMPORT = """
 import importlib.abc, pathlib, sys, time
 class SlowTrl(importlib.abc.MetaPathFinder):
@@ -56,6 +55,9 @@ def test_sigint_during_startup_of_the_real_command(tmp_path):
         [sys.executable, "-m", "trl_distillguard.cli", "calibrate", "--config", str(TINY),
          "--output_dir", str(run / "out")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=run,
+        # as in a terminal: a job started in the background (`cmd &` in a script, as CI may be) inherits SIGINT
+        # ignored, and so would the child, which then never sees the signal (the "Ctrl-C flake")
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
