@@ -501,10 +501,12 @@ def pilot_teachers(knob: Knob, calibrated: list[str]) -> dict:
     diagnosed (cached like any teacher result); no control, no students. The original is also scored afresh:
     a new workdir rebuilds it, while its cached score may come from an earlier build, so the returned
     `original_rescored` says whether the pilot compares against the same teacher. Returns it and the keys."""
-    model, tok = load_causal_lm(str(knob.teacher_path("original", 0)), "teacher")
-    rescored = knob.score(model, tok).score
-    del model
-    cached = knob.teacher_result("original", 0)
+    was_cached = (knob.cache / "original/all/teacher.json").exists()
+    cached = knob.teacher_result("original", 0)  # scores the original itself when nothing was cached
+    rescored = cached["teacher_score"]
+    if was_cached:
+        model, tok = load_causal_lm(str(knob.teacher_path("original", 0)), "teacher")
+        rescored = knob.score(model, tok).score
     knob.log(f"the original teacher in {knob.models['teacher']} scores {rescored:.3f} (cached: "
              f"{cached['teacher_score']:.3f})")  # fmt: skip
     keys = [cached["key"]]

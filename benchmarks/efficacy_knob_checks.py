@@ -380,6 +380,8 @@ def check_knob_teachers_only_builds_the_original_and_the_etas_teachers_and_no_co
         assert got["keys"] == ["original/all/teacher", "eta-1_beta0.1_steps1/seed0/teacher"], got
         original = json.loads((knob.cache / "original/all/teacher.json").read_text())
         assert got["original_rescored"] == original["teacher_score"], (got, original)
+        # run again: the original is cached now, so it is scored afresh, and the same model gives the same score
+        assert knob_driver.pilot_teachers(knob, ["eta-1"]) == got
         assert knob.teacher_dir("eta-1", 0).exists() and not knob.teacher_dir("eta0", 0).exists()
         cached = sorted(str(p.relative_to(knob.cache)) for p in knob.cache.rglob("*.json"))
         assert cached == ["eta-1_beta0.1_steps1/seed0/teacher.json", "original/all/teacher.json"], cached
